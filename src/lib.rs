@@ -1,1 +1,11 @@
+//! maestro-sh: a drop-in bash that asks EvalOps Platform before running an agent's command.
+//!
+//! The flow, one module per arrow: [`argv`] → [`context`] → [`classify`] → [`decide`] →
+//! [`realshell`]/[`supervise`] → [`events`].
+
+pub mod argv;
+pub mod debug;
+pub mod entry;
+pub mod realshell;
+pub mod supervise;
 pub mod wire {}

@@ -1,0 +1,282 @@
+//! Finding the real shell and running it. This is the only module that knows where the real
+//! shell lives or how it is started: by `execve` (pass-through) or as a supervised child.
+//!
+//! Recursion is the danger: our shims are named `bash` and `sh`, so a PATH lookup can find us
+//! (or another copy of us) again. Candidates are compared by file identity (device and inode,
+//! after symlinks), by canonical name, and by content when the size matches ours.
+
+use std::ffi::{CString, OsStr, OsString};
+use std::fs;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// Env var naming the real shell explicitly.
+pub const REAL_SHELL_VAR: &str = "MAESTRO_SH_REAL_SHELL";
+
+/// Where a shell is looked for after PATH.
+const SYSTEM_DIRS: &[&str] = &["/bin", "/usr/bin", "/usr/local/bin", "/opt/homebrew/bin"];
+
+/// Why no real shell could be used.
+#[derive(Debug, thiserror::Error)]
+pub enum FindError {
+    #[error("{var}={path:?} is maestro-sh itself; point it at the real shell (e.g. /bin/bash)")]
+    OverrideIsSelf { var: &'static str, path: PathBuf },
+    #[error(
+        "{var}={path:?} is not an executable file; point it at the real shell (e.g. /bin/bash)"
+    )]
+    OverrideNotExecutable { var: &'static str, path: PathBuf },
+    #[error(
+        "no real {name} found (searched PATH and {dirs}, skipping maestro-sh itself); \
+         set {var} to the real shell's path"
+    )]
+    NotFound {
+        name: String,
+        dirs: String,
+        var: &'static str,
+    },
+}
+
+/// The identity of a file: what `stat` (following symlinks) says it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId {
+    dev: u64,
+    ino: u64,
+    size: u64,
+}
+
+fn file_id(path: &Path) -> Option<FileId> {
+    let meta = fs::metadata(path).ok()?;
+    Some(FileId {
+        dev: meta.dev(),
+        ino: meta.ino(),
+        size: meta.size(),
+    })
+}
+
+fn is_executable_file(path: &Path) -> bool {
+    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    fs::metadata(path).is_ok_and(|m| m.is_file())
+        && unsafe { libc::access(c.as_ptr(), libc::X_OK) } == 0
+}
+
+/// This running binary, resolved once per lookup.
+struct SelfImage {
+    path: PathBuf,
+    id: Option<FileId>,
+}
+
+impl SelfImage {
+    fn current() -> SelfImage {
+        let path = fs::read_link("/proc/self/exe")
+            .or_else(|_| std::env::current_exe())
+            .unwrap_or_default();
+        let id = file_id(&path);
+        SelfImage { path, id }
+    }
+
+    /// True when `candidate` is this binary or another copy of maestro-sh.
+    fn is_us(&self, candidate: &Path) -> bool {
+        let Some(cid) = file_id(candidate) else {
+            return false;
+        };
+        if Some(cid) == self.id {
+            return true;
+        }
+        if let Ok(canon) = fs::canonicalize(candidate) {
+            let name = canon.file_name().map(OsStr::as_bytes).unwrap_or_default();
+            if name.starts_with(b"maestro-sh") {
+                return true;
+            }
+        }
+        // A copy under another name: same size and same bytes. Sizes differ for any real shell,
+        // so the content is read only in that rare case.
+        self.id.is_some_and(|me| me.size == cid.size) && same_content(&self.path, candidate)
+    }
+}
+
+fn same_content(a: &Path, b: &Path) -> bool {
+    let (Ok(mut fa), Ok(mut fb)) = (fs::File::open(a), fs::File::open(b)) else {
+        return false;
+    };
+    let (mut ba, mut bb) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
+    loop {
+        let (Ok(na), Ok(nb)) = (read_full(&mut fa, &mut ba), read_full(&mut fb, &mut bb)) else {
+            return false;
+        };
+        if na != nb || ba[..na] != bb[..nb] {
+            return false;
+        }
+        if na == 0 {
+            return true;
+        }
+    }
+}
+
+fn read_full(f: &mut fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// Find the real shell for `name` (`bash` or `sh`).
+///
+/// Order: `$MAESTRO_SH_REAL_SHELL` (must exist and must not be us), then each PATH entry, then
+/// [`SYSTEM_DIRS`]; any candidate that is maestro-sh is skipped, so we never exec ourselves.
+pub fn find(
+    name: &str,
+    override_path: Option<&OsStr>,
+    path_var: Option<&OsStr>,
+) -> Result<PathBuf, FindError> {
+    let me = SelfImage::current();
+    if let Some(raw) = override_path.filter(|p| !p.is_empty()) {
+        let path = PathBuf::from(raw);
+        if !is_executable_file(&path) {
+            return Err(FindError::OverrideNotExecutable {
+                var: REAL_SHELL_VAR,
+                path,
+            });
+        }
+        if me.is_us(&path) {
+            return Err(FindError::OverrideIsSelf {
+                var: REAL_SHELL_VAR,
+                path,
+            });
+        }
+        return Ok(path);
+    }
+    let path_dirs = path_var
+        .map(|p| {
+            p.as_bytes()
+                .split(|&b| b == b':')
+                .map(|d| if d.is_empty() { b"." as &[u8] } else { d })
+        })
+        .into_iter()
+        .flatten()
+        .map(|d| PathBuf::from(OsStr::from_bytes(d)));
+    let system_dirs = SYSTEM_DIRS.iter().map(PathBuf::from);
+    for dir in path_dirs.chain(system_dirs) {
+        let candidate = dir.join(name);
+        if is_executable_file(&candidate) && !me.is_us(&candidate) {
+            return Ok(candidate);
+        }
+    }
+    Err(FindError::NotFound {
+        name: name.to_string(),
+        dirs: SYSTEM_DIRS.join(", "),
+        var: REAL_SHELL_VAR,
+    })
+}
+
+/// Find the real shell using this process's environment.
+pub fn find_from_env(name: &str) -> Result<PathBuf, FindError> {
+    find(
+        name,
+        std::env::var_os(REAL_SHELL_VAR).as_deref(),
+        std::env::var_os("PATH").as_deref(),
+    )
+}
+
+fn cstring(s: &OsStr) -> CString {
+    // Arguments from argv and the environment cannot contain NUL; keep this total anyway.
+    CString::new(s.as_bytes()).unwrap_or_else(|e| {
+        let mut v = e.into_vec();
+        v.retain(|&b| b != 0);
+        CString::new(v).unwrap_or_default()
+    })
+}
+
+/// A prepared `execve`: everything allocated up front so the call itself (possibly right
+/// after `fork`) allocates nothing.
+pub struct ExecPlan {
+    path: CString,
+    argv: Vec<CString>,
+    /// `None`: keep the current environment.
+    envp: Option<Vec<CString>>,
+}
+
+impl ExecPlan {
+    /// Run `shell` with exactly `argv` (argv[0] included, as the caller gave it).
+    pub fn new(shell: &Path, argv: &[OsString]) -> ExecPlan {
+        ExecPlan {
+            path: cstring(shell.as_os_str()),
+            argv: argv.iter().map(|a| cstring(a)).collect(),
+            envp: None,
+        }
+    }
+
+    /// Use this environment instead of the current one.
+    pub fn with_env(mut self, env: impl IntoIterator<Item = (OsString, OsString)>) -> ExecPlan {
+        self.envp = Some(
+            env.into_iter()
+                .map(|(k, v)| {
+                    let mut kv = k.into_encoded_bytes();
+                    kv.push(b'=');
+                    kv.extend_from_slice(v.as_bytes());
+                    cstring(OsStr::from_bytes(&kv))
+                })
+                .collect(),
+        );
+        self
+    }
+
+    /// Replace this process with the real shell. Returns only on failure.
+    pub fn exec(&self) -> nix::Error {
+        let err = match &self.envp {
+            Some(envp) => nix::unistd::execve(&self.path, &self.argv, envp),
+            None => nix::unistd::execv(&self.path, &self.argv),
+        };
+        match err {
+            Ok(never) => match never {},
+            Err(e) => e,
+        }
+    }
+
+    /// The exit status a shell uses when it cannot execute a program.
+    pub fn failure_status(err: nix::Error) -> i32 {
+        if err == nix::Error::ENOENT {
+            127
+        } else {
+            126
+        }
+    }
+
+    pub fn path(&self) -> &CString {
+        &self.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_a_shell_from_path() {
+        let found = find("sh", None, Some(OsStr::new("/nonexistent:/bin:/usr/bin"))).unwrap();
+        assert!(found.ends_with("sh"));
+    }
+
+    #[test]
+    fn override_must_be_executable() {
+        let err = find("bash", Some(OsStr::new("/nonexistent/bash")), None).unwrap_err();
+        assert!(err.to_string().contains(REAL_SHELL_VAR));
+    }
+
+    #[test]
+    fn missing_shell_names_the_variable() {
+        let err = find("no-such-shell-name", None, Some(OsStr::new("/nonexistent"))).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("no real no-such-shell-name found") && msg.contains(REAL_SHELL_VAR),
+            "{msg}"
+        );
+    }
+}

@@ -1,0 +1,7 @@
+//! All integration tests, one test binary: each module is one feature, each drives the real
+//! binaries as processes.
+
+mod support;
+
+mod passthrough;
+mod recursion;
