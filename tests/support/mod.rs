@@ -1,1 +1,4 @@
+// Helpers shared by the test modules; not every module uses every helper.
+#![allow(dead_code)]
+
 pub mod shell;
