@@ -215,7 +215,7 @@ mod tests {
             (&["+O", "extglob", "-c", "ls"], cmd("ls"), false),
             (&["--norc", "--noprofile", "-c", "ls"], cmd("ls"), false),
             (&["--rcfile", "x", "-c", "ls"], cmd("ls"), false),
-            (&["-c", "--", "x"], cmd("--"), false),
+            (&["-c", "--", "x"], cmd("x"), false),
             (&["-c", "-x", "ls"], cmd("ls"), false),
         ];
         for (args, kind, login) in cases {

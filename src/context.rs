@@ -1,0 +1,203 @@
+//! Maestro's context for one tool call, read from env vars with the contract's precedence
+//! lists (platform-contract.md, section 4).
+
+use crate::env::Env;
+
+/// The variable carrying Maestro's tool call id (the ToolExecution `stepId`).
+pub const TOOL_CALL_ID_VAR: &str = "MAESTRO_TOOL_CALL_ID";
+
+pub const ORGANIZATION_VARS: &[&str] = &[
+    "TOOL_EXECUTION_SERVICE_ORGANIZATION_ID",
+    "MAESTRO_TOOL_EXECUTION_ORGANIZATION_ID",
+    "MAESTRO_EVALOPS_ORG_ID",
+    "EVALOPS_ORGANIZATION_ID",
+    "MAESTRO_ENTERPRISE_ORG_ID",
+];
+pub const WORKSPACE_VARS: &[&str] = &[
+    "TOOL_EXECUTION_SERVICE_WORKSPACE_ID",
+    "MAESTRO_TOOL_EXECUTION_WORKSPACE_ID",
+    "MAESTRO_REMOTE_RUNNER_WORKSPACE_ID",
+    "MAESTRO_EVALOPS_WORKSPACE_ID",
+    "EVALOPS_WORKSPACE_ID",
+    "MAESTRO_WORKSPACE_ID",
+];
+const WORKSPACE_ROOT_VARS: &[&str] = &["MAESTRO_WORKSPACE_ROOT", "WORKSPACE_ROOT"];
+const REPOSITORY_ROOT_VARS: &[&str] = &[
+    "MAESTRO_REPOSITORY_ROOT",
+    "MAESTRO_REPO_ROOT",
+    "GITHUB_WORKSPACE",
+];
+const REPOSITORY_VARS: &[&str] = &[
+    "MAESTRO_GIT_REPOSITORY",
+    "GITHUB_REPOSITORY",
+    "CI_PROJECT_PATH",
+];
+const BRANCH_VARS: &[&str] = &[
+    "MAESTRO_GIT_BRANCH",
+    "GITHUB_HEAD_REF",
+    "GITHUB_REF_NAME",
+    "CI_COMMIT_REF_NAME",
+    "VERCEL_GIT_COMMIT_REF",
+];
+const COMMIT_VARS: &[&str] = &[
+    "MAESTRO_GIT_COMMIT",
+    "GITHUB_SHA",
+    "CI_COMMIT_SHA",
+    "VERCEL_GIT_COMMIT_SHA",
+];
+const REMOTE_RUNNER_SESSION_VARS: &[&str] = &[
+    "MAESTRO_REMOTE_RUNNER_SESSION_ID",
+    "MAESTRO_RUNNER_SESSION_ID",
+];
+
+/// Everything we know about the tool call, before looking at the command.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Context {
+    pub organization_id: Option<String>,
+    pub workspace_id: Option<String>,
+    pub session_id: Option<String>,
+    pub agent_run_id: Option<String>,
+    /// Maestro's tool call id, or one we made (see `step_id_generated`).
+    pub step_id: String,
+    /// True when `MAESTRO_TOOL_CALL_ID` was absent and we made the id; it is then exported to
+    /// the command so nested shells see the same step.
+    pub step_id_generated: bool,
+    pub agent_id: String,
+    pub objective_id: Option<String>,
+    pub actor_id: Option<String>,
+    pub surface: String,
+    pub channel_id: Option<String>,
+    pub cwd: Option<String>,
+    pub workspace_root: Option<String>,
+    pub repository_root: Option<String>,
+    pub repository: Option<String>,
+    pub branch: Option<String>,
+    pub commit: Option<String>,
+    pub remote_runner_session_id: Option<String>,
+    pub traceparent: Option<String>,
+    pub tracestate: Option<String>,
+}
+
+impl Context {
+    /// Read the context. `new_id` makes a step id when Maestro did not give one.
+    pub fn from_env(env: &dyn Env, new_id: impl FnOnce() -> String) -> Context {
+        let (step_id, step_id_generated) = match env.first_value(&[TOOL_CALL_ID_VAR]) {
+            Some(id) => (id, false),
+            None => (new_id(), true),
+        };
+        let workspace_root = env.first_value(WORKSPACE_ROOT_VARS);
+        let cwd = env.first_value(&["MAESTRO_CWD"]).or_else(|| {
+            std::env::current_dir()
+                .ok()
+                .and_then(|d| d.to_str().map(str::to_owned))
+        });
+        Context {
+            organization_id: env.first_value(ORGANIZATION_VARS),
+            workspace_id: env.first_value(WORKSPACE_VARS),
+            session_id: env.first_value(&["MAESTRO_SESSION_ID"]),
+            agent_run_id: env.first_value(&["MAESTRO_AGENT_RUN_ID"]),
+            step_id,
+            step_id_generated,
+            agent_id: env
+                .first_value(&["MAESTRO_AGENT_ID"])
+                .unwrap_or_else(|| "maestro".into()),
+            objective_id: env.first_value(&["MAESTRO_OBJECTIVE_ID"]),
+            actor_id: env.first_value(&["MAESTRO_ACTOR_ID"]),
+            surface: env
+                .first_value(&["MAESTRO_SURFACE"])
+                .unwrap_or_else(|| "maestro".into()),
+            channel_id: env.first_value(&["MAESTRO_CHANNEL_ID"]),
+            cwd,
+            repository_root: env
+                .first_value(REPOSITORY_ROOT_VARS)
+                .or_else(|| workspace_root.clone()),
+            workspace_root,
+            repository: env.first_value(REPOSITORY_VARS),
+            branch: env.first_value(BRANCH_VARS),
+            commit: env.first_value(COMMIT_VARS),
+            remote_runner_session_id: env.first_value(REMOTE_RUNNER_SESSION_VARS),
+            traceparent: env.first_value(&["TRACEPARENT"]),
+            tracestate: env.first_value(&["TRACESTATE"]),
+        }
+    }
+
+    /// `<session id or "session">:<step id>`.
+    pub fn correlation_id(&self) -> String {
+        format!(
+            "{}:{}",
+            self.session_id.as_deref().unwrap_or("session"),
+            self.step_id
+        )
+    }
+
+    /// `maestro:<step id>`: one Maestro tool call is one ToolExecution, however often it is sent.
+    pub fn idempotency_key(&self) -> String {
+        format!("maestro:{}", self.step_id)
+    }
+}
+
+/// A fresh random id with `prefix` (`call_…` for step ids, `evt_…` for events).
+pub fn new_id(prefix: &str) -> String {
+    let mut bytes = [0u8; 12];
+    if getrandom::getrandom(&mut bytes).is_err() {
+        // No entropy source: fall back to time and pid, still unique per process.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        bytes[..8].copy_from_slice(&(nanos as u64).to_le_bytes());
+        bytes[8..].copy_from_slice(&std::process::id().to_le_bytes());
+    }
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{prefix}{hex}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::MapEnv;
+
+    #[test]
+    fn precedence_and_defaults() {
+        let env = MapEnv::from_pairs([
+            ("EVALOPS_ORGANIZATION_ID", "org-low"),
+            ("MAESTRO_EVALOPS_ORG_ID", "org-high"),
+            ("MAESTRO_WORKSPACE_ID", "ws"),
+            ("MAESTRO_TOOL_CALL_ID", " call-1 "),
+            ("MAESTRO_SESSION_ID", "sess"),
+            ("GITHUB_WORKSPACE", "/gh"),
+            ("WORKSPACE_ROOT", "/ws"),
+            ("MAESTRO_CWD", "/here"),
+        ]);
+        let ctx = Context::from_env(&env, || unreachable!());
+        assert_eq!(ctx.organization_id.as_deref(), Some("org-high"));
+        assert_eq!(ctx.workspace_id.as_deref(), Some("ws"));
+        assert_eq!(ctx.step_id, "call-1");
+        assert!(!ctx.step_id_generated);
+        assert_eq!(ctx.agent_id, "maestro");
+        assert_eq!(ctx.surface, "maestro");
+        assert_eq!(ctx.repository_root.as_deref(), Some("/gh"));
+        assert_eq!(ctx.workspace_root.as_deref(), Some("/ws"));
+        assert_eq!(ctx.cwd.as_deref(), Some("/here"));
+        assert_eq!(ctx.correlation_id(), "sess:call-1");
+        assert_eq!(ctx.idempotency_key(), "maestro:call-1");
+    }
+
+    #[test]
+    fn generated_step_id() {
+        let ctx = Context::from_env(&MapEnv::default(), || new_id("call_"));
+        assert!(ctx.step_id_generated);
+        assert!(ctx.step_id.starts_with("call_") && ctx.step_id.len() == 29);
+        assert_eq!(ctx.correlation_id(), format!("session:{}", ctx.step_id));
+        assert_ne!(new_id("x"), new_id("x"));
+    }
+
+    #[test]
+    fn repository_root_falls_back_to_workspace_root() {
+        let ctx = Context::from_env(
+            &MapEnv::from_pairs([("MAESTRO_WORKSPACE_ROOT", "/w")]),
+            || "s".into(),
+        );
+        assert_eq!(ctx.repository_root.as_deref(), Some("/w"));
+    }
+}

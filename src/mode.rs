@@ -1,0 +1,268 @@
+//! Which mode applies: off (pure pass-through), observe (run, then record) or governed (ask
+//! first). From the feature-flag snapshot, as Maestro reads it, plus an override variable that
+//! can only make governance stricter. The kill switch always wins.
+//!
+//! This runs on the pass-through hot path: with no flags variable and no override it reads
+//! nothing at all.
+
+use serde::Deserialize;
+
+use crate::env::Env;
+
+pub const FLAGS_PATH_VAR: &str = "EVALOPS_FEATURE_FLAGS_PATH";
+/// Manual and CI override: `observe` or `governed` (stricter only), `off` (only when the flags
+/// agree).
+pub const MODE_VAR: &str = "MAESTRO_SH_MODE";
+
+pub const FLAG_OBSERVE: &str = "maestro.platform_runtime.agent_runtime_observe";
+pub const FLAG_BRIDGE: &str = "maestro.platform_runtime.tool_execution_bridge";
+pub const FLAG_KILL_SWITCH: &str = "platform.kill_switches.maestro.platform_runtime_bridge";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    Off,
+    Observe,
+    Governed,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Off => "off",
+            Mode::Observe => "observe",
+            Mode::Governed => "governed",
+        }
+    }
+}
+
+/// The mode for read-only and for mutating commands, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Policy {
+    pub read_only: Mode,
+    pub mutating: Mode,
+    pub reason: String,
+}
+
+impl Policy {
+    /// The mode for a command of this kind.
+    pub fn for_command(&self, read_only: bool) -> Mode {
+        if read_only {
+            self.read_only
+        } else {
+            self.mutating
+        }
+    }
+
+    /// True when nothing can be observed or governed: the hot path.
+    pub fn is_off(&self) -> bool {
+        self.read_only == Mode::Off && self.mutating == Mode::Off
+    }
+}
+
+/// A mode input we cannot read. Governance may be on, so the caller fails closed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModeError {
+    #[error("{FLAGS_PATH_VAR}={path:?}: {problem}; fix the file or unset the variable")]
+    Flags { path: String, problem: String },
+    #[error("{MODE_VAR}={value:?} is not one of off, observe, governed; fix or unset it")]
+    Override { value: String },
+}
+
+#[derive(Deserialize)]
+struct Snapshot {
+    #[serde(default)]
+    flags: Vec<Flag>,
+}
+
+#[derive(Deserialize)]
+struct Flag {
+    key: String,
+    #[serde(default)]
+    enabled: serde_json::Value,
+}
+
+/// Decide the policy from the environment.
+pub fn decide(env: &dyn Env) -> Result<Policy, ModeError> {
+    let flags = match env.first_value(&[FLAGS_PATH_VAR]) {
+        None => Vec::new(),
+        Some(path) => read_flags(&path)?,
+    };
+    let enabled = |key: &str| {
+        flags
+            .iter()
+            .any(|f| f.key == key && f.enabled == serde_json::Value::Bool(true))
+    };
+
+    if enabled(FLAG_KILL_SWITCH) {
+        return Ok(Policy {
+            read_only: Mode::Off,
+            mutating: Mode::Off,
+            reason: format!("kill switch {FLAG_KILL_SWITCH} is on"),
+        });
+    }
+    let mut policy = if enabled(FLAG_BRIDGE) {
+        Policy {
+            read_only: Mode::Observe,
+            mutating: Mode::Governed,
+            reason: format!("flag {FLAG_BRIDGE}"),
+        }
+    } else if enabled(FLAG_OBSERVE) {
+        Policy {
+            read_only: Mode::Observe,
+            mutating: Mode::Observe,
+            reason: format!("flag {FLAG_OBSERVE}"),
+        }
+    } else {
+        Policy {
+            read_only: Mode::Off,
+            mutating: Mode::Off,
+            reason: "no governance flag is on".into(),
+        }
+    };
+
+    if let Some(value) = env.first_value(&[MODE_VAR]) {
+        let forced = match value.to_ascii_lowercase().as_str() {
+            "off" => Mode::Off,
+            "observe" => Mode::Observe,
+            "governed" => Mode::Governed,
+            _ => return Err(ModeError::Override { value }),
+        };
+        // Stricter only: each class keeps the stronger of the two.
+        if forced > policy.read_only || forced > policy.mutating {
+            policy.read_only = policy.read_only.max(forced);
+            policy.mutating = policy.mutating.max(forced);
+            policy.reason = format!("{} raised by {MODE_VAR}={}", policy.reason, forced.as_str());
+        } else if forced < policy.mutating {
+            policy.reason = format!(
+                "{} ({MODE_VAR}={} ignored: it cannot weaken governance)",
+                policy.reason,
+                forced.as_str()
+            );
+        }
+    }
+    Ok(policy)
+}
+
+fn read_flags(path: &str) -> Result<Vec<Flag>, ModeError> {
+    let fail = |problem: String| ModeError::Flags {
+        path: path.to_string(),
+        problem,
+    };
+    let text = std::fs::read(path)
+        .map_err(|e| fail(format!("cannot read the feature-flag snapshot ({e})")))?;
+    let snapshot: Snapshot = serde_json::from_slice(&text)
+        .map_err(|e| fail(format!("not a feature-flag snapshot ({e})")))?;
+    Ok(snapshot.flags)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::MapEnv;
+
+    fn with_flags(
+        flags: &[(&str, serde_json::Value)],
+        mode: Option<&str>,
+    ) -> Result<Policy, ModeError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flags.json");
+        let flags: Vec<_> = flags
+            .iter()
+            .map(|(k, v)| serde_json::json!({"key": k, "enabled": v}))
+            .collect();
+        std::fs::write(
+            &path,
+            serde_json::json!({"schema_version": 1, "flags": flags}).to_string(),
+        )
+        .unwrap();
+        let mut pairs = vec![(FLAGS_PATH_VAR.to_string(), path.display().to_string())];
+        if let Some(m) = mode {
+            pairs.push((MODE_VAR.to_string(), m.to_string()));
+        }
+        decide(&MapEnv::from_pairs(pairs))
+    }
+
+    fn modes(p: Policy) -> (Mode, Mode) {
+        (p.read_only, p.mutating)
+    }
+
+    #[test]
+    fn table() {
+        use serde_json::json;
+        use Mode::*;
+        let t = json!(true);
+        let cases: Vec<(Vec<(&str, serde_json::Value)>, Option<&str>, (Mode, Mode))> = vec![
+            (vec![], None, (Off, Off)),
+            (vec![(FLAG_OBSERVE, t.clone())], None, (Observe, Observe)),
+            (vec![(FLAG_BRIDGE, t.clone())], None, (Observe, Governed)),
+            (vec![(FLAG_BRIDGE, json!("true"))], None, (Off, Off)),
+            (vec![(FLAG_BRIDGE, json!(1))], None, (Off, Off)),
+            (
+                vec![(FLAG_BRIDGE, t.clone()), (FLAG_KILL_SWITCH, t.clone())],
+                None,
+                (Off, Off),
+            ),
+            (
+                vec![(FLAG_KILL_SWITCH, t.clone())],
+                Some("governed"),
+                (Off, Off),
+            ),
+            (vec![], Some("governed"), (Governed, Governed)),
+            (vec![], Some("observe"), (Observe, Observe)),
+            (
+                vec![(FLAG_BRIDGE, t.clone())],
+                Some("off"),
+                (Observe, Governed),
+            ),
+            (
+                vec![(FLAG_BRIDGE, t.clone())],
+                Some("observe"),
+                (Observe, Governed),
+            ),
+            (
+                vec![(FLAG_OBSERVE, t.clone())],
+                Some("governed"),
+                (Governed, Governed),
+            ),
+        ];
+        for (flags, mode, want) in cases {
+            assert_eq!(
+                modes(with_flags(&flags, mode).unwrap()),
+                want,
+                "{flags:?} {mode:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unreadable_inputs_fail_closed() {
+        let err = decide(&MapEnv::from_pairs([(
+            FLAGS_PATH_VAR,
+            "/nonexistent/flags.json",
+        )]))
+        .unwrap_err();
+        assert!(err.to_string().contains(FLAGS_PATH_VAR));
+        assert!(matches!(
+            with_flags(&[], Some("loud")),
+            Err(ModeError::Override { .. })
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, "{not json").unwrap();
+        let err = decide(&MapEnv::from_pairs([(
+            FLAGS_PATH_VAR,
+            path.to_str().unwrap(),
+        )]))
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("not a feature-flag snapshot"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn nothing_set_is_off() {
+        assert!(decide(&MapEnv::default()).unwrap().is_off());
+    }
+}
