@@ -12,6 +12,7 @@ pub mod env;
 pub mod events;
 pub mod grant;
 pub mod mode;
+pub mod outbox;
 pub mod paths;
 pub mod realshell;
 pub mod supervise;
