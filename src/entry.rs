@@ -1,13 +1,41 @@
-//! The process entry: from argv to the real shell.
+//! The process entry: argv → context → classify → decide → run → report.
+//!
+//! The pass-through path (governance off, or a nested shell holding a grant for this step) does
+//! only what deciding "pass-through" needs — env lookups and, when the variable is set, one small
+//! flags file — and then `execve`s the real shell.
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::Instant;
 
-use crate::argv::{self, Personality};
+use serde_json::json;
+
+use crate::argv::{self, Invocation, Personality};
+use crate::config::{PlatformConfig, TOKEN_VARS};
+use crate::context::{self, Context, TOOL_CALL_ID_VAR};
+use crate::env::{Env, ProcessEnv};
+use crate::events::{self, Sidecar};
+use crate::grant::{self, GRANT_VAR};
+use crate::mode::{self, Mode};
+use crate::outbox::{self, Outbox};
+use crate::outcome::{Outcome, Refusal, REFUSED};
+use crate::platform::Client;
 use crate::realshell::{self, ExecPlan};
+use crate::request::{self, Tenant};
+use crate::subject::{self, Subject};
+use crate::supervise::{self, Exit};
+use crate::{decide, paths};
 
 /// Exit status when no real shell can be found (as a shell reports "command not found").
 const NO_SHELL: i32 = 127;
+/// Variables the governed command never sees: Platform credentials and our sidecar plumbing.
+const NOT_INHERITED: &[&str] = &[
+    events::EVENTS_FD_VAR,
+    events::EVENTS_FILE_VAR,
+    decide::DECISIONS_FD_VAR,
+    "MAESTRO_PLATFORM_DEV_TOKEN",
+];
 
 /// Run maestro-sh with this process's argv and environment; returns the exit status only when
 /// the real shell was not exec'd.
@@ -27,12 +55,34 @@ pub fn main() -> i32 {
         }
     }
 
+    let env = ProcessEnv;
+    let policy = match mode::decide(&env) {
+        Ok(p) if p.is_off() => return passthrough(personality, &argv),
+        Ok(p) => p,
+        // Governance may be on and we cannot tell: refuse.
+        Err(e) => return refuse_early(&env, Refusal::new(Outcome::Misconfigured, e.to_string())),
+    };
+
+    // A shell nested inside a command we already decided for this step passes through.
+    if let (Some(g), Some(step)) = (env.get(GRANT_VAR), env.first_value(&[TOOL_CALL_ID_VAR])) {
+        if grant::verify(&g, &step) {
+            return passthrough(personality, &argv);
+        }
+    }
+
     let terminal = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-    let _invocation = argv::parse(&argv0, args, terminal);
-    passthrough(personality, &argv)
+    let invocation = argv::parse(&argv0, args, terminal);
+    let Some(subject) = subject::describe(&invocation, args) else {
+        return passthrough(personality, &argv); // --version / --help: nothing runs
+    };
+    let mode = policy.for_command(subject.classification.read_only);
+    if mode == Mode::Off {
+        return passthrough(personality, &argv);
+    }
+    govern(&env, &invocation, &argv, subject, mode)
 }
 
-/// Replace this process with the real shell, argv unchanged.
+/// Replace this process with the real shell, argv and environment unchanged.
 fn passthrough(personality: Personality, argv: &[OsString]) -> i32 {
     let shell = match realshell::find_from_env(personality.real_name()) {
         Ok(shell) => shell,
@@ -41,8 +91,231 @@ fn passthrough(personality: Personality, argv: &[OsString]) -> i32 {
             return NO_SHELL;
         }
     };
-    let plan = ExecPlan::new(&shell, argv);
-    let err = plan.exec();
+    let err = ExecPlan::new(&shell, argv).exec();
     eprintln!("maestro-sh: cannot execute {}: {err}", shell.display());
     ExecPlan::failure_status(err)
+}
+
+/// A refusal before we even know the step: report it with a best-effort context.
+fn refuse_early(env: &dyn Env, refusal: Refusal) -> i32 {
+    let ctx = Context::from_env(env, || context::new_id("call_"));
+    let mut sidecar = open_sidecar(env, &ctx);
+    report_refusal(&mut sidecar, &ctx, &refusal, None)
+}
+
+fn open_sidecar(env: &dyn Env, ctx: &Context) -> Sidecar {
+    Sidecar::open(env, ctx).unwrap_or_else(|e| {
+        eprintln!("maestro-sh: warning: {e}; no sidecar events will be written");
+        Sidecar::none()
+    })
+}
+
+/// Print the one stderr line, emit the completed event, and return 126.
+fn report_refusal(
+    sidecar: &mut Sidecar,
+    ctx: &Context,
+    r: &Refusal,
+    started: Option<Instant>,
+) -> i32 {
+    eprintln!("{}", r.line());
+    sidecar.emit(
+        events::COMPLETED,
+        json!({
+            "tool_call_id": ctx.step_id,
+            "tool_execution_id": r.tool_execution_id,
+            "approval_request_id": r.approval_request_id,
+            "governed_outcome": r.outcome.as_str(),
+            "status": "blocked",
+            "error_code": r.outcome.as_str(),
+            "error_message": crate::redact::redact(&r.reason).text,
+            "duration_ms": started.map(|s| s.elapsed().as_millis() as u64),
+            "completed_at": events::rfc3339(std::time::SystemTime::now()),
+        }),
+    );
+    REFUSED
+}
+
+/// Observe or govern `subject`, run it when allowed, record, report, and leave like the child.
+fn govern(
+    env: &dyn Env,
+    invocation: &Invocation,
+    argv: &[OsString],
+    subject: Subject,
+    mode: Mode,
+) -> i32 {
+    let started = Instant::now();
+    let ctx = Context::from_env(env, || context::new_id("call_"));
+    let mut sidecar = open_sidecar(env, &ctx);
+
+    let cfg = match PlatformConfig::load(env) {
+        Ok(cfg) => Some(cfg),
+        Err(e) if mode == Mode::Governed => {
+            return report_refusal(
+                &mut sidecar,
+                &ctx,
+                &Refusal::new(Outcome::Misconfigured, e.to_string()),
+                Some(started),
+            );
+        }
+        Err(e) => {
+            // Observe never blocks the command: run, and say why nothing is recorded.
+            eprintln!("maestro-sh: warning: observe mode cannot record: {e}");
+            None
+        }
+    };
+    let shell = match realshell::find_from_env(invocation.personality.real_name()) {
+        Ok(shell) => shell,
+        Err(e) => {
+            eprintln!("maestro-sh: {e}");
+            return NO_SHELL;
+        }
+    };
+    let tenant = cfg.as_ref().map(|c| Tenant {
+        organization_id: &c.organization_id,
+        workspace_id: &c.workspace_id,
+    });
+    let execute = tenant.map(|t| request::execute_tool(&ctx, t, &subject, mode));
+    let client = cfg.as_ref().map(|c| Arc::new(Client::new(c)));
+
+    sidecar.emit(
+        events::ATTEMPTED,
+        json!({
+            "tool_call_id": ctx.step_id,
+            "tool_namespace": "maestro",
+            "tool_name": "bash",
+            "tool_version": env!("CARGO_PKG_VERSION"),
+            "capability": "maestro.tool.bash",
+            "mutates_resource": !subject.classification.read_only,
+            "risk_level": subject.classification.risk.as_wire(),
+            "mode": mode.as_str(),
+            "attempted_at": events::rfc3339(std::time::SystemTime::now()),
+        }),
+    );
+
+    // Decide (governed only). Observe runs first and records after.
+    let (outcome, mut execution_id, approval_id) = if mode == Mode::Governed {
+        let (Some(client), Some(execute), Some(cfg)) = (&client, &execute, &cfg) else {
+            unreachable!("governed mode has a config")
+        };
+        match decide::decide(client, cfg, &ctx, execute, &mut sidecar) {
+            Ok(a) => (a.outcome, Some(a.execution_id), a.approval_request_id),
+            Err(r) => return report_refusal(&mut sidecar, &ctx, &r, Some(started)),
+        }
+    } else {
+        (Outcome::Observed, None, None)
+    };
+
+    // Run. The child gets our step id (and, for nested shells, a grant) and loses credentials.
+    let grant = grant::issue(&ctx.step_id)
+        .map_err(|e| eprintln!("maestro-sh: warning: nested shells will be governed anew: {e}"))
+        .ok();
+    let plan = ExecPlan::new(&shell, argv).with_env(child_env(&ctx, grant.as_deref()));
+    let run = match supervise::run(&plan) {
+        Ok(run) => run,
+        Err(e) => {
+            eprintln!("maestro-sh: cannot start {}: {e}", shell.display());
+            return REFUSED;
+        }
+    };
+    let duration_ms = run.duration.as_millis() as u64;
+
+    // Record. Never changes the command's status; what cannot be sent now is spooled.
+    if let (Some(client), Some(execute)) = (&client, &execute) {
+        let outbox = paths::data_dir().map(|d| Outbox::new(&d));
+        let delivered = match &execution_id {
+            Some(id) => client
+                .record_output(&request::record_output(
+                    &ctx,
+                    execute,
+                    id,
+                    run.exit,
+                    duration_ms,
+                ))
+                .is_ok(),
+            None => match decide::observe(client, execute) {
+                Ok(id) => {
+                    let rec = request::record_output(&ctx, execute, &id, run.exit, duration_ms);
+                    execution_id = Some(id);
+                    client.record_output(&rec).is_ok()
+                }
+                Err(_) => false,
+            },
+        };
+        if let Some(outbox) = &outbox {
+            if delivered {
+                flush_outbox(client, outbox);
+            } else {
+                spool(outbox, execute, &ctx, run.exit, duration_ms);
+            }
+        }
+    }
+
+    sidecar.emit(
+        events::COMPLETED,
+        json!({
+            "tool_call_id": ctx.step_id,
+            "tool_execution_id": execution_id,
+            "approval_request_id": approval_id,
+            "governed_outcome": outcome.as_str(),
+            "status": request::local_outcome(run.exit),
+            "exit_status": run.exit.status(),
+            "signal": run.exit.signal_name(),
+            "duration_ms": duration_ms,
+            "duration": format!("{:.3}s", run.duration.as_secs_f64()),
+            "completed_at": events::rfc3339(std::time::SystemTime::now()),
+        }),
+    );
+    drop(sidecar);
+    supervise::exit_like(run.exit)
+}
+
+/// The command's environment: ours, minus credentials and sidecar plumbing, plus the step id
+/// (so nested shells share it) and the grant.
+fn child_env(ctx: &Context, grant: Option<&str>) -> Vec<(OsString, OsString)> {
+    let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
+        .filter(|(k, _)| {
+            let k = k.to_string_lossy();
+            !TOKEN_VARS.contains(&k.as_ref())
+                && !NOT_INHERITED.contains(&k.as_ref())
+                && k != GRANT_VAR
+        })
+        .collect();
+    if ctx.step_id_generated {
+        env.retain(|(k, _)| k != TOOL_CALL_ID_VAR);
+        env.push((TOOL_CALL_ID_VAR.into(), ctx.step_id.clone().into()));
+    }
+    if let Some(g) = grant {
+        env.push((GRANT_VAR.into(), g.into()));
+    }
+    env
+}
+
+fn spool(
+    outbox: &Outbox,
+    execute: &crate::wire::ExecuteToolRequest,
+    ctx: &Context,
+    exit: Exit,
+    duration_ms: u64,
+) {
+    let record = request::record_output(ctx, execute, "", exit, duration_ms);
+    let entry = match (serde_json::to_value(execute), serde_json::to_value(&record)) {
+        (Ok(execute), Ok(record)) => outbox::Entry {
+            version: 1,
+            execute,
+            record,
+        },
+        _ => return,
+    };
+    if let Err(e) = outbox.push(&entry) {
+        eprintln!(
+            "maestro-sh: warning: Platform is unreachable and the record could not be spooled: {e}"
+        );
+    }
+}
+
+/// Deliver a few spooled records now that Platform answers.
+fn flush_outbox(client: &Client, outbox: &Outbox) {
+    outbox.flush(16, std::time::Duration::from_secs(2), |entry| {
+        decide::deliver_spooled(client, entry)
+    });
 }

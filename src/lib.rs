@@ -3,17 +3,25 @@
 //! The flow, one module per arrow: [`argv`] → [`context`] → classify → decide → [`realshell`] /
 //! [`supervise`] → [`events`].
 
+pub mod approval;
 pub mod argv;
+pub mod classify;
 pub mod config;
 pub mod context;
 pub mod debug;
+pub mod decide;
 pub mod entry;
 pub mod env;
 pub mod events;
 pub mod grant;
 pub mod mode;
 pub mod outbox;
+pub mod outcome;
 pub mod paths;
+pub mod platform;
 pub mod realshell;
+pub mod redact;
+pub mod request;
+pub mod subject;
 pub mod supervise;
-pub mod wire {}
+pub mod wire;

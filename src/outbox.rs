@@ -29,7 +29,9 @@ pub struct Outbox {
 
 impl Outbox {
     pub fn new(data_dir: &Path) -> Outbox {
-        Outbox { dir: data_dir.join("outbox") }
+        Outbox {
+            dir: data_dir.join("outbox"),
+        }
     }
 
     fn claimed_dir(&self) -> PathBuf {
@@ -53,7 +55,11 @@ impl Outbox {
     pub fn len(&self) -> usize {
         let count = |d: &Path| {
             fs::read_dir(d)
-                .map(|it| it.flatten().filter(|e| is_record(&e.file_name().to_string_lossy())).count())
+                .map(|it| {
+                    it.flatten()
+                        .filter(|e| is_record(&e.file_name().to_string_lossy()))
+                        .count()
+                })
                 .unwrap_or(0)
         };
         count(&self.dir) + count(&self.claimed_dir())
@@ -66,12 +72,22 @@ impl Outbox {
     /// Deliver waiting records, oldest first, at most `max` of them and within `budget`.
     /// `deliver` returns `Ok` when Platform has the record; on `Err` the record is put back and
     /// flushing stops (Platform is likely still down). Returns how many were delivered.
-    pub fn flush<E>(&self, max: usize, budget: Duration, mut deliver: impl FnMut(&Entry) -> Result<(), E>) -> usize {
+    pub fn flush<E>(
+        &self,
+        max: usize,
+        budget: Duration,
+        mut deliver: impl FnMut(&Entry) -> Result<(), E>,
+    ) -> usize {
         let start = Instant::now();
         self.recover_abandoned_claims();
-        let Ok(read) = fs::read_dir(&self.dir) else { return 0 };
-        let mut names: Vec<String> =
-            read.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| is_record(n)).collect();
+        let Ok(read) = fs::read_dir(&self.dir) else {
+            return 0;
+        };
+        let mut names: Vec<String> = read
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| is_record(n))
+            .collect();
         names.sort();
         let claimed = self.claimed_dir();
         if fs::create_dir_all(&claimed).is_err() {
@@ -87,7 +103,9 @@ impl Outbox {
             if fs::rename(&from, &mine).is_err() {
                 continue; // someone else claimed it
             }
-            let entry = fs::read(&mine).ok().and_then(|b| serde_json::from_slice::<Entry>(&b).ok());
+            let entry = fs::read(&mine)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Entry>(&b).ok());
             let Some(entry) = entry else {
                 // Unreadable: keep it aside for a human rather than retrying forever.
                 let _ = fs::rename(&mine, self.dir.join(format!("{name}.bad")));
@@ -109,11 +127,17 @@ impl Outbox {
 
     /// Put back claims whose owner is no longer running.
     fn recover_abandoned_claims(&self) {
-        let Ok(read) = fs::read_dir(self.claimed_dir()) else { return };
+        let Ok(read) = fs::read_dir(self.claimed_dir()) else {
+            return;
+        };
         for e in read.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            let Some((pid, original)) = name.split_once('.') else { continue };
-            let Ok(pid) = pid.parse::<i32>() else { continue };
+            let Some((pid, original)) = name.split_once('.') else {
+                continue;
+            };
+            let Ok(pid) = pid.parse::<i32>() else {
+                continue;
+            };
             let alive = pid as u32 == std::process::id() || unsafe { libc::kill(pid, 0) } == 0;
             if !alive {
                 let _ = fs::rename(e.path(), self.dir.join(original));
@@ -127,7 +151,10 @@ fn is_record(name: &str) -> bool {
 }
 
 fn unix_nanos() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -136,7 +163,11 @@ mod tests {
     use serde_json::json;
 
     fn entry(n: u32) -> Entry {
-        Entry { version: 1, execute: json!({"n": n}), record: json!({}) }
+        Entry {
+            version: 1,
+            execute: json!({"n": n}),
+            record: json!({}),
+        }
     }
 
     #[test]
@@ -189,7 +220,10 @@ mod tests {
             for _ in 0..4 {
                 s.spawn(|| {
                     Outbox::new(&root).flush(100, Duration::from_secs(10), |e| {
-                        delivered.lock().unwrap().push(e.execute["n"].as_u64().unwrap());
+                        delivered
+                            .lock()
+                            .unwrap()
+                            .push(e.execute["n"].as_u64().unwrap());
                         Ok::<(), ()>(())
                     })
                 });

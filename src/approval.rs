@@ -1,0 +1,831 @@
+//! Waiting for a human: Platform answered WAITING_APPROVAL. We show the request (sidecar and
+//! terminal), wait for a decision from Platform (long-poll + GetApproval) or from Maestro's
+//! approval UI (a JSON line on `MAESTRO_SH_DECISIONS_FD`), then resume the execution with the
+//! resume token, or refuse. SIGINT/SIGTERM/SIGHUP abandon the request and we die by the signal.
+//!
+//! A watcher thread talks to Platform; the main thread multiplexes its reports, the decisions
+//! fd and signals with `poll`, so a cancel is immediate even during a long-poll.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use serde_json::json;
+
+use crate::config::{PlatformConfig, Secret};
+use crate::context::Context;
+use crate::decide::{get_request, refusal_for, same_execution, Allowed};
+use crate::env::{Env, ProcessEnv};
+use crate::events::{self, Sidecar};
+use crate::outcome::{Outcome, Refusal};
+use crate::platform::{jitter, CallError, Checked, Client};
+use crate::wire::{self, ExecutionState};
+
+pub const DECISIONS_FD_VAR: &str = "MAESTRO_SH_DECISIONS_FD";
+pub const APPROVAL_TIMEOUT_VAR: &str = "MAESTRO_SH_APPROVAL_TIMEOUT_MS";
+pub const HEARTBEAT_VAR: &str = "MAESTRO_SH_HEARTBEAT_MS";
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(10);
+/// Long-poll windows grow from the first to the last, jittered.
+const FIRST_WINDOW: Duration = Duration::from_millis(500);
+const LAST_WINDOW: Duration = Duration::from_secs(10);
+const CANCEL_SIGNALS: &[Signal] = &[Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
+
+/// What the watcher learned.
+enum Report {
+    Approved {
+        by: Option<String>,
+        reason: Option<String>,
+    },
+    Denied {
+        by: Option<String>,
+        reason: Option<String>,
+    },
+    Expired,
+    /// Someone else resumed it; it is running now.
+    Running,
+    /// Ended without us (cancelled, failed, denied elsewhere).
+    Ended(ExecutionState),
+    /// Platform is not answering; the watcher keeps trying.
+    Unreachable(String),
+    Reachable,
+    Fatal(Refusal),
+}
+
+static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn on_cancel_signal(sig: libc::c_int) {
+    let fd = SIGNAL_PIPE.load(Ordering::SeqCst);
+    if fd >= 0 {
+        let b = sig as u8;
+        unsafe { libc::write(fd, (&b as *const u8).cast(), 1) };
+    }
+}
+
+/// Wait for the decision on `execution` (state WAITING_APPROVAL).
+pub fn wait(
+    client: &Arc<Client>,
+    cfg: &PlatformConfig,
+    ctx: &Context,
+    execution: &Checked,
+    sidecar: &mut Sidecar,
+) -> Result<Allowed, Refusal> {
+    let env = ProcessEnv;
+    let exec_id = execution.id.clone();
+    let malformed = |what: &str| {
+        Refusal::new(Outcome::PlatformMalformed, what.to_string()).with_execution(Some(&exec_id))
+    };
+    let wait_info = execution
+        .raw
+        .approval_wait
+        .clone()
+        .ok_or_else(|| malformed("WAITING_APPROVAL answer has no approvalWait"))?;
+    let approval_id = wait_info
+        .approval_request_id
+        .clone()
+        .filter(|s| !s.trim().is_empty());
+    let approval_id =
+        approval_id.ok_or_else(|| malformed("WAITING_APPROVAL answer has no approvalRequestId"))?;
+    let token = wait_info
+        .resume_token
+        .clone()
+        .filter(|s| !s.trim().is_empty())
+        .map(Secret::new);
+    let token = token.ok_or_else(|| {
+        malformed("WAITING_APPROVAL answer has no resume token").with_approval(Some(&approval_id))
+    })?;
+    let refuse = |outcome: Outcome, reason: String| {
+        Refusal::new(outcome, reason)
+            .with_execution(Some(&exec_id))
+            .with_approval(Some(&approval_id))
+    };
+
+    let timeout = duration_var(&env, APPROVAL_TIMEOUT_VAR, DEFAULT_TIMEOUT)
+        .map_err(|e| refuse(Outcome::Misconfigured, e))?;
+    let heartbeat = duration_var(&env, HEARTBEAT_VAR, DEFAULT_HEARTBEAT)
+        .map_err(|e| refuse(Outcome::Misconfigured, e))?;
+    let mut decisions = match open_decisions(&env) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("maestro-sh: warning: {e}; waiting for a decision from Platform only");
+            None
+        }
+    };
+    let reason = wait_info.reason.clone().unwrap_or_default();
+    let started = Instant::now();
+    let deadline = started + timeout;
+
+    sidecar.emit(
+        events::APPROVAL_HIT,
+        json!({
+            "tool_call_id": ctx.step_id,
+            "tool_execution_id": exec_id,
+            "approval_request_id": approval_id,
+            "action": "maestro.tool.bash",
+            "status": "pending",
+            "reason": crate::redact::redact(&reason).text,
+            "risk_level": execution.raw.risk_level,
+            "expires_at": wait_info.expires_at,
+            "wait_deadline": events::rfc3339(SystemTime::now() + timeout),
+            "source": "platform",
+            "platform": {"source": "tool_execution", "toolExecutionId": exec_id, "approvalRequestId": approval_id},
+        }),
+    );
+    let mut status = StatusLine::new(&exec_id, &approval_id, &reason);
+    status.start();
+
+    let (sig_read, _guard) = match SignalGuard::install() {
+        Ok(x) => x,
+        Err(e) => {
+            return Err(refuse(
+                Outcome::PlatformMalformed,
+                format!("cannot watch for cancellation: {e}"),
+            ))
+        }
+    };
+    let (tx, rx) = mpsc::channel::<Report>();
+    let (wake_read, wake_write) = nix::unistd::pipe().map_err(|e| {
+        refuse(
+            Outcome::PlatformMalformed,
+            format!("cannot create a pipe: {e}"),
+        )
+    })?;
+    spawn_watcher(
+        client.clone(),
+        cfg.clone(),
+        exec_id.clone(),
+        approval_id.clone(),
+        tx,
+        wake_write,
+        deadline,
+    );
+
+    let mut last_heartbeat = Instant::now();
+    let resolution = loop {
+        let now = Instant::now();
+        if now >= deadline {
+            break Resolution::TimedOut;
+        }
+        if now.duration_since(last_heartbeat) >= heartbeat {
+            last_heartbeat = now;
+            sidecar.emit(
+                events::HEARTBEAT,
+                json!({
+                    "tool_call_id": ctx.step_id,
+                    "tool_execution_id": exec_id,
+                    "approval_request_id": approval_id,
+                    "status": "waiting_approval",
+                    "elapsed_ms": started.elapsed().as_millis() as u64,
+                }),
+            );
+        }
+        status.tick();
+
+        let wait = deadline
+            .saturating_duration_since(now)
+            .min(Duration::from_secs(1))
+            .min(heartbeat);
+        let (sig_ready, wake_ready, decision_ready) =
+            match wait_ready(&sig_read, &wake_read, decisions.as_ref(), wait) {
+                Ok(r) => r,
+                Err(e) => {
+                    break Resolution::Fatal(refuse(
+                        Outcome::PlatformMalformed,
+                        format!("poll failed: {e}"),
+                    ))
+                }
+            };
+        if sig_ready {
+            let mut b = [0u8; 1];
+            let _ = nix::unistd::read(sig_read.as_raw_fd(), &mut b);
+            let signo = i32::from(b[0]);
+            status.finish("cancelled");
+            abandon(client, &exec_id, &approval_id, &token, ctx, "cancelled");
+            let name = Signal::try_from(signo)
+                .map(|s| s.as_str())
+                .unwrap_or("a signal");
+            let r = refuse(
+                Outcome::Cancelled,
+                format!("cancelled by {name} while waiting for approval"),
+            );
+            report_cancel(sidecar, ctx, &r);
+            crate::supervise::die_by_signal(signo, false);
+        }
+        if decision_ready {
+            match read_decision(decisions.as_mut(), &approval_id) {
+                DecisionLine::Decided {
+                    approved,
+                    by,
+                    reason,
+                } => {
+                    let by = by.or_else(|| ctx.actor_id.clone());
+                    break Resolution::Decided {
+                        approved,
+                        by,
+                        reason,
+                    };
+                }
+                DecisionLine::Closed => decisions = None,
+                DecisionLine::Bad(msg) => {
+                    eprintln!("maestro-sh: ignored a decision line on {DECISIONS_FD_VAR}: {msg}")
+                }
+            }
+        }
+        if wake_ready {
+            let mut b = [0u8; 64];
+            let _ = nix::unistd::read(wake_read.as_raw_fd(), &mut b);
+        }
+        let mut decided = None;
+        while let Ok(report) = rx.try_recv() {
+            match report {
+                Report::Approved { by, reason } => {
+                    decided = Some(Resolution::Decided {
+                        approved: true,
+                        by,
+                        reason,
+                    })
+                }
+                Report::Denied { by, reason } => {
+                    decided = Some(Resolution::Decided {
+                        approved: false,
+                        by,
+                        reason,
+                    })
+                }
+                Report::Expired => decided = Some(Resolution::Expired),
+                Report::Running => decided = Some(Resolution::Running),
+                Report::Ended(state) => decided = Some(Resolution::Ended(state)),
+                Report::Fatal(r) => decided = Some(Resolution::Fatal(r)),
+                Report::Unreachable(msg) => {
+                    status.note(&format!("Platform unreachable, still waiting: {msg}"))
+                }
+                Report::Reachable => status.note("Platform reachable again"),
+            }
+        }
+        if let Some(d) = decided {
+            break d;
+        }
+    };
+
+    let allowed = || Allowed {
+        outcome: Outcome::Approved,
+        execution_id: exec_id.clone(),
+        approval_request_id: Some(approval_id.clone()),
+    };
+    match resolution {
+        Resolution::Decided {
+            approved: true,
+            by,
+            reason,
+        } => {
+            let req = resume_request(&exec_id, &approval_id, &token, true, by.clone(), reason);
+            match resume_until(client, &req, deadline) {
+                Ok(got) => {
+                    same_execution(&exec_id, &got)
+                        .map_err(|r| r.with_approval(Some(&approval_id)))?;
+                    if got.state != ExecutionState::Running {
+                        status.finish("failed");
+                        return Err(refuse(
+                            Outcome::PlatformMalformed,
+                            format!(
+                                "ResumeToolExecution answered state {} instead of RUNNING",
+                                got.state.as_wire()
+                            ),
+                        ));
+                    }
+                    status.finish(&format!(
+                        "granted{}",
+                        by.as_deref()
+                            .map(|b| format!(" by {b}"))
+                            .unwrap_or_default()
+                    ));
+                    Ok(allowed())
+                }
+                Err(e) => {
+                    status.finish("failed");
+                    Err(refusal_for(&e)
+                        .with_execution(Some(&exec_id))
+                        .with_approval(Some(&approval_id)))
+                }
+            }
+        }
+        Resolution::Decided {
+            approved: false,
+            by,
+            reason,
+        } => {
+            let req = resume_request(
+                &exec_id,
+                &approval_id,
+                &token,
+                false,
+                by.clone(),
+                reason.clone(),
+            );
+            let _ = client.resume(&req);
+            status.finish("denied");
+            let who = by.map(|b| format!(" by {b}")).unwrap_or_default();
+            let why = reason
+                .filter(|r| !r.trim().is_empty())
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default();
+            Err(refuse(
+                Outcome::Denied,
+                format!("approval denied{who}{why}"),
+            ))
+        }
+        Resolution::Running => {
+            status.finish("granted");
+            Ok(allowed())
+        }
+        Resolution::Expired => {
+            status.finish("expired");
+            Err(refuse(
+                Outcome::ApprovalTimeout,
+                "the approval request expired on Platform".into(),
+            ))
+        }
+        Resolution::TimedOut => {
+            status.finish("timed out");
+            abandon(
+                client,
+                &exec_id,
+                &approval_id,
+                &token,
+                ctx,
+                "approval timed out",
+            );
+            Err(refuse(
+                Outcome::ApprovalTimeout,
+                format!(
+                    "no decision within {}s ({APPROVAL_TIMEOUT_VAR})",
+                    timeout.as_secs()
+                ),
+            ))
+        }
+        Resolution::Ended(ExecutionState::Denied) => {
+            status.finish("denied");
+            Err(refuse(
+                Outcome::Denied,
+                "the execution was denied while waiting for approval".into(),
+            ))
+        }
+        Resolution::Ended(state) => {
+            status.finish("ended");
+            Err(refuse(
+                Outcome::PlatformMalformed,
+                format!(
+                    "the execution moved to {} while waiting for approval",
+                    state.as_wire()
+                ),
+            ))
+        }
+        Resolution::Fatal(r) => {
+            status.finish("failed");
+            Err(r
+                .with_execution(Some(&exec_id))
+                .with_approval(Some(&approval_id)))
+        }
+    }
+}
+
+/// How the wait ended.
+enum Resolution {
+    Decided {
+        approved: bool,
+        by: Option<String>,
+        reason: Option<String>,
+    },
+    Running,
+    Expired,
+    TimedOut,
+    Ended(ExecutionState),
+    Fatal(Refusal),
+}
+
+/// Wait up to `wait` for a signal, a watcher report or a decision line.
+fn wait_ready(
+    sig: &OwnedFd,
+    wake: &OwnedFd,
+    decisions: Option<&BufReader<File>>,
+    wait: Duration,
+) -> nix::Result<(bool, bool, bool)> {
+    // A decision line may already sit in the reader's buffer.
+    if decisions.is_some_and(|d| !d.buffer().is_empty()) {
+        return Ok((false, false, true));
+    }
+    let mut fds = vec![
+        PollFd::new(sig.as_fd(), PollFlags::POLLIN),
+        PollFd::new(wake.as_fd(), PollFlags::POLLIN),
+    ];
+    if let Some(d) = decisions {
+        fds.push(PollFd::new(d.get_ref().as_fd(), PollFlags::POLLIN));
+    }
+    let ms = u16::try_from(wait.as_millis()).unwrap_or(1000).max(1);
+    match poll(&mut fds, PollTimeout::from(ms)) {
+        Ok(_) | Err(nix::Error::EINTR) => {}
+        Err(e) => return Err(e),
+    }
+    let ready = |i: usize| {
+        fds.get(i)
+            .and_then(|f| f.revents())
+            .is_some_and(|r| !r.is_empty())
+    };
+    Ok((ready(0), ready(1), ready(2)))
+}
+
+/// Resume, retrying while Platform is unreachable, until `deadline`. The body is identical each
+/// time, and a repeated approval of a running execution is answered as is.
+fn resume_until(
+    client: &Client,
+    req: &wire::ResumeToolExecutionRequest,
+    deadline: Instant,
+) -> Result<Checked, CallError> {
+    loop {
+        match client.resume(req) {
+            Err(CallError::Unavailable(_))
+                if Instant::now() + Duration::from_secs(1) < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(500) + jitter(Duration::from_millis(500)));
+            }
+            other => return other,
+        }
+    }
+}
+
+enum DecisionLine {
+    Decided {
+        approved: bool,
+        by: Option<String>,
+        reason: Option<String>,
+    },
+    Closed,
+    Bad(String),
+}
+
+fn read_decision(decisions: Option<&mut BufReader<File>>, approval_id: &str) -> DecisionLine {
+    let Some(reader) = decisions else {
+        return DecisionLine::Closed;
+    };
+    let mut line = String::new();
+    match Read::take(reader, 64 * 1024).read_line(&mut line) {
+        Ok(0) => return DecisionLine::Closed,
+        Ok(_) => {}
+        Err(e) => return DecisionLine::Bad(format!("unreadable ({e})")),
+    }
+    parse_decision(&line, approval_id)
+}
+
+/// Parse one decision line: `{"approved": true|false, "decided_by"?: str, "reason"?: str,
+/// "approval_request_id"?: str}` (camelCase keys accepted). Anything else is not a decision.
+fn parse_decision(line: &str, approval_id: &str) -> DecisionLine {
+    let v: serde_json::Value = match serde_json::from_str(line.trim()) {
+        Ok(v) => v,
+        Err(e) => return DecisionLine::Bad(format!("not JSON ({e})")),
+    };
+    let field = |a: &str, b: &str| v.get(a).or_else(|| v.get(b));
+    let approved = match field("approved", "approved") {
+        Some(serde_json::Value::Bool(b)) => *b,
+        _ => match field("decision", "decision").and_then(|d| d.as_str()) {
+            Some("approved" | "DECISION_TYPE_APPROVED") => true,
+            Some("denied" | "DECISION_TYPE_DENIED") => false,
+            _ => return DecisionLine::Bad("needs \"approved\": true or false".into()),
+        },
+    };
+    if let Some(id) = field("approval_request_id", "approvalRequestId") {
+        if id.as_str() != Some(approval_id) {
+            return DecisionLine::Bad(format!(
+                "it is for approval request {id}, not {approval_id}"
+            ));
+        }
+    }
+    let text = |a: &str, b: &str| {
+        field(a, b)
+            .and_then(|x| x.as_str())
+            .map(|s| crate::platform::truncate(s, 200))
+    };
+    DecisionLine::Decided {
+        approved,
+        by: text("decided_by", "decidedBy"),
+        reason: text("reason", "reason"),
+    }
+}
+
+fn open_decisions(env: &dyn Env) -> Result<Option<BufReader<File>>, String> {
+    let Some(raw) = env.first_value(&[DECISIONS_FD_VAR]) else {
+        return Ok(None);
+    };
+    let fd: RawFd = raw.parse().ok().filter(|fd| *fd > 2).ok_or_else(|| {
+        format!("{DECISIONS_FD_VAR}={raw:?} is not a file descriptor number above 2")
+    })?;
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    if flags < 0 {
+        return Err(format!(
+            "{DECISIONS_FD_VAR}={fd} is not an open file descriptor"
+        ));
+    }
+    unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) };
+    Ok(Some(BufReader::new(unsafe { File::from_raw_fd(fd) })))
+}
+
+fn duration_var(env: &dyn Env, var: &str, default: Duration) -> Result<Duration, String> {
+    match env.first_value(&[leak(var)]) {
+        None => Ok(default),
+        Some(v) => match v.parse::<u64>() {
+            Ok(ms) if ms >= 1 && Duration::from_millis(ms) <= MAX_TIMEOUT => {
+                Ok(Duration::from_millis(ms))
+            }
+            _ => Err(format!(
+                "{var}={v:?} is not a number of milliseconds in 1..={}; fix or unset it",
+                MAX_TIMEOUT.as_millis()
+            )),
+        },
+    }
+}
+
+fn leak(s: &str) -> &'static str {
+    match s {
+        APPROVAL_TIMEOUT_VAR => APPROVAL_TIMEOUT_VAR,
+        HEARTBEAT_VAR => HEARTBEAT_VAR,
+        _ => "",
+    }
+}
+
+/// Tell Platform we gave up on the request (best effort, short).
+fn abandon(
+    client: &Client,
+    exec_id: &str,
+    approval_id: &str,
+    token: &Secret,
+    ctx: &Context,
+    reason: &str,
+) {
+    let _ = client.resume(&resume_request(
+        exec_id,
+        approval_id,
+        token,
+        false,
+        ctx.actor_id.clone(),
+        Some(reason.to_string()),
+    ));
+}
+
+fn resume_request(
+    exec_id: &str,
+    approval_id: &str,
+    token: &Secret,
+    approved: bool,
+    by: Option<String>,
+    reason: Option<String>,
+) -> wire::ResumeToolExecutionRequest {
+    wire::ResumeToolExecutionRequest {
+        execution_id: exec_id.to_string(),
+        approval_request_id: approval_id.to_string(),
+        resume_token: token.expose().to_string(),
+        approved,
+        decided_by: by.unwrap_or_else(|| "maestro-sh".into()),
+        reason,
+    }
+}
+
+fn report_cancel(sidecar: &mut Sidecar, ctx: &Context, r: &Refusal) {
+    eprintln!("{}", r.line());
+    sidecar.emit(
+        events::COMPLETED,
+        json!({
+            "tool_call_id": ctx.step_id,
+            "tool_execution_id": r.tool_execution_id,
+            "approval_request_id": r.approval_request_id,
+            "governed_outcome": "cancelled",
+            "status": "cancelled",
+            "error_code": "cancelled",
+            "error_message": r.reason,
+            "completed_at": events::rfc3339(SystemTime::now()),
+        }),
+    );
+}
+
+/// Installs the cancel handlers for the wait and restores the old ones on drop.
+struct SignalGuard {
+    old: Vec<(Signal, SigAction)>,
+    _write: OwnedFd,
+}
+
+impl SignalGuard {
+    fn install() -> nix::Result<(OwnedFd, SignalGuard)> {
+        let (r, w) = nix::unistd::pipe()?;
+        for fd in [r.as_raw_fd(), w.as_raw_fd()] {
+            unsafe {
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+                libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK);
+            }
+        }
+        SIGNAL_PIPE.store(w.as_raw_fd(), Ordering::SeqCst);
+        let action = SigAction::new(
+            SigHandler::Handler(on_cancel_signal),
+            SaFlags::empty(),
+            SigSet::empty(),
+        );
+        let old = CANCEL_SIGNALS
+            .iter()
+            .filter_map(|&s| {
+                unsafe { signal::sigaction(s, &action) }
+                    .ok()
+                    .map(|o| (s, o))
+            })
+            .collect();
+        Ok((r, SignalGuard { old, _write: w }))
+    }
+}
+
+impl Drop for SignalGuard {
+    fn drop(&mut self) {
+        for (s, o) in &self.old {
+            let _ = unsafe { signal::sigaction(*s, o) };
+        }
+        SIGNAL_PIPE.store(-1, Ordering::SeqCst);
+    }
+}
+
+/// The watcher: long-polls the execution and checks the approval, reporting what changes.
+fn spawn_watcher(
+    client: Arc<Client>,
+    cfg: PlatformConfig,
+    exec_id: String,
+    approval_id: String,
+    tx: mpsc::Sender<Report>,
+    wake: OwnedFd,
+    deadline: Instant,
+) {
+    std::thread::spawn(move || {
+        let send = |r: Report| {
+            let ok = tx.send(r).is_ok();
+            let _ = nix::unistd::write(&wake, b"!");
+            ok
+        };
+        let mut window = FIRST_WINDOW;
+        let mut unreachable = false;
+        while Instant::now() < deadline {
+            let step = watch_once(&client, &cfg, &exec_id, &approval_id, window);
+            let report = match step {
+                Ok(None) => {
+                    if unreachable {
+                        unreachable = false;
+                        if !send(Report::Reachable) {
+                            return;
+                        }
+                    }
+                    window = (window * 2).min(LAST_WINDOW);
+                    continue;
+                }
+                Ok(Some(r)) => r,
+                Err(CallError::Unavailable(msg)) => {
+                    if !unreachable {
+                        unreachable = true;
+                        if !send(Report::Unreachable(msg)) {
+                            return;
+                        }
+                    }
+                    std::thread::sleep(
+                        Duration::from_millis(500) + jitter(Duration::from_millis(500)),
+                    );
+                    window = FIRST_WINDOW;
+                    continue;
+                }
+                Err(e) => Report::Fatal(refusal_for(&e)),
+            };
+            send(report);
+            return;
+        }
+    });
+}
+
+/// One round: the approval's state, then a long-poll on the execution. `Ok(None)`: no change.
+fn watch_once(
+    client: &Client,
+    cfg: &PlatformConfig,
+    exec_id: &str,
+    approval_id: &str,
+    window: Duration,
+) -> Result<Option<Report>, CallError> {
+    let approval = client.get_approval(&wire::GetApprovalRequest {
+        approval_request_id: approval_id.to_string(),
+        workspace_id: Some(cfg.workspace_id.clone()),
+    })?;
+    if let Some(r) = approval_report(&approval) {
+        return Ok(Some(r));
+    }
+    let window = window + jitter(window / 4);
+    let got = client.get_tool_execution(
+        &get_request(cfg, exec_id, window.as_millis() as u64),
+        window,
+    )?;
+    if let Err(r) = same_execution(exec_id, &got) {
+        return Ok(Some(Report::Fatal(r)));
+    }
+    Ok(match got.state {
+        ExecutionState::WaitingApproval
+        | ExecutionState::Accepted
+        | ExecutionState::PolicyEvaluating => None,
+        ExecutionState::Running => Some(Report::Running),
+        other => Some(Report::Ended(other)),
+    })
+}
+
+/// A decided approval, from its state or its latest decision.
+fn approval_report(a: &wire::GetApprovalResponse) -> Option<Report> {
+    let decision = a.decisions.iter().flatten().last();
+    let by = decision.and_then(|d| d.decided_by.clone());
+    let reason = decision.and_then(|d| d.reason.clone());
+    let kind = decision
+        .and_then(|d| d.decision.clone())
+        .unwrap_or_default();
+    let state = a.state.clone().unwrap_or_default();
+    if kind.ends_with("APPROVED") || state.ends_with("APPROVED") {
+        Some(Report::Approved { by, reason })
+    } else if kind.ends_with("DENIED") || state.ends_with("DENIED") {
+        Some(Report::Denied { by, reason })
+    } else if kind.ends_with("EXPIRED") || state.ends_with("EXPIRED") {
+        Some(Report::Expired)
+    } else {
+        None
+    }
+}
+
+/// The terminal status line: live on a TTY, two plain lines otherwise. Never stdout.
+struct StatusLine {
+    tty: bool,
+    started: Instant,
+    text: String,
+}
+
+impl StatusLine {
+    fn new(exec_id: &str, approval_id: &str, reason: &str) -> StatusLine {
+        let reason = crate::redact::redact(reason).text;
+        let reason = if reason.trim().is_empty() {
+            "approval required".to_string()
+        } else {
+            crate::platform::truncate(&reason, 120)
+        };
+        StatusLine {
+            tty: std::io::stderr().is_terminal(),
+            started: Instant::now(),
+            text: format!(
+                "{reason} (tool_execution_id={exec_id}, approval_request_id={approval_id})"
+            ),
+        }
+    }
+
+    fn start(&mut self) {
+        if !self.tty {
+            eprintln!(
+                "maestro-sh: waiting for approval: {}; approve or deny it in EvalOps Platform",
+                self.text
+            );
+        }
+        self.tick();
+    }
+
+    fn tick(&mut self) {
+        if self.tty {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(
+                err,
+                "\r\x1b[2Kmaestro-sh: waiting for approval {}s: {} — approve in EvalOps Platform, Ctrl-C to cancel",
+                self.started.elapsed().as_secs(),
+                self.text
+            );
+            let _ = err.flush();
+        }
+    }
+
+    /// A one-off remark (Platform down, back again): on its own line.
+    fn note(&mut self, msg: &str) {
+        if self.tty {
+            let _ = write!(std::io::stderr().lock(), "\r\x1b[2K");
+        }
+        eprintln!("maestro-sh: {}", crate::redact::redact(msg).text);
+    }
+
+    fn finish(&mut self, how: &str) {
+        let secs = self.started.elapsed().as_secs_f64();
+        if self.tty {
+            let _ = write!(std::io::stderr().lock(), "\r\x1b[2K");
+        }
+        eprintln!(
+            "maestro-sh: approval {how} after {secs:.1}s ({})",
+            self.text
+                .rsplit_once(" (")
+                .map(|(_, ids)| ids.trim_end_matches(')'))
+                .unwrap_or("")
+        );
+    }
+}

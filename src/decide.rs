@@ -1,0 +1,153 @@
+//! Asking Platform: ExecuteTool, then — when Platform holds the call for a human — the approval
+//! wait. Everything that is not a clear "run it" is a refusal: Maestro's bridge treats FAILED,
+//! CANCELLED, unknown states and `{}` as allow; we do not.
+
+use std::sync::Arc;
+
+use crate::config::PlatformConfig;
+use crate::context::Context;
+use crate::events::Sidecar;
+use crate::outbox;
+use crate::outcome::{Outcome, Refusal};
+use crate::platform::{CallError, Checked, Client};
+use crate::wire::{self, ExecutionState};
+
+pub use crate::approval::DECISIONS_FD_VAR;
+
+/// Platform said run it.
+#[derive(Debug, Clone)]
+pub struct Allowed {
+    /// `Allowed`, or `Approved` after a human decision.
+    pub outcome: Outcome,
+    pub execution_id: String,
+    pub approval_request_id: Option<String>,
+}
+
+/// Map a failed call to the outcome table.
+pub fn refusal_for(err: &CallError) -> Refusal {
+    let outcome = match err {
+        CallError::Unavailable(_) => Outcome::PlatformUnavailable,
+        e if e.is_config_problem() => Outcome::Misconfigured,
+        _ => Outcome::PlatformMalformed,
+    };
+    Refusal::new(outcome, err.to_string())
+}
+
+/// Governed: ask, wait if asked to, and return whether the command may run.
+pub fn decide(
+    client: &Arc<Client>,
+    cfg: &PlatformConfig,
+    ctx: &Context,
+    req: &wire::ExecuteToolRequest,
+    sidecar: &mut Sidecar,
+) -> Result<Allowed, Refusal> {
+    let decision = client.execute_tool(req).map_err(|e| refusal_for(&e))?;
+    let mut execution = decision.execution;
+    // Decided states come straight back; ACCEPTED / POLICY_EVALUATING mean "not yet": watch the
+    // execution until it moves, within the same budget as one call.
+    let mut polls = 0;
+    while matches!(
+        execution.state,
+        ExecutionState::Accepted | ExecutionState::PolicyEvaluating
+    ) {
+        polls += 1;
+        if polls > 10 {
+            return Err(Refusal::new(
+                Outcome::PlatformUnavailable,
+                format!(
+                    "policy evaluation did not finish (state {})",
+                    execution.state.as_wire()
+                ),
+            )
+            .with_execution(Some(&execution.id)));
+        }
+        let get = get_request(cfg, &execution.id, client.timeout().as_millis() as u64);
+        let next = client
+            .get_tool_execution(&get, client.timeout())
+            .map_err(|e| refusal_for(&e).with_execution(Some(&execution.id)))?;
+        same_execution(&execution.id, &next)?;
+        execution = next;
+    }
+    let id = execution.id.clone();
+    match execution.state {
+        ExecutionState::Running => Ok(Allowed {
+            outcome: Outcome::Allowed,
+            execution_id: id,
+            approval_request_id: None,
+        }),
+        ExecutionState::WaitingApproval => {
+            crate::approval::wait(client, cfg, ctx, &execution, sidecar)
+        }
+        ExecutionState::Denied => {
+            let reason = execution
+                .raw
+                .error_message
+                .clone()
+                .filter(|m| !m.trim().is_empty());
+            Err(Refusal::new(
+                Outcome::Denied,
+                reason.unwrap_or_else(|| "Platform policy denied the command".into()),
+            )
+            .with_execution(Some(&id)))
+        }
+        other => Err(Refusal::new(
+            Outcome::PlatformMalformed,
+            format!(
+                "ExecuteTool answered state {}{}, which does not allow running",
+                other.as_wire(),
+                if decision.idempotent_replay {
+                    " on replay (this step already ran; use a new MAESTRO_TOOL_CALL_ID)"
+                } else {
+                    ""
+                }
+            ),
+        )
+        .with_execution(Some(&id))),
+    }
+}
+
+/// A follow-up answer must be about the execution we asked about.
+pub fn same_execution(expected: &str, got: &Checked) -> Result<(), Refusal> {
+    if got.id != expected {
+        return Err(Refusal::new(
+            Outcome::PlatformMalformed,
+            format!(
+                "Platform answered about execution {} instead of {expected}",
+                got.id
+            ),
+        )
+        .with_execution(Some(expected)));
+    }
+    Ok(())
+}
+
+pub fn get_request(cfg: &PlatformConfig, id: &str, wait_ms: u64) -> wire::GetToolExecutionRequest {
+    wire::GetToolExecutionRequest {
+        id: id.to_string(),
+        organization_id: Some(cfg.organization_id.clone()),
+        workspace_id: Some(cfg.workspace_id.clone()),
+        wait_timeout_ms: Some(wait_ms),
+    }
+}
+
+/// Observe: announce the (already finished) execution; Platform never holds it.
+pub fn observe(client: &Client, req: &wire::ExecuteToolRequest) -> Result<String, CallError> {
+    Ok(client.execute_tool(req)?.execution.id)
+}
+
+/// Deliver one spooled record: replay ExecuteTool (same idempotency key, so the same
+/// execution), then record its output.
+pub fn deliver_spooled(client: &Client, entry: &outbox::Entry) -> Result<(), CallError> {
+    let execute: wire::ExecuteToolRequest = serde_json::from_value(entry.execute.clone())
+        .map_err(|e| CallError::Malformed(format!("spooled request: {e}")))?;
+    let mut record: wire::RecordToolExecutionOutputRequest =
+        serde_json::from_value(entry.record.clone())
+            .map_err(|e| CallError::Malformed(format!("spooled record: {e}")))?;
+    record.execution_id = client.execute_tool(&execute)?.execution.id;
+    match client.record_output(&record) {
+        Ok(_) => Ok(()),
+        // Already recorded by an earlier delivery that crashed before deleting the file.
+        Err(CallError::Rejected { status: 409, .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}

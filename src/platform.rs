@@ -1,0 +1,314 @@
+//! The Platform client: Connect unary JSON over HTTP POST (platform-contract.md, section 1).
+//! It knows the RPCs and their failure modes, nothing about shells.
+//!
+//! ureq (blocking, no async runtime, no threads) keeps a governed run small: one connection,
+//! reused across the calls of one invocation; TLS (rustls) is set up only for https URLs.
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::config::PlatformConfig;
+use crate::wire::{self, ExecutionState, ToolExecution};
+
+/// Largest response body we read; anything bigger is refused as malformed.
+pub const MAX_BODY: u64 = 1024 * 1024;
+/// Pause before a retry, before jitter; `Retry-After` may extend it up to [`MAX_RETRY_AFTER`].
+const RETRY_DELAY: Duration = Duration::from_millis(100);
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// Why a call failed, in the terms the outcome table needs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// Connection refused or dropped, timeout, 408/429/5xx after every attempt.
+    #[error("Platform unavailable: {0}")]
+    Unavailable(String),
+    /// Platform said no to the request itself (4xx): credentials, organization, arguments.
+    #[error("Platform rejected {method} with HTTP {status} {code}: {message}")]
+    Rejected {
+        method: &'static str,
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// A 2xx answer we cannot trust: bad JSON, oversize, missing ids, unknown state.
+    #[error("Platform answer malformed: {0}")]
+    Malformed(String),
+}
+
+impl CallError {
+    /// 401, 403 and 404 mean our configuration is wrong (token, organization, URL).
+    pub fn is_config_problem(&self) -> bool {
+        matches!(
+            self,
+            CallError::Rejected {
+                status: 401 | 403 | 404,
+                ..
+            }
+        )
+    }
+}
+
+pub struct Client {
+    agent: ureq::Agent,
+    base_url: String,
+    authorization: String,
+    organization_id: String,
+    attempts: u32,
+    timeout: Duration,
+}
+
+impl Client {
+    pub fn new(cfg: &PlatformConfig) -> Client {
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(cfg.timeout)
+            .timeout(cfg.timeout)
+            .redirects(0)
+            .user_agent(concat!("maestro-sh/", env!("CARGO_PKG_VERSION")))
+            .build();
+        Client {
+            agent,
+            base_url: cfg.base_url.clone(),
+            authorization: format!("Bearer {}", cfg.token.expose()),
+            organization_id: cfg.organization_id.clone(),
+            attempts: cfg.attempts,
+            timeout: cfg.timeout,
+        }
+    }
+
+    /// Per-attempt timeout (for long-polls: wait budget plus this).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// One unary call with the contract's headers and retries: identical body each attempt, only
+    /// on connection errors, timeouts, 408, 429 and 5xx. `extra_wait` lengthens the per-attempt
+    /// timeout (long-polls).
+    pub fn call<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        method: &'static str,
+        path: &str,
+        req: &Req,
+        extra_wait: Duration,
+    ) -> Result<Resp, CallError> {
+        let body = serde_json::to_string(req)
+            .map_err(|e| CallError::Malformed(format!("cannot encode {method}: {e}")))?;
+        let url = format!("{}{}", self.base_url, path);
+        let mut last = CallError::Unavailable("no attempt made".into());
+        for attempt in 1..=self.attempts {
+            let started = Instant::now();
+            let result = self
+                .agent
+                .post(&url)
+                .timeout(self.timeout + extra_wait)
+                .set("Authorization", &self.authorization)
+                .set("Content-Type", "application/json")
+                .set("X-Organization-ID", &self.organization_id)
+                .set("Connect-Protocol-Version", "1")
+                .send_string(&body);
+            let retry_after = match result {
+                Ok(resp) => return decode(method, resp),
+                Err(ureq::Error::Status(status, resp)) => {
+                    let retry_after = resp
+                        .header("Retry-After")
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
+                    let (code, message) = error_body(resp);
+                    if !matches!(status, 408 | 429 | 500..=599) {
+                        return Err(CallError::Rejected {
+                            method,
+                            status,
+                            code,
+                            message,
+                        });
+                    }
+                    last = CallError::Unavailable(format!(
+                        "{method} answered HTTP {status} {code}: {message}"
+                    ));
+                    retry_after
+                }
+                Err(ureq::Error::Transport(t)) => {
+                    last = CallError::Unavailable(format!(
+                        "{method} to {} failed after {} ms: {}",
+                        self.base_url,
+                        started.elapsed().as_millis(),
+                        transport_reason(&t)
+                    ));
+                    None
+                }
+            };
+            if attempt < self.attempts {
+                std::thread::sleep(retry_after.unwrap_or(RETRY_DELAY) + jitter(RETRY_DELAY / 2));
+            }
+        }
+        Err(last)
+    }
+
+    pub fn execute_tool(&self, req: &wire::ExecuteToolRequest) -> Result<Decision, CallError> {
+        let resp: wire::ExecuteToolResponse =
+            self.call("ExecuteTool", wire::EXECUTE_TOOL, req, Duration::ZERO)?;
+        let replay = resp.idempotent_replay.unwrap_or(false);
+        let execution = resp
+            .execution
+            .ok_or_else(|| CallError::Malformed("ExecuteTool answer has no execution".into()))?;
+        Ok(Decision {
+            execution: validate(execution, "ExecuteTool")?,
+            idempotent_replay: replay,
+        })
+    }
+
+    /// Long-poll the execution for up to `wait` (capped at 30 s, as clients do).
+    pub fn get_tool_execution(
+        &self,
+        req: &wire::GetToolExecutionRequest,
+        wait: Duration,
+    ) -> Result<Checked, CallError> {
+        let wait = wait.min(Duration::from_secs(30));
+        let resp: wire::ExecutionEnvelope =
+            self.call("GetToolExecution", wire::GET_TOOL_EXECUTION, req, wait)?;
+        envelope(resp, "GetToolExecution")
+    }
+
+    pub fn resume(&self, req: &wire::ResumeToolExecutionRequest) -> Result<Checked, CallError> {
+        let resp: wire::ExecutionEnvelope = self.call(
+            "ResumeToolExecution",
+            wire::RESUME_TOOL_EXECUTION,
+            req,
+            Duration::ZERO,
+        )?;
+        envelope(resp, "ResumeToolExecution")
+    }
+
+    pub fn record_output(
+        &self,
+        req: &wire::RecordToolExecutionOutputRequest,
+    ) -> Result<Checked, CallError> {
+        let resp: wire::ExecutionEnvelope = self.call(
+            "RecordToolExecutionOutput",
+            wire::RECORD_TOOL_EXECUTION_OUTPUT,
+            req,
+            Duration::ZERO,
+        )?;
+        envelope(resp, "RecordToolExecutionOutput")
+    }
+
+    pub fn list_tool_executions(
+        &self,
+        req: &wire::ListToolExecutionsRequest,
+    ) -> Result<wire::ListToolExecutionsResponse, CallError> {
+        self.call(
+            "ListToolExecutions",
+            wire::LIST_TOOL_EXECUTIONS,
+            req,
+            Duration::ZERO,
+        )
+    }
+
+    pub fn get_approval(
+        &self,
+        req: &wire::GetApprovalRequest,
+    ) -> Result<wire::GetApprovalResponse, CallError> {
+        self.call("GetApproval", wire::GET_APPROVAL, req, Duration::ZERO)
+    }
+}
+
+/// What ExecuteTool said.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub execution: Checked,
+    pub idempotent_replay: bool,
+}
+
+/// An execution whose id and state have been checked.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub id: String,
+    pub state: ExecutionState,
+    pub raw: ToolExecution,
+}
+
+fn envelope(resp: wire::ExecutionEnvelope, method: &str) -> Result<Checked, CallError> {
+    let execution = resp
+        .execution
+        .ok_or_else(|| CallError::Malformed(format!("{method} answer has no execution")))?;
+    validate(execution, method)
+}
+
+/// Require a non-empty id and a known state; nothing else is trusted.
+fn validate(execution: ToolExecution, method: &str) -> Result<Checked, CallError> {
+    let id = execution.id.clone().filter(|id| !id.trim().is_empty());
+    let id =
+        id.ok_or_else(|| CallError::Malformed(format!("{method} answer has no execution id")))?;
+    let raw_state = execution.state.clone().unwrap_or_default();
+    let state = ExecutionState::parse(&raw_state).ok_or_else(|| {
+        CallError::Malformed(format!(
+            "{method} answer has unknown state {:?}",
+            truncate(&raw_state, 64)
+        ))
+    })?;
+    Ok(Checked {
+        id,
+        state,
+        raw: execution,
+    })
+}
+
+fn decode<T: DeserializeOwned>(method: &str, resp: ureq::Response) -> Result<T, CallError> {
+    let mut buf = Vec::new();
+    resp.into_reader()
+        .take(MAX_BODY + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| CallError::Unavailable(format!("{method}: reading the answer failed: {e}")))?;
+    if buf.len() as u64 > MAX_BODY {
+        return Err(CallError::Malformed(format!(
+            "{method} answer is larger than {MAX_BODY} bytes"
+        )));
+    }
+    serde_json::from_slice(&buf).map_err(|e| {
+        CallError::Malformed(format!("{method} answer is not the expected JSON ({e})"))
+    })
+}
+
+/// The Connect error body's code and message, if any (bounded, single line).
+fn error_body(resp: ureq::Response) -> (String, String) {
+    let mut buf = Vec::new();
+    let _ = resp.into_reader().take(64 * 1024).read_to_end(&mut buf);
+    match serde_json::from_slice::<wire::ConnectError>(&buf) {
+        Ok(e) => (truncate(&e.code, 64), truncate(&e.message, 200)),
+        Err(_) => ("unknown".into(), "no Connect error body".into()),
+    }
+}
+
+fn transport_reason(t: &ureq::Transport) -> String {
+    let mut s = t.kind().to_string();
+    if let Some(m) = t.message() {
+        s.push_str(": ");
+        s.push_str(m);
+    }
+    truncate(&s, 200)
+}
+
+/// One line of at most `max` chars, control characters replaced.
+pub fn truncate(s: &str, max: usize) -> String {
+    let clean: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if clean.chars().count() <= max {
+        clean
+    } else {
+        let mut t: String = clean.chars().take(max.saturating_sub(3)).collect();
+        t.push_str("...");
+        t
+    }
+}
+
+/// A random duration in `[0, max)`.
+pub fn jitter(max: Duration) -> Duration {
+    let mut b = [0u8; 4];
+    let _ = getrandom::getrandom(&mut b);
+    let frac = f64::from(u32::from_le_bytes(b)) / f64::from(u32::MAX);
+    max.mul_f64(frac)
+}

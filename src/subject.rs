@@ -1,0 +1,157 @@
+//! What will run, in words Platform can judge: the command text (or a description of the script
+//! or session), its classification, and for scripts their path and content digest.
+//! "What is governed is what will run" (DESIGN.md, "Modes").
+
+use std::ffi::OsString;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::fd::FromRawFd;
+use std::os::unix::fs::FileTypeExt;
+
+use sha2::{Digest, Sha256};
+
+use crate::argv::{Invocation, Kind};
+use crate::classify::{self, Classification};
+
+/// Scripts up to this size are read and classified; larger ones are unknown code.
+pub const MAX_SCRIPT_CLASSIFY: u64 = 64 * 1024;
+/// Content digests are computed over at most this much.
+const MAX_SCRIPT_DIGEST: u64 = 64 * 1024 * 1024;
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Subject {
+    /// `command`, `script_file`, `stdin_script`, `interactive` or `invalid`.
+    pub kind: &'static str,
+    /// The command text (lossy UTF-8), or a shell-quoted description of the invocation.
+    pub command: String,
+    pub classification: Classification,
+    pub script_path: Option<String>,
+    pub script_sha256: Option<String>,
+}
+
+/// Describe the invocation; `None` when nothing runs (`--version`, `--help`).
+pub fn describe(inv: &Invocation, args: &[OsString]) -> Option<Subject> {
+    let quoted = || shell_words::join(args.iter().map(|a| a.to_string_lossy().into_owned()));
+    let name = inv.personality.real_name();
+    let subject = match &inv.kind {
+        Kind::Informational => return None,
+        Kind::Command { text } => {
+            let command = text.to_string_lossy().into_owned();
+            let classification = classify::classify(&command);
+            Subject {
+                kind: "command",
+                command,
+                classification,
+                script_path: None,
+                script_sha256: None,
+            }
+        }
+        Kind::ScriptFile { path } => {
+            let read = std::fs::File::open(path)
+                .ok()
+                .map(|f| read_script(f, false));
+            let (text, digest) = read.unwrap_or((None, None));
+            Subject {
+                kind: "script_file",
+                command: format!("{name} {}", quoted()),
+                classification: classify::classify_script(text.as_deref()),
+                script_path: Some(path.to_string_lossy().into_owned()),
+                script_sha256: digest,
+            }
+        }
+        Kind::Stdin => {
+            let (text, digest) = read_stdin_script();
+            Subject {
+                kind: "stdin_script",
+                command: format!("{name} {} <script on stdin>", quoted()).replace("  ", " "),
+                classification: classify::classify_script(text.as_deref()),
+                script_path: None,
+                script_sha256: digest,
+            }
+        }
+        Kind::Interactive => Subject {
+            kind: "interactive",
+            command: format!("{name} {} (interactive session)", quoted()).replace("  ", " "),
+            classification: classify::classify_script(None),
+            script_path: None,
+            script_sha256: None,
+        },
+        Kind::Invalid { reason } => Subject {
+            kind: "invalid",
+            command: format!("{name} {}", quoted()),
+            classification: {
+                let mut c = classify::classify_script(None);
+                c.reasons.push(format!(
+                    "bash will reject this invocation ({reason}); governed as opaque"
+                ));
+                c
+            },
+            script_path: None,
+            script_sha256: None,
+        },
+    };
+    Some(subject)
+}
+
+/// Read a script for classification and digest. With `rewind`, seek back to where it started,
+/// so the real shell reads exactly what it would have.
+fn read_script(mut f: std::fs::File, rewind: bool) -> (Option<String>, Option<String>) {
+    let start = if rewind {
+        f.stream_position().ok()
+    } else {
+        Some(0)
+    };
+    let Some(start) = start else {
+        return (None, None);
+    };
+    let mut hasher = Sha256::new();
+    let mut head = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    let mut complete = false;
+    while total < MAX_SCRIPT_DIGEST {
+        match f.read(&mut buf) {
+            Ok(0) => {
+                complete = true;
+                break;
+            }
+            Ok(n) => {
+                hasher.update(&buf[..n]);
+                if total < MAX_SCRIPT_CLASSIFY {
+                    head.extend_from_slice(&buf[..n]);
+                }
+                total += n as u64;
+            }
+            Err(_) => break,
+        }
+    }
+    if rewind && f.seek(SeekFrom::Start(start)).is_err() {
+        return (None, None);
+    }
+    let digest = complete.then(|| {
+        hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    });
+    let text = (complete && total <= MAX_SCRIPT_CLASSIFY)
+        .then(|| String::from_utf8_lossy(&head).into_owned());
+    (text, digest)
+}
+
+/// A script on stdin is read only when stdin is a regular file (then rewound). A pipe cannot be
+/// read without taking bytes from the shell, so it stays unread: unknown code.
+fn read_stdin_script() -> (Option<String>, Option<String>) {
+    // SAFETY: fd 0 is borrowed for the duration of this call and never closed (ManuallyDrop).
+    let f = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(0) });
+    let Ok(meta) = f.metadata() else {
+        return (None, None);
+    };
+    if !meta.file_type().is_file() || meta.file_type().is_fifo() {
+        return (None, None);
+    }
+    let Ok(dup) = f.try_clone() else {
+        return (None, None);
+    };
+    read_script(dup, true)
+}
