@@ -5,3 +5,4 @@ mod support;
 
 mod passthrough;
 mod recursion;
+mod supervisor;
