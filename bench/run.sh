@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Side-by-side timing of maestro-sh against the real bash, in one run (hyperfine).
+#
+#   bench/run.sh            pass-through, observe and governed-allow against maestro-platform-dev
+#
+# Figures to compare are ratios and differences against `bash -c true` measured in the same run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine; } >/dev/null
+dist=$(scripts/build-release.sh)
+sh_bin="$dist/maestro-sh"
+work=$(mktemp -d)
+trap 'kill "${plat_pid:-}" 2>/dev/null || true; rm -rf "$work"' EXIT
+ln -s "$sh_bin" "$work/bash"
+runs=${RUNS:-300}
+
+echo "== binary"
+ls -l "$sh_bin" | awk '{print "size (stripped, static): " $5 " bytes"}'
+/usr/bin/time -f "peak RSS, pass-through: %M KiB" "$sh_bin" -c true
+echo
+echo "== pass-through (governance off)"
+hyperfine -N --warmup 30 --runs "$runs" --export-json "$work/pass.json" \
+    -n bash 'bash -c true' -n maestro-sh "$sh_bin -c true" -n shim "$work/bash -c true"
+
+# The local Platform on a free port.
+"$dist/maestro-platform-dev" serve --addr 127.0.0.1:0 >"$work/url" 2>"$work/platform.log" &
+plat_pid=$!
+for _ in $(seq 100); do [ -s "$work/url" ] && break; sleep 0.05; done
+url=$(head -1 "$work/url")
+export TOOL_EXECUTION_SERVICE_URL=$url EVALOPS_TOKEN=dev-token EVALOPS_ORGANIZATION_ID=org-dev EVALOPS_WORKSPACE_ID=ws-bench
+export MAESTRO_SH_DATA_DIR=$work/data MAESTRO_SESSION_ID=bench
+
+echo
+echo "== governed allow and observe against maestro-platform-dev on loopback (each run a new step)"
+hyperfine -N --warmup 10 --runs "$runs" \
+    -n bash 'bash -c true' \
+    -n governed "env MAESTRO_SH_MODE=governed $sh_bin -c true" \
+    -n observe "env MAESTRO_SH_MODE=observe $sh_bin -c true" \
+    -n 'env+bash (baseline for the env wrapper)' 'env bash -c true'
+
+echo
+echo "== peak RSS, governed run"
+MAESTRO_SH_MODE=governed /usr/bin/time -f "peak RSS, governed: %M KiB" "$sh_bin" -c true
