@@ -192,7 +192,8 @@ mod tests {
         use serde_json::json;
         use Mode::*;
         let t = json!(true);
-        let cases: Vec<(Vec<(&str, serde_json::Value)>, Option<&str>, (Mode, Mode))> = vec![
+        type Case<'a> = (Vec<(&'a str, serde_json::Value)>, Option<&'a str>, (Mode, Mode));
+        let cases: Vec<Case> = vec![
             (vec![], None, (Off, Off)),
             (vec![(FLAG_OBSERVE, t.clone())], None, (Observe, Observe)),
             (vec![(FLAG_BRIDGE, t.clone())], None, (Observe, Governed)),

@@ -12,13 +12,17 @@ use crate::support::shell::{Sh, Via};
 
 /// `case` under the supervisor (observe, no Platform) and under the real bash.
 fn observed(case: Sh, dir: &std::path::Path) -> Sh {
-    case.env("MAESTRO_SH_MODE", "observe").env("MAESTRO_SH_DATA_DIR", dir)
+    case.env("MAESTRO_SH_MODE", "observe")
+        .env("MAESTRO_SH_DATA_DIR", dir)
 }
 
 fn no_core(cmd: &mut std::process::Command) {
     unsafe {
         cmd.pre_exec(|| {
-            let zero = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            let zero = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
             libc::setrlimit(libc::RLIMIT_CORE, &zero);
             Ok(())
         });
@@ -29,9 +33,22 @@ fn no_core(cmd: &mut std::process::Command) {
 fn exit_codes_and_deaths_match_bash() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
-        "exit 0", "exit 1", "exit 2", "exit 126", "exit 127", "exit 255", "exit 300",
-        "kill -TERM $$", "kill -INT $$", "kill -KILL $$", "kill -SEGV $$", "kill -ABRT $$",
-        "kill -PIPE $$", "kill -HUP $$", "kill -QUIT $$", "kill -USR1 $$",
+        "exit 0",
+        "exit 1",
+        "exit 2",
+        "exit 126",
+        "exit 127",
+        "exit 255",
+        "exit 300",
+        "kill -TERM $$",
+        "kill -INT $$",
+        "kill -KILL $$",
+        "kill -SEGV $$",
+        "kill -ABRT $$",
+        "kill -PIPE $$",
+        "kill -HUP $$",
+        "kill -QUIT $$",
+        "kill -USR1 $$",
         "echo out; echo err >&2; exit 5",
     ];
     for cmd in cases {
@@ -42,7 +59,12 @@ fn exit_codes_and_deaths_match_bash() {
         let mut got = case.command(Via::MaestroSh);
         no_core(&mut got);
         let got = got.stdin(Stdio::null()).output().unwrap();
-        assert_eq!(got.status.into_raw(), want.status.into_raw(), "{cmd}: {}", String::from_utf8_lossy(&got.stderr));
+        assert_eq!(
+            got.status.into_raw(),
+            want.status.into_raw(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&got.stderr)
+        );
         assert_eq!(got.stdout, want.stdout, "{cmd}");
         // Ours may add one warning line (nothing to record to); the command's own is unchanged.
         let stderr: String = String::from_utf8_lossy(&got.stderr)
@@ -60,10 +82,16 @@ fn signals_sent_to_the_supervisor_reach_the_command() {
     for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR1] {
         let case = observed(Sh::c("echo ready; sleep 30; echo not-killed"), dir.path());
         let mut cmd = case.command(Via::MaestroSh);
-        cmd.stdout(Stdio::piped()).stderr(Stdio::null()).stdin(Stdio::null());
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .stdin(Stdio::null());
         let mut child = cmd.spawn().unwrap();
         let mut line = String::new();
-        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
         assert_eq!(line, "ready\n");
         unsafe { libc::kill(child.id() as i32, sig) };
         let start = Instant::now();
@@ -71,7 +99,10 @@ fn signals_sent_to_the_supervisor_reach_the_command() {
             if let Some(st) = child.try_wait().unwrap() {
                 break st;
             }
-            assert!(start.elapsed() < Duration::from_secs(10), "signal {sig} was not forwarded");
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "signal {sig} was not forwarded"
+            );
             std::thread::sleep(Duration::from_millis(10));
         };
         // bash waits for sleep, which dies by the forwarded signal; bash then dies by it too
@@ -90,14 +121,19 @@ fn environment_is_the_callers_plus_step_id_minus_credentials() {
     let out = case.run(Via::MaestroSh);
     let env = String::from_utf8_lossy(&out.stdout);
     assert!(!env.contains("secret-token-value"), "{env}");
-    assert!(env.contains("KEEP_ME=1") && env.contains("MAESTRO_TOOL_CALL_ID=call-env-1"), "{env}");
+    assert!(
+        env.contains("KEEP_ME=1") && env.contains("MAESTRO_TOOL_CALL_ID=call-env-1"),
+        "{env}"
+    );
     assert!(env.contains("MAESTRO_SH_GRANT=v1."), "{env}");
 }
 
 #[test]
 fn generated_step_id_is_exported() {
     let dir = tempfile::tempdir().unwrap();
-    let out = observed(Sh::c("echo \"$MAESTRO_TOOL_CALL_ID\""), dir.path()).env_remove("MAESTRO_TOOL_CALL_ID").run(Via::MaestroSh);
+    let out = observed(Sh::c("echo \"$MAESTRO_TOOL_CALL_ID\""), dir.path())
+        .env_remove("MAESTRO_TOOL_CALL_ID")
+        .run(Via::MaestroSh);
     let id = String::from_utf8_lossy(&out.stdout);
     assert!(id.starts_with("call_") && id.trim().len() == 29, "{id}");
 }

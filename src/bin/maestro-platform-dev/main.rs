@@ -1,1 +1,282 @@
-fn main() {}
+//! `maestro-platform-dev`: a small, faithful local EvalOps Platform speaking the ToolExecution
+//! and Approvals Connect JSON contract, for the demo, the tests, and Maestro developers.
+//!
+//!     maestro-platform-dev serve --addr 127.0.0.1:0 [--policy FILE]   # prints its URL when ready
+//!     maestro-platform-dev approve|deny APPROVAL_ID --url URL [--reason R] [--by WHO]
+//!     maestro-platform-dev pending --url URL
+//!     maestro-platform-dev timeline --url URL [--run ID] [--session ID] [--step ID] [--json]
+
+mod policy;
+mod server;
+mod store;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context as _};
+use clap::{Args, Parser, Subcommand};
+use serde_json::{json, Value};
+
+use maestro_sh::wire;
+
+#[derive(Parser)]
+#[command(
+    name = "maestro-platform-dev",
+    version,
+    about = "A local EvalOps Platform (ToolExecution + Approvals) for maestro-sh"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the Platform API; prints `http://HOST:PORT` on stdout once listening.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        addr: String,
+        /// Bearer token clients must send.
+        #[arg(
+            long,
+            env = "MAESTRO_PLATFORM_DEV_TOKEN",
+            default_value = "dev-token",
+            hide_env_values = true
+        )]
+        token: String,
+        /// Organization id clients must send in X-Organization-ID.
+        #[arg(long, env = "MAESTRO_PLATFORM_DEV_ORG", default_value = "org-dev")]
+        org: String,
+        /// Policy file (JSON); default: CRITICAL needs approval, the rest is allowed.
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// Override the policy's approval expiry.
+        #[arg(long)]
+        approval_ttl_ms: Option<u64>,
+    },
+    /// Approve a pending approval request.
+    Approve(Resolve),
+    /// Deny a pending approval request.
+    Deny(Resolve),
+    /// List pending approval requests.
+    Pending(Conn),
+    /// Print the run timeline.
+    Timeline {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long)]
+        run: Option<String>,
+        #[arg(long)]
+        session: Option<String>,
+        #[arg(long)]
+        step: Option<String>,
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+struct Conn {
+    /// The Platform's base URL, as printed by `serve`.
+    #[arg(long, env = "MAESTRO_PLATFORM_DEV_URL")]
+    url: String,
+    #[arg(
+        long,
+        env = "MAESTRO_PLATFORM_DEV_TOKEN",
+        default_value = "dev-token",
+        hide_env_values = true
+    )]
+    token: String,
+    #[arg(long, env = "MAESTRO_PLATFORM_DEV_ORG", default_value = "org-dev")]
+    org: String,
+}
+
+#[derive(Args)]
+struct Resolve {
+    approval_request_id: String,
+    #[command(flatten)]
+    conn: Conn,
+    #[arg(long, default_value = "")]
+    reason: String,
+    #[arg(long, default_value = "maestro-platform-dev-cli")]
+    by: String,
+}
+
+fn main() {
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("maestro-platform-dev: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve {
+            addr,
+            token,
+            org,
+            policy,
+            approval_ttl_ms,
+        } => serve(&addr, token, org, policy, approval_ttl_ms),
+        Command::Approve(r) => resolve(r, "DECISION_TYPE_APPROVED"),
+        Command::Deny(r) => resolve(r, "DECISION_TYPE_DENIED"),
+        Command::Pending(conn) => pending(&conn),
+        Command::Timeline {
+            conn,
+            run,
+            session,
+            step,
+            json,
+        } => timeline(&conn, run, session, step, json),
+    }
+}
+
+fn serve(
+    addr: &str,
+    token: String,
+    org: String,
+    policy: Option<PathBuf>,
+    ttl: Option<u64>,
+) -> anyhow::Result<()> {
+    let mut policy = match &policy {
+        Some(p) => policy::Policy::load(p)?,
+        None => policy::Policy::default(),
+    };
+    if let Some(ttl) = ttl {
+        policy.approval_ttl_ms = ttl;
+    }
+    let http = tiny_http::Server::http(addr)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+    let bound = http
+        .server_addr()
+        .to_ip()
+        .context("listening address is not an IP address")?;
+    // Ready: tests and the demo read this one line to find the port.
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "http://{bound}")?;
+    out.flush()?;
+    drop(out);
+    eprintln!("maestro-platform-dev: listening on http://{bound} (organization {org})");
+    Arc::new(server::Server::new(store::Store::new(policy), token, org)).run(http);
+    Ok(())
+}
+
+/// One call to the local Platform; a non-2xx answer becomes an error with its message.
+fn call(conn: &Conn, path: &str, body: Value) -> anyhow::Result<Value> {
+    let url = format!("{}{}", conn.url.trim_end_matches('/'), path);
+    let resp = ureq::post(&url)
+        .set("Authorization", &format!("Bearer {}", conn.token))
+        .set("Content-Type", "application/json")
+        .set("X-Organization-ID", &conn.org)
+        .set("Connect-Protocol-Version", "1")
+        .send_string(&body.to_string());
+    match resp {
+        Ok(r) => Ok(r.into_json()?),
+        Err(ureq::Error::Status(code, r)) => {
+            let e: wire::ConnectError = r.into_json().unwrap_or_default();
+            bail!("{path} answered HTTP {code} {}: {}", e.code, e.message)
+        }
+        Err(e) => bail!("cannot reach {}: {e}", conn.url),
+    }
+}
+
+fn resolve(r: Resolve, decision: &str) -> anyhow::Result<()> {
+    let req = wire::ResolveApprovalRequest {
+        approval_request_id: r.approval_request_id.clone(),
+        decision: decision.into(),
+        decided_by: r.by,
+        reason: r.reason,
+    };
+    let out = call(&r.conn, wire::RESOLVE_APPROVAL, serde_json::to_value(req)?)?;
+    let d = &out["decision"];
+    println!(
+        "{} {} by {}",
+        r.approval_request_id,
+        d["decision"].as_str().unwrap_or(decision),
+        d["decidedBy"].as_str().unwrap_or("?")
+    );
+    Ok(())
+}
+
+fn pending(conn: &Conn) -> anyhow::Result<()> {
+    let out = call(conn, wire::LIST_PENDING, json!({}))?;
+    let resp: wire::ListPendingResponse = serde_json::from_value(out)?;
+    if resp.requests.is_empty() {
+        println!("no pending approval requests");
+    }
+    for r in resp.requests {
+        use base64::Engine as _;
+        let payload = r
+            .action_payload
+            .as_deref()
+            .and_then(|p| base64::engine::general_purpose::STANDARD.decode(p).ok())
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .unwrap_or_default();
+        println!(
+            "{}  tool_execution_id={}  risk={}  {}",
+            r.id.unwrap_or_default(),
+            payload["toolExecutionId"].as_str().unwrap_or("?"),
+            r.risk_level.unwrap_or_default(),
+            payload["operation"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+fn timeline(
+    conn: &Conn,
+    run: Option<String>,
+    session: Option<String>,
+    step: Option<String>,
+    raw: bool,
+) -> anyhow::Result<()> {
+    let out = call(
+        conn,
+        &format!("{}/GetTimeline", server::DEV_SERVICE),
+        json!({"runId": run, "sessionId": session, "stepId": step}),
+    )?;
+    if raw {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    for e in out["executions"].as_array().into_iter().flatten() {
+        let s = |k: &str| e[k].as_str().unwrap_or("-").to_string();
+        println!(
+            "{}  step={} session={} run={} approval={}  {}  {}",
+            s("toolExecutionId"),
+            s("stepId"),
+            s("sessionId"),
+            s("runId"),
+            s("approvalRequestId"),
+            s("state").trim_start_matches("TOOL_EXECUTION_STATE_"),
+            s("operation")
+        );
+        for ev in e["events"].as_array().into_iter().flatten() {
+            let d = &ev["data"];
+            let what = match (d["from"].as_str(), d["to"].as_str()) {
+                (from, Some(to)) => format!(
+                    "{} -> {}",
+                    from.unwrap_or("(new)")
+                        .trim_start_matches("TOOL_EXECUTION_STATE_"),
+                    to.trim_start_matches("TOOL_EXECUTION_STATE_")
+                ),
+                _ => ev["type"]
+                    .as_str()
+                    .unwrap_or("")
+                    .trim_start_matches("dev.evalops.toolexecution.")
+                    .to_string(),
+            };
+            println!(
+                "    {}  {what}  {}",
+                ev["time"].as_str().unwrap_or(""),
+                d["reason"]
+                    .as_str()
+                    .or(d["decision"].as_str())
+                    .unwrap_or("")
+            );
+        }
+    }
+    Ok(())
+}
