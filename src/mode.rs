@@ -192,7 +192,11 @@ mod tests {
         use serde_json::json;
         use Mode::*;
         let t = json!(true);
-        type Case<'a> = (Vec<(&'a str, serde_json::Value)>, Option<&'a str>, (Mode, Mode));
+        type Case<'a> = (
+            Vec<(&'a str, serde_json::Value)>,
+            Option<&'a str>,
+            (Mode, Mode),
+        );
         let cases: Vec<Case> = vec![
             (vec![], None, (Off, Off)),
             (vec![(FLAG_OBSERVE, t.clone())], None, (Observe, Observe)),

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod governed;
 mod passthrough;
 mod recursion;
 mod supervisor;

@@ -1,0 +1,596 @@
+//! Governed and observe runs against a real local Platform: every outcome row, the fault
+//! table, modes and flags, nested shells, replay, the sidecar/timeline join, the outbox.
+
+use serde_json::{json, Value};
+
+use crate::support::platform::{flags_file, stderr, DevPlatform, Gov, ORG, WORKSPACE};
+
+const DENY_POLICY: &str = r#"{"default":"allow","rules":[
+  {"action":"deny","command_prefixes":["echo deny-me"],"reason":"deny-me is forbidden here"},
+  {"action":"require_approval","command_prefixes":["echo approve-me"],"reason":"needs a human"}]}"#;
+
+fn policy_file(dir: &std::path::Path, text: &str) -> String {
+    let p = dir.join("policy.json");
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn allowed_command_runs_once_and_is_recorded() {
+    let p = DevPlatform::start();
+    let mut g = Gov::marked(Some(&p.url), "governed", "echo out; echo err >&2; exit 3")
+        .env("MAESTRO_TOOL_CALL_ID", "call-allow-1")
+        .env("MAESTRO_SESSION_ID", "sess-1")
+        .env("MAESTRO_AGENT_RUN_ID", "run-1");
+    let out = g.run();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(out.stdout, b"out\n");
+    assert_eq!(stderr(&out), "err\n");
+    assert!(g.ran());
+
+    let execs = p.executions();
+    assert_eq!(execs.len(), 1);
+    let e = &execs[0];
+    assert_eq!(e["state"], "TOOL_EXECUTION_STATE_FAILED");
+    assert_eq!(e["linkage"]["stepId"], "call-allow-1");
+    assert_eq!(e["linkage"]["runId"], "run-1");
+    assert_eq!(e["output"]["safeOutput"]["exit_status"], 3);
+    assert!(e["output"]["durationMs"].as_u64().is_some());
+    assert_eq!(e["metadata"]["maestro_local_outcome"], "failed");
+
+    let done = g.completed();
+    assert_eq!(done["governed_outcome"], "allowed");
+    assert_eq!(done["tool_execution_id"], e["id"]);
+    assert_eq!(done["exit_status"], 3);
+    assert_eq!(done["tool_call_id"], "call-allow-1");
+}
+
+/// (name, faults on ExecuteTool, expected outcome, runs?)
+fn fault_table() -> Vec<(&'static str, Value, &'static str, bool)> {
+    vec![
+        (
+            "5xx every time",
+            json!([{"method": "ExecuteTool", "kind": "status", "status": 503}]),
+            "platform_unavailable",
+            false,
+        ),
+        (
+            "5xx once then success",
+            json!([{"method": "ExecuteTool", "kind": "status", "status": 500, "times": 1}]),
+            "allowed",
+            true,
+        ),
+        (
+            "429 once then success",
+            json!([{"method": "ExecuteTool", "kind": "status", "status": 429, "times": 1}]),
+            "allowed",
+            true,
+        ),
+        (
+            "timeout",
+            json!([{"method": "ExecuteTool", "kind": "delay", "delayMs": 4000}]),
+            "platform_unavailable",
+            false,
+        ),
+        (
+            "malformed JSON",
+            json!([{"method": "ExecuteTool", "kind": "malformed"}]),
+            "platform_malformed",
+            false,
+        ),
+        (
+            "empty object",
+            json!([{"method": "ExecuteTool", "kind": "empty"}]),
+            "platform_malformed",
+            false,
+        ),
+        (
+            "connection drop",
+            json!([{"method": "ExecuteTool", "kind": "drop"}]),
+            "platform_unavailable",
+            false,
+        ),
+        (
+            "oversize body",
+            json!([{"method": "ExecuteTool", "kind": "oversize"}]),
+            "platform_malformed",
+            false,
+        ),
+        (
+            "unknown state",
+            json!([{"method": "ExecuteTool", "kind": "unknown_state"}]),
+            "platform_malformed",
+            false,
+        ),
+        (
+            "missing id",
+            json!([{"method": "ExecuteTool", "kind": "missing_id"}]),
+            "platform_malformed",
+            false,
+        ),
+        (
+            "400 from Platform",
+            json!([{"method": "ExecuteTool", "kind": "status", "status": 400}]),
+            "platform_malformed",
+            false,
+        ),
+        (
+            "404 from Platform",
+            json!([{"method": "ExecuteTool", "kind": "status", "status": 404}]),
+            "misconfigured",
+            false,
+        ),
+    ]
+}
+
+#[test]
+fn platform_faults_fail_closed() {
+    let p = DevPlatform::start();
+    for (name, faults, outcome, runs) in fault_table() {
+        p.set_faults(faults);
+        let mut g = Gov::marked(Some(&p.url), "governed", "echo ran")
+            .env("TOOL_EXECUTION_SERVICE_TIMEOUT_MS", "800");
+        let out = g.run();
+        let err = stderr(&out);
+        assert_eq!(g.ran(), runs, "{name}: {err}");
+        assert_eq!(g.completed()["governed_outcome"], outcome, "{name}: {err}");
+        if runs {
+            assert_eq!(out.status.code(), Some(0), "{name}: {err}");
+        } else {
+            assert_eq!(out.status.code(), Some(126), "{name}: {err}");
+            assert!(
+                err.starts_with(&format!("maestro-sh: {outcome}: ")),
+                "{name}: {err}"
+            );
+            assert_eq!(err.lines().count(), 1, "{name}: one line expected: {err}");
+            assert!(out.stdout.is_empty());
+        }
+    }
+    p.set_faults(json!([]));
+    // "5xx once then success" made one execution, not two.
+    let per_step: std::collections::HashMap<String, usize> =
+        p.executions().iter().fold(Default::default(), |mut m, e| {
+            *m.entry(e["linkage"]["stepId"].as_str().unwrap().to_string())
+                .or_default() += 1;
+            m
+        });
+    assert!(per_step.values().all(|n| *n == 1), "{per_step:?}");
+}
+
+#[test]
+fn denied_by_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = DevPlatform::start_with(&["--policy", &policy_file(dir.path(), DENY_POLICY)]);
+    let mut g = Gov::new(Some(&p.url), "governed", "echo deny-me; touch \"$MARKER\"");
+    let out = g.run();
+    assert_eq!(out.status.code(), Some(126));
+    assert!(!g.ran());
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("maestro-sh: denied: deny-me is forbidden here;"),
+        "{err}"
+    );
+    let id = p.executions()[0]["id"].as_str().unwrap().to_string();
+    assert!(err.contains(&format!("tool_execution_id={id}")), "{err}");
+    assert_eq!(g.completed()["governed_outcome"], "denied");
+    assert_eq!(g.completed()["tool_execution_id"], id.as_str());
+}
+
+#[test]
+fn unauthorised_and_wrong_organization_are_misconfigured() {
+    let p = DevPlatform::start();
+    for (var, value, code) in [
+        ("TOOL_EXECUTION_SERVICE_TOKEN", "wrong", "401"),
+        ("TOOL_EXECUTION_SERVICE_ORGANIZATION_ID", "org-other", "403"),
+    ] {
+        let mut g = Gov::marked(Some(&p.url), "governed", "true").env(var, value);
+        let out = g.run();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(126), "{err}");
+        assert!(!g.ran());
+        assert!(
+            err.starts_with("maestro-sh: misconfigured: ") && err.contains(code),
+            "{err}"
+        );
+        assert!(!err.contains("wrong"), "token leaked: {err}");
+        assert_eq!(g.completed()["governed_outcome"], "misconfigured");
+    }
+}
+
+#[test]
+fn platform_down_refuses() {
+    let mut g = Gov::marked(Some("http://127.0.0.1:9"), "governed", "true");
+    let out = g.run();
+    assert_eq!(out.status.code(), Some(126));
+    assert!(!g.ran());
+    assert!(
+        stderr(&out).starts_with("maestro-sh: platform_unavailable: "),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(g.completed()["governed_outcome"], "platform_unavailable");
+}
+
+#[test]
+fn incomplete_config_names_the_variable() {
+    for (drop, named) in [
+        ("TOOL_EXECUTION_SERVICE_URL", "TOOL_EXECUTION_SERVICE_URL"),
+        (
+            "TOOL_EXECUTION_SERVICE_TOKEN",
+            "MAESTRO_SH_CREDENTIALS_FILE",
+        ),
+        (
+            "TOOL_EXECUTION_SERVICE_ORGANIZATION_ID",
+            "TOOL_EXECUTION_SERVICE_ORGANIZATION_ID",
+        ),
+        (
+            "TOOL_EXECUTION_SERVICE_WORKSPACE_ID",
+            "TOOL_EXECUTION_SERVICE_WORKSPACE_ID",
+        ),
+    ] {
+        let mut g = Gov::marked(Some("http://127.0.0.1:9"), "governed", "true").env_remove(drop);
+        let out = g.run();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(126), "{drop}: {err}");
+        assert!(!g.ran(), "{drop}");
+        assert!(
+            err.starts_with("maestro-sh: misconfigured: ") && err.contains(named),
+            "{drop}: {err}"
+        );
+        assert_eq!(g.completed()["governed_outcome"], "misconfigured");
+    }
+    // Bad values too.
+    for (var, value) in [
+        ("TOOL_EXECUTION_SERVICE_TIMEOUT_MS", "soon"),
+        ("MAESTRO_SH_MODE", "loud"),
+        ("TOOL_EXECUTION_SERVICE_URL", "ftp://x"),
+    ] {
+        let mut g = Gov::marked(Some("http://127.0.0.1:9"), "governed", "true").env(var, value);
+        let out = g.run();
+        assert_eq!(out.status.code(), Some(126), "{var}");
+        assert!(stderr(&out).contains(var), "{var}: {}", stderr(&out));
+        assert!(!g.ran());
+    }
+}
+
+#[test]
+fn credentials_file_must_be_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let p = DevPlatform::start();
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("creds.json");
+    std::fs::write(
+        &creds,
+        format!("{{\"token\": \"{}\"}}", crate::support::platform::TOKEN),
+    )
+    .unwrap();
+    std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut g = Gov::marked(Some(&p.url), "governed", "true")
+        .env_remove("TOOL_EXECUTION_SERVICE_TOKEN")
+        .env("MAESTRO_SH_CREDENTIALS_FILE", &creds);
+    let out = g.run();
+    assert_eq!(out.status.code(), Some(126));
+    assert!(stderr(&out).contains("chmod 600"), "{}", stderr(&out));
+    assert!(!g.ran());
+    std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut g = Gov::marked(Some(&p.url), "governed", "env")
+        .env_remove("TOOL_EXECUTION_SERVICE_TOKEN")
+        .env("MAESTRO_SH_CREDENTIALS_FILE", &creds);
+    let out = g.run();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(g.ran());
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(crate::support::platform::TOKEN));
+}
+
+#[test]
+fn flags_decide_the_mode_and_the_kill_switch_wins() {
+    let p = DevPlatform::start();
+    let dir = tempfile::tempdir().unwrap();
+    let bridge = "maestro.platform_runtime.tool_execution_bridge";
+    let observe = "maestro.platform_runtime.agent_runtime_observe";
+    let kill = "platform.kill_switches.maestro.platform_runtime_bridge";
+    // (flags, MAESTRO_SH_MODE, command, expected bridge mode recorded or None for pass-through)
+    let cases: Vec<(Vec<&str>, &str, &str, Option<&str>)> = vec![
+        (vec![], "", "touch \"$MARKER\"", None),
+        (vec![bridge], "", "touch \"$MARKER\"", Some("governed")),
+        (vec![bridge], "", "ls", Some("observe")),
+        (vec![observe], "", "touch \"$MARKER\"", Some("observe")),
+        (vec![bridge, kill], "", "touch \"$MARKER\"", None),
+        (vec![kill], "governed", "touch \"$MARKER\"", None),
+        (vec![bridge], "off", "touch \"$MARKER\"", Some("governed")),
+        (vec![], "governed", "ls", Some("governed")),
+    ];
+    for (flags, mode, command, want) in cases {
+        let before = p.requests_for("ExecuteTool").len();
+        let flags_path = flags_file(dir.path(), &flags);
+        let mut g =
+            Gov::new(Some(&p.url), mode, command).env("EVALOPS_FEATURE_FLAGS_PATH", &flags_path);
+        if mode.is_empty() {
+            g = g.env_remove("MAESTRO_SH_MODE");
+        }
+        let out = g.run();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{flags:?} {mode}: {}",
+            stderr(&out)
+        );
+        let sent = p.requests_for("ExecuteTool");
+        match want {
+            None => assert_eq!(
+                sent.len(),
+                before,
+                "{flags:?} {mode}: nothing may reach Platform"
+            ),
+            Some(m) => {
+                assert_eq!(sent.len(), before + 1, "{flags:?} {mode}");
+                assert_eq!(
+                    sent.last().unwrap()["body"]["metadata"]["maestro_bridge_mode"],
+                    m,
+                    "{flags:?} {mode}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn nested_shells_share_the_decision_of_their_step() {
+    let p = DevPlatform::start();
+    let shims = crate::support::shell::shim_dir().display().to_string();
+    // Same step: the inner bash passes through; one execution.
+    let mut g = Gov::new(
+        Some(&p.url),
+        "governed",
+        "bash -c 'sh -c \"touch $MARKER\"'",
+    )
+    .env("PATH", format!("{shims}:/usr/bin:/bin"))
+    .env("MAESTRO_TOOL_CALL_ID", "call-nested-1");
+    let out = g.run();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(g.ran());
+    assert_eq!(p.executions().len(), 1);
+
+    // A new step inside is governed anew. The token never reaches the command's environment,
+    // so the inner shim finds it the way Maestro's shells must: in a private credentials file.
+    let creds = g.dir.path().join("creds");
+    std::fs::write(&creds, crate::support::platform::TOKEN).unwrap();
+    std::fs::set_permissions(&creds, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let mut g = Gov::new(
+        Some(&p.url),
+        "governed",
+        "MAESTRO_TOOL_CALL_ID=call-nested-3 bash -c 'touch $MARKER'",
+    )
+    .env("PATH", format!("{shims}:/usr/bin:/bin"))
+    .env("MAESTRO_TOOL_CALL_ID", "call-nested-2")
+    .env_remove("TOOL_EXECUTION_SERVICE_TOKEN")
+    .env("MAESTRO_SH_CREDENTIALS_FILE", &creds);
+    let out = g.run();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(g.ran());
+    let steps: Vec<String> = p
+        .executions()
+        .iter()
+        .map(|e| e["linkage"]["stepId"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        steps.contains(&"call-nested-2".to_string())
+            && steps.contains(&"call-nested-3".to_string()),
+        "{steps:?}"
+    );
+
+    // A grant set by hand does not skip governance.
+    let before = p.executions().len();
+    let mut g = Gov::marked(Some(&p.url), "governed", "true")
+        .env("MAESTRO_TOOL_CALL_ID", "call-nested-4")
+        .env("MAESTRO_SH_GRANT", format!("v1.1.1.{}", "0".repeat(64)));
+    assert_eq!(g.run().status.code(), Some(0));
+    assert_eq!(p.executions().len(), before + 1);
+}
+
+#[test]
+fn a_retried_step_replays_and_never_runs_twice() {
+    let p = DevPlatform::start();
+    let mut first =
+        Gov::marked(Some(&p.url), "governed", "true").env("MAESTRO_TOOL_CALL_ID", "call-replay-1");
+    assert_eq!(first.run().status.code(), Some(0));
+    let mut again =
+        Gov::marked(Some(&p.url), "governed", "true").env("MAESTRO_TOOL_CALL_ID", "call-replay-1");
+    let out = again.run();
+    assert_eq!(out.status.code(), Some(126));
+    assert!(!again.ran());
+    assert!(stderr(&out).contains("already ran"), "{}", stderr(&out));
+    assert_eq!(p.executions().len(), 1);
+}
+
+#[test]
+fn sidecar_and_timeline_join_on_ids() {
+    let p = DevPlatform::start();
+    let mut g = Gov::marked(Some(&p.url), "governed", "true")
+        .env("MAESTRO_TOOL_CALL_ID", "call-join-1")
+        .env("MAESTRO_SESSION_ID", "sess-join")
+        .env("MAESTRO_AGENT_RUN_ID", "run-join");
+    assert_eq!(g.run().status.code(), Some(0));
+    let done = g.completed();
+    let id = done["tool_execution_id"].as_str().unwrap();
+    let entries = p.timeline(json!({"toolExecutionId": id}));
+    assert_eq!(entries.len(), 1);
+    let t = &entries[0];
+    assert_eq!(t["stepId"], done["tool_call_id"]);
+    assert_eq!(t["sessionId"], done["correlation"]["session_id"]);
+    assert_eq!(t["runId"], done["correlation"]["agent_run_id"]);
+    let states: Vec<&str> = t["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["data"]["to"].as_str())
+        .collect();
+    assert_eq!(
+        states,
+        [
+            "TOOL_EXECUTION_STATE_ACCEPTED",
+            "TOOL_EXECUTION_STATE_POLICY_EVALUATING",
+            "TOOL_EXECUTION_STATE_RUNNING",
+            "TOOL_EXECUTION_STATE_SUCCEEDED"
+        ]
+    );
+    // The attempted event came first, with the same step.
+    let events = g.events();
+    assert_eq!(events[0]["type"], "maestro.events.tool_call.attempted");
+    assert_eq!(events[0]["data"]["tool_call_id"], "call-join-1");
+    assert_eq!(events[0]["spec_version"], "1.0");
+}
+
+#[test]
+fn observe_with_platform_down_spools_and_delivers_exactly_once() {
+    let p = DevPlatform::start();
+    let data = tempfile::tempdir().unwrap();
+    // Platform down: the command's status is unaffected and the record is spooled.
+    let mut g = Gov::new(
+        Some("http://127.0.0.1:9"),
+        "observe",
+        "echo observed; exit 7",
+    )
+    .env("MAESTRO_SH_DATA_DIR", data.path())
+    .env("MAESTRO_TOOL_CALL_ID", "call-spool-1");
+    let out = g.run();
+    assert_eq!(out.status.code(), Some(7));
+    assert_eq!(out.stdout, b"observed\n");
+    assert_eq!(g.completed()["governed_outcome"], "observed");
+    assert_eq!(
+        std::fs::read_dir(data.path().join("outbox"))
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().is_file())
+            .count(),
+        1
+    );
+
+    // Platform back: the next invocation delivers its own record and the spooled one.
+    for step in ["call-spool-2", "call-spool-3"] {
+        let mut g = Gov::new(Some(&p.url), "observe", "true")
+            .env("MAESTRO_SH_DATA_DIR", data.path())
+            .env("MAESTRO_TOOL_CALL_ID", step);
+        assert_eq!(g.run().status.code(), Some(0));
+    }
+    let execs = p.executions();
+    let mut steps: Vec<&str> = execs
+        .iter()
+        .map(|e| e["linkage"]["stepId"].as_str().unwrap())
+        .collect();
+    steps.sort();
+    assert_eq!(steps, ["call-spool-1", "call-spool-2", "call-spool-3"]);
+    let spooled = execs
+        .iter()
+        .find(|e| e["linkage"]["stepId"] == "call-spool-1")
+        .unwrap();
+    assert_eq!(spooled["state"], "TOOL_EXECUTION_STATE_FAILED");
+    assert_eq!(spooled["output"]["safeOutput"]["exit_status"], 7);
+    assert_eq!(p.requests_for("RecordToolExecutionOutput").len(), 3);
+}
+
+#[test]
+fn wire_conformance_of_execute_tool() {
+    let p = DevPlatform::start();
+    let secret = "ghp_abcdefghijklmnopqrstuvwxyz0123456789";
+    let commands = [
+        "true",
+        "ls -la",
+        &format!("GITHUB_TOKEN={secret} true"),
+        "echo   spaced\tout\n  text",
+        &format!("curl -H 'Authorization: Bearer {secret}' http://127.0.0.1:9 || true"),
+    ];
+    for (i, cmd) in commands.iter().enumerate() {
+        let step = format!("call-wire-{i}");
+        let mut g = Gov::new(Some(&p.url), "governed", cmd)
+            .env("MAESTRO_TOOL_CALL_ID", &step)
+            .env("MAESTRO_SESSION_ID", "sess-w")
+            .env("MAESTRO_AGENT_RUN_ID", "run-w")
+            .env("MAESTRO_ACTOR_ID", "actor-w")
+            .env("MAESTRO_AGENT_ID", "agent-w")
+            .env("MAESTRO_OBJECTIVE_ID", "obj-w")
+            .env("MAESTRO_CHANNEL_ID", "chan-w")
+            .env("MAESTRO_SURFACE", "cli")
+            .env("MAESTRO_WORKSPACE_ROOT", "/repo")
+            .env("MAESTRO_GIT_BRANCH", "main")
+            .env("MAESTRO_GIT_COMMIT", "abc123")
+            .env("GITHUB_REPOSITORY", "evalops/x");
+        g.run();
+        let sent = p.requests_for("ExecuteTool");
+        let req = sent.last().unwrap();
+        let h = &req["headers"];
+        assert_eq!(h["Authorization"], "Bearer <redacted>");
+        assert_eq!(h["X-Organization-ID"], ORG);
+        assert_eq!(h["Connect-Protocol-Version"], "1");
+        assert_eq!(h["Content-Type"], "application/json");
+        let b = &req["body"];
+        let keys: Vec<&String> = b.as_object().unwrap().keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "linkage",
+                "tool",
+                "arguments",
+                "riskLevel",
+                "retryPolicy",
+                "idempotencyKey",
+                "metadata"
+            ]
+        );
+        assert_eq!(
+            b["linkage"],
+            json!({"workspaceId": WORKSPACE, "organizationId": ORG, "agentId": "agent-w", "runId": "run-w", "objectiveId": "obj-w",
+                   "stepId": step, "actorId": "actor-w", "surface": "cli", "channelId": "chan-w",
+                   "correlationId": format!("sess-w:{step}"), "surfaceType": "SURFACE_MAESTRO"})
+        );
+        assert_eq!(b["tool"]["namespace"], "maestro");
+        assert_eq!(b["tool"]["name"], "bash");
+        assert_eq!(b["tool"]["capability"], "maestro.tool.bash");
+        assert_eq!(
+            b["tool"]["idempotent"],
+            !b["tool"]["mutatesResource"].as_bool().unwrap()
+        );
+        let op = b["tool"]["operation"].as_str().unwrap();
+        assert!(
+            op.len() <= 96 && !op.contains('\n') && !op.contains("  "),
+            "{op}"
+        );
+        assert_eq!(
+            b["retryPolicy"],
+            json!({"maxAttempts": 1, "initialDelayMs": 0, "maxDelayMs": 0, "allowNonIdempotentRetry": false})
+        );
+        assert_eq!(b["idempotencyKey"], format!("maestro:{step}"));
+        assert!(b["riskLevel"].as_str().unwrap().starts_with("RISK_LEVEL_"));
+        let m = &b["metadata"];
+        for key in [
+            "maestro_bridge_mode",
+            "maestro_tool_call_id",
+            "maestro_agent_run_id",
+            "maestro_agent_run_step_id",
+            "maestro_actor_id",
+            "maestro_correlation_id",
+            "maestro_cwd",
+            "maestro_workspace_root",
+            "maestro_repository_root",
+            "maestro_repository",
+            "maestro_git_branch",
+            "maestro_git_commit",
+            "maestro_session_id",
+            "maestro_redacted_arguments",
+            "maestro_tool_family",
+            "maestro_local_execution_authoritative",
+        ] {
+            assert!(m[key].is_string(), "{cmd}: metadata {key} missing: {m}");
+        }
+        assert_eq!(m["maestro_repository_root"], "/repo");
+        assert_eq!(m["maestro_local_execution_authoritative"], "true");
+        let whole = req.to_string();
+        assert!(!whole.contains(secret), "secret leaked for {cmd}: {whole}");
+        if cmd.contains(secret) {
+            assert_eq!(m["maestro_redacted_arguments"], "true");
+            assert!(b["arguments"]["command"]
+                .as_str()
+                .unwrap()
+                .contains("[REDACTED:"));
+        }
+    }
+}

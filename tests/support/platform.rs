@@ -1,0 +1,241 @@
+//! A real `maestro-platform-dev` on 127.0.0.1:0 per test, and a builder for governed
+//! maestro-sh runs against it.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::{json, Value};
+
+pub const TOKEN: &str = "dev-token-for-tests";
+pub const ORG: &str = "org-test";
+pub const WORKSPACE: &str = "ws-test";
+
+pub fn platform_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_maestro-platform-dev"))
+}
+
+/// A running local Platform; killed on drop.
+pub struct DevPlatform {
+    pub url: String,
+    child: Child,
+}
+
+impl DevPlatform {
+    pub fn start() -> DevPlatform {
+        DevPlatform::start_with(&[])
+    }
+
+    /// Start with extra `serve` arguments (e.g. `--policy FILE`).
+    pub fn start_with(args: &[&str]) -> DevPlatform {
+        let mut child = Command::new(platform_bin())
+            .args([
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+                "--token",
+                TOKEN,
+                "--org",
+                ORG,
+            ])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start maestro-platform-dev");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("read URL");
+        let url = line.trim().to_string();
+        assert!(
+            url.starts_with("http://127.0.0.1:"),
+            "unexpected first line {line:?}"
+        );
+        DevPlatform { url, child }
+    }
+
+    /// POST `body` to `path`; (HTTP status, JSON body).
+    pub fn call(&self, path: &str, body: Value) -> (u16, Value) {
+        let resp = ureq::post(&format!("{}{path}", self.url))
+            .set("Authorization", &format!("Bearer {TOKEN}"))
+            .set("X-Organization-ID", ORG)
+            .set("Content-Type", "application/json")
+            .send_string(&body.to_string());
+        match resp {
+            Ok(r) => (r.status(), r.into_json().unwrap_or(Value::Null)),
+            Err(ureq::Error::Status(code, r)) => (code, r.into_json().unwrap_or(Value::Null)),
+            Err(e) => panic!("cannot reach the local Platform: {e}"),
+        }
+    }
+
+    pub fn dev(&self, method: &str, body: Value) -> Value {
+        let (status, v) = self.call(&format!("/maestro.dev.v1.DevService/{method}"), body);
+        assert_eq!(status, 200, "{method}: {v}");
+        v
+    }
+
+    pub fn set_faults(&self, faults: Value) {
+        self.dev("SetFaults", json!({ "faults": faults }));
+    }
+
+    /// Every RPC received so far (dev RPCs excluded), in order.
+    pub fn requests(&self) -> Vec<Value> {
+        self.dev("GetRequests", json!({}))["requests"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn requests_for(&self, method: &str) -> Vec<Value> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r["method"] == method)
+            .collect()
+    }
+
+    pub fn timeline(&self, filter: Value) -> Vec<Value> {
+        self.dev("GetTimeline", filter)["executions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn executions(&self) -> Vec<Value> {
+        let (_, v) = self.call(
+            "/toolexecution.v1.ToolExecutionService/ListToolExecutions",
+            json!({"limit": 100}),
+        );
+        v["executions"].as_array().cloned().unwrap_or_default()
+    }
+
+    pub fn pending(&self) -> Vec<Value> {
+        let (_, v) = self.call("/approvals.v1.ApprovalService/ListPending", json!({}));
+        v["requests"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+impl Drop for DevPlatform {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One maestro-sh invocation under governance, with its own data dir, sidecar file and marker.
+pub struct Gov {
+    pub dir: tempfile::TempDir,
+    cmd: Command,
+}
+
+impl Gov {
+    /// `maestro-sh -c CMD` in `mode` against `url` (None: no Platform configured).
+    pub fn new(url: Option<&str>, mode: &str, command: &str) -> Gov {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_maestro-sh"));
+        cmd.args(["-c", command]).env_clear();
+        cmd.env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("HOME", dir.path());
+        cmd.env("MAESTRO_SH_MODE", mode)
+            .env("MAESTRO_SH_DATA_DIR", dir.path().join("data"));
+        cmd.env("MAESTRO_SH_EVENTS_FILE", dir.path().join("events.jsonl"));
+        cmd.env("MARKER", dir.path().join("ran"));
+        cmd.current_dir(dir.path());
+        if let Some(url) = url {
+            cmd.env("TOOL_EXECUTION_SERVICE_URL", url)
+                .env("TOOL_EXECUTION_SERVICE_TOKEN", TOKEN)
+                .env("TOOL_EXECUTION_SERVICE_ORGANIZATION_ID", ORG)
+                .env("TOOL_EXECUTION_SERVICE_WORKSPACE_ID", WORKSPACE)
+                .env("TOOL_EXECUTION_SERVICE_TIMEOUT_MS", "1500");
+        }
+        Gov { dir, cmd }
+    }
+
+    /// `touch $MARKER` then `rest`: the marker proves whether the command ran.
+    pub fn marked(url: Option<&str>, mode: &str, rest: &str) -> Gov {
+        Gov::new(url, mode, &format!("touch \"$MARKER\"; {rest}"))
+    }
+
+    pub fn env(mut self, k: &str, v: impl AsRef<std::ffi::OsStr>) -> Gov {
+        self.cmd.env(k, v);
+        self
+    }
+
+    pub fn env_remove(mut self, k: &str) -> Gov {
+        self.cmd.env_remove(k);
+        self
+    }
+
+    pub fn command(&mut self) -> &mut Command {
+        &mut self.cmd
+    }
+
+    pub fn run(&mut self) -> Output {
+        self.cmd
+            .stdin(Stdio::null())
+            .output()
+            .expect("run maestro-sh")
+    }
+
+    pub fn spawn(&mut self) -> Child {
+        self.cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn maestro-sh")
+    }
+
+    pub fn ran(&self) -> bool {
+        self.dir.path().join("ran").exists()
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Sidecar events written so far.
+    pub fn events(&self) -> Vec<Value> {
+        read_events(&self.dir.path().join("events.jsonl"))
+    }
+
+    /// The last `tool_call.completed` event's data.
+    pub fn completed(&self) -> Value {
+        self.events()
+            .into_iter()
+            .rev()
+            .find(|e| e["type"] == "maestro.events.tool_call.completed")
+            .map(|e| e["data"].clone())
+            .unwrap_or(Value::Null)
+    }
+}
+
+pub fn read_events(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("sidecar line is not JSON ({e}): {l}"))
+        })
+        .collect()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A feature-flag snapshot file with these flags enabled.
+pub fn flags_file(dir: &Path, enabled: &[&str]) -> PathBuf {
+    let path = dir.join("flags.json");
+    let flags: Vec<Value> = enabled
+        .iter()
+        .map(|k| json!({"key": k, "enabled": true}))
+        .collect();
+    std::fs::write(
+        &path,
+        json!({"schema_version": 1, "flags": flags}).to_string(),
+    )
+    .unwrap();
+    path
+}
