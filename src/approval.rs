@@ -736,7 +736,18 @@ fn watch_once(
         | ExecutionState::Accepted
         | ExecutionState::PolicyEvaluating => None,
         ExecutionState::Running => Some(Report::Running),
-        other => Some(Report::Ended(other)),
+        // Ended without us: the approval says why (expired, denied) when it was the cause.
+        other => {
+            let approval = client.get_approval(&wire::GetApprovalRequest {
+                approval_request_id: approval_id.to_string(),
+                workspace_id: Some(cfg.workspace_id.clone()),
+            });
+            let why = approval.ok().as_ref().and_then(approval_report);
+            Some(match why {
+                Some(r @ (Report::Expired | Report::Denied { .. })) => r,
+                _ => Report::Ended(other),
+            })
+        }
     })
 }
 

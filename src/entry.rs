@@ -98,6 +98,7 @@ fn passthrough(personality: Personality, argv: &[OsString]) -> i32 {
 
 /// A refusal before we even know the step: report it with a best-effort context.
 fn refuse_early(env: &dyn Env, refusal: Refusal) -> i32 {
+    supervise::shield_sigpipe();
     let ctx = Context::from_env(env, || context::new_id("call_"));
     let mut sidecar = open_sidecar(env, &ctx);
     report_refusal(&mut sidecar, &ctx, &refusal, None)
@@ -144,6 +145,7 @@ fn govern(
     mode: Mode,
 ) -> i32 {
     let started = Instant::now();
+    supervise::shield_sigpipe();
     let ctx = Context::from_env(env, || context::new_id("call_"));
     let mut sidecar = open_sidecar(env, &ctx);
 

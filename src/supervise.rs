@@ -30,6 +30,36 @@ const FORWARDED: &[Signal] = &[
 
 static CHILD: AtomicI32 = AtomicI32::new(0);
 
+/// The caller's SIGPIPE disposition while [`shield_sigpipe`] is in force (0: default, 1: ignored).
+static CALLER_SIGPIPE_IGNORED: AtomicI32 = AtomicI32::new(-1);
+
+/// Ignore SIGPIPE in this process for the rest of its life, remembering the caller's setting so
+/// [`run`] hands it back to the child unchanged.
+///
+/// The governed path writes to pipes it does not own (the sidecar fd, Maestro's decisions
+/// plumbing, its own wake-up pipes, sockets): a reader going away must be an error we handle, not
+/// a death by SIGPIPE that the caller would mistake for the command's.
+pub fn shield_sigpipe() {
+    let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+    if let Ok(old) = unsafe { signal::sigaction(Signal::SIGPIPE, &ignore) } {
+        let ignored = i32::from(old.handler() == SigHandler::SigIgn);
+        let _ = CALLER_SIGPIPE_IGNORED.compare_exchange(
+            -1,
+            ignored,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+    }
+}
+
+/// In the forked child: put SIGPIPE back the way our caller had it.
+fn restore_caller_sigpipe() {
+    if CALLER_SIGPIPE_IGNORED.load(Ordering::SeqCst) == 0 {
+        let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+        let _ = unsafe { signal::sigaction(Signal::SIGPIPE, &default) };
+    }
+}
+
 extern "C" fn forward(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
     // A signal the kernel generated for the terminal's foreground group (Ctrl-C, hangup, window
     // change) already reached the child; forward only what was sent to us alone.
@@ -96,6 +126,7 @@ pub fn run(plan: &ExecPlan) -> nix::Result<Outcome> {
         }
         Ok(ForkResult::Child) => {
             restore(&previous);
+            restore_caller_sigpipe();
             let err = plan.exec();
             unsafe { libc::_exit(ExecPlan::failure_status(err)) }
         }

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod approval;
 mod governed;
 mod passthrough;
 mod recursion;

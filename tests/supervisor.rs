@@ -137,3 +137,54 @@ fn generated_step_id_is_exported() {
     let id = String::from_utf8_lossy(&out.stdout);
     assert!(id.starts_with("call_") && id.trim().len() == 29, "{id}");
 }
+
+/// The command's ignored and blocked signals are its caller's, whatever the supervisor does
+/// for itself (it ignores SIGPIPE so a closed sidecar reader cannot kill it).
+#[test]
+fn signal_dispositions_reach_the_command_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let show = "grep -E '^Sig(Ign|Blk)' /proc/self/status";
+    for ignore_pipe in [false, true] {
+        let case = observed(Sh::c(show), dir.path());
+        let run = |via| {
+            let mut cmd = case.command(via);
+            if ignore_pipe {
+                unsafe {
+                    cmd.pre_exec(|| {
+                        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+                        Ok(())
+                    });
+                }
+            }
+            cmd.stdin(Stdio::null()).output().unwrap()
+        };
+        let want = run(Via::RealBash);
+        let got = run(Via::MaestroSh);
+        assert_eq!(
+            String::from_utf8_lossy(&got.stdout),
+            String::from_utf8_lossy(&want.stdout),
+            "SIGPIPE ignored by the caller: {ignore_pipe}"
+        );
+    }
+}
+
+/// A sidecar reader that went away is an error we report, not a death by SIGPIPE.
+#[test]
+fn closed_sidecar_pipe_does_not_kill_the_shim() {
+    let dir = tempfile::tempdir().unwrap();
+    let (read, write) = nix::unistd::pipe().unwrap();
+    drop(read);
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&write);
+    let case = observed(Sh::c("echo ran; exit 4"), dir.path()).env("MAESTRO_SH_EVENTS_FD", "3");
+    let mut cmd = case.command(Via::MaestroSh);
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::dup2(raw, 3);
+            Ok(())
+        });
+    }
+    let out = cmd.stdin(Stdio::null()).output().unwrap();
+    drop(write);
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert_eq!(out.stdout, b"ran\n");
+}

@@ -1,0 +1,542 @@
+//! Human approval against a real local Platform: the pending event, resolution by a second
+//! process, resume, run once, record; denial, timeout, Platform down mid-wait, bad answers,
+//! decisions from Maestro's UI, cancellation by signal and by process-group kill.
+
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::support::platform::{platform_bin, stderr, DevPlatform, Gov, ORG, TOKEN};
+
+/// Every command starting `echo approve-me` needs a human; everything else is allowed.
+const APPROVAL_POLICY: &str = r#"{"default":"allow","rules":[
+  {"action":"require_approval","command_prefixes":["echo approve-me"],"reason":"needs a human"}]}"#;
+
+fn approval_platform() -> (DevPlatform, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.json");
+    std::fs::write(&policy, APPROVAL_POLICY).unwrap();
+    let p = DevPlatform::start_with(&["--policy", policy.to_str().unwrap()]);
+    (p, dir)
+}
+
+/// A governed run of a command that needs approval; it touches the marker only if it runs.
+fn waiting(p: &DevPlatform, step: &str) -> Gov {
+    Gov::new(
+        Some(&p.url),
+        "governed",
+        "echo approve-me; touch \"$MARKER\"",
+    )
+    .env("MAESTRO_TOOL_CALL_ID", step)
+    .env("MAESTRO_SESSION_ID", "sess-approval")
+    .env("MAESTRO_AGENT_RUN_ID", "run-approval")
+    .env("MAESTRO_SH_HEARTBEAT_MS", "200")
+}
+
+/// Wait (bounded) until the sidecar shows the pending approval; its data.
+fn pending_event(g: &Gov, child: &mut Child) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(e) = g
+            .events()
+            .into_iter()
+            .find(|e| e["type"] == "maestro.events.approval_hit")
+        {
+            return e["data"].clone();
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("maestro-sh exited ({status}) before the approval was pending");
+        }
+        assert!(Instant::now() < deadline, "no approval_hit event in time");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `maestro-platform-dev approve|deny ID` from a second process, as a person would.
+fn resolve_cli(p: &DevPlatform, verb: &str, approval_id: &str, by: &str, reason: &str) {
+    let out = Command::new(platform_bin())
+        .args([
+            verb,
+            approval_id,
+            "--url",
+            &p.url,
+            "--by",
+            by,
+            "--reason",
+            reason,
+        ])
+        .env("MAESTRO_PLATFORM_DEV_TOKEN", TOKEN)
+        .env("MAESTRO_PLATFORM_DEV_ORG", ORG)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{verb}: {}", stderr(&out));
+}
+
+fn finish(child: Child) -> Output {
+    child.wait_with_output().unwrap()
+}
+
+/// The resume token Platform handed out, as maestro-sh sent it back.
+fn resume_tokens(p: &DevPlatform) -> Vec<String> {
+    p.requests_for("ResumeToolExecution")
+        .iter()
+        .filter_map(|r| r["body"]["resumeToken"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Nothing maestro-sh wrote anywhere contains `secret`.
+fn assert_never_shown(g: &Gov, out: &Output, secret: &str) {
+    assert!(!secret.is_empty());
+    let mut texts = vec![
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr(out),
+    ];
+    for entry in walk(g.dir.path()) {
+        texts.push(String::from_utf8_lossy(&std::fs::read(entry).unwrap()).into_owned());
+    }
+    for t in texts {
+        assert!(!t.contains(secret), "resume token leaked into {t}");
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = vec![];
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+fn states_of(p: &DevPlatform, exec_id: &str) -> Vec<String> {
+    let entries = p.timeline(json!({"toolExecutionId": exec_id}));
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    entries[0]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["data"]["to"].as_str())
+        .map(|s| s.trim_start_matches("TOOL_EXECUTION_STATE_").to_string())
+        .collect()
+}
+
+fn execution(p: &DevPlatform, exec_id: &str) -> Value {
+    p.executions()
+        .into_iter()
+        .find(|e| e["id"] == exec_id)
+        .unwrap_or_else(|| panic!("no execution {exec_id}"))
+}
+
+#[test]
+fn approved_by_a_second_process_runs_once_and_joins_on_ids() {
+    let (p, _policy) = approval_platform();
+    let mut g = waiting(&p, "call-approve-1");
+    let mut child = g.spawn();
+    let hit = pending_event(&g, &mut child);
+    let exec_id = hit["tool_execution_id"].as_str().unwrap().to_string();
+    let approval_id = hit["approval_request_id"].as_str().unwrap().to_string();
+    assert_eq!(hit["tool_call_id"], "call-approve-1");
+    assert_eq!(hit["reason"], "needs a human");
+    assert!(hit["expires_at"].is_string(), "{hit}");
+    assert!(!g.ran(), "ran before the approval");
+    // Visible to Maestro's approval UI and to a person listing pending requests.
+    assert!(p.pending().iter().any(|r| r["id"] == approval_id.as_str()));
+
+    std::thread::sleep(Duration::from_millis(500)); // let a heartbeat or two go by
+    resolve_cli(&p, "approve", &approval_id, "alice", "looks fine");
+    let out = finish(child);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(out.stdout, b"approve-me\n");
+    assert!(g.ran());
+    assert!(err.contains("maestro-sh: waiting for approval"), "{err}");
+    assert!(err.contains("approval granted by alice"), "{err}");
+
+    let done = g.completed();
+    assert_eq!(done["governed_outcome"], "approved");
+    assert_eq!(done["tool_execution_id"], exec_id.as_str());
+    assert_eq!(done["approval_request_id"], approval_id.as_str());
+    assert_eq!(done["exit_status"], 0);
+    let kinds: Vec<String> = g
+        .events()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        kinds.iter().any(|k| k.ends_with("heartbeat")),
+        "no heartbeat while waiting: {kinds:?}"
+    );
+
+    // One execution; the resume carried the token; Platform shows the whole story.
+    assert_eq!(p.executions().len(), 1);
+    let resumes = p.requests_for("ResumeToolExecution");
+    assert_eq!(resumes.len(), 1);
+    assert_eq!(resumes[0]["body"]["approved"], true);
+    assert_eq!(resumes[0]["body"]["executionId"], exec_id.as_str());
+    assert_eq!(resumes[0]["body"]["decidedBy"], "alice");
+    assert_eq!(
+        states_of(&p, &exec_id),
+        [
+            "ACCEPTED",
+            "POLICY_EVALUATING",
+            "WAITING_APPROVAL",
+            "RUNNING",
+            "SUCCEEDED"
+        ]
+    );
+    let e = execution(&p, &exec_id);
+    assert_eq!(e["output"]["safeOutput"]["exit_status"], 0);
+    assert_eq!(e["linkage"]["stepId"], "call-approve-1");
+
+    let tokens = resume_tokens(&p);
+    assert_never_shown(&g, &out, &tokens[0]);
+}
+
+#[test]
+fn denied_by_a_person_does_not_run() {
+    let (p, _policy) = approval_platform();
+    let mut g = waiting(&p, "call-deny-1");
+    let mut child = g.spawn();
+    let hit = pending_event(&g, &mut child);
+    let approval_id = hit["approval_request_id"].as_str().unwrap();
+    resolve_cli(&p, "deny", approval_id, "bob", "not on main");
+    let out = finish(child);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(126), "{err}");
+    assert!(!g.ran());
+    assert!(out.stdout.is_empty());
+    assert!(
+        err.contains("maestro-sh: denied: approval denied by bob: not on main"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("approval_request_id={approval_id}")),
+        "{err}"
+    );
+    let done = g.completed();
+    assert_eq!(done["governed_outcome"], "denied");
+    assert_eq!(done["approval_request_id"], approval_id);
+    let exec_id = hit["tool_execution_id"].as_str().unwrap();
+    assert_eq!(
+        execution(&p, exec_id)["state"],
+        "TOOL_EXECUTION_STATE_DENIED"
+    );
+}
+
+#[test]
+fn no_decision_in_time_is_an_approval_timeout() {
+    let (p, _policy) = approval_platform();
+    let mut g = waiting(&p, "call-timeout-1").env("MAESTRO_SH_APPROVAL_TIMEOUT_MS", "800");
+    let out = g.run();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(126), "{err}");
+    assert!(!g.ran());
+    assert!(err.contains("maestro-sh: approval_timeout: "), "{err}");
+    assert!(err.contains("MAESTRO_SH_APPROVAL_TIMEOUT_MS"), "{err}");
+    let done = g.completed();
+    assert_eq!(done["governed_outcome"], "approval_timeout");
+    // Platform was told we gave up: nothing left waiting, and a late approval cannot run it.
+    let exec_id = done["tool_execution_id"].as_str().unwrap();
+    assert_ne!(
+        execution(&p, exec_id)["state"],
+        "TOOL_EXECUTION_STATE_WAITING_APPROVAL"
+    );
+    assert!(p.pending().is_empty(), "{:?}", p.pending());
+}
+
+#[test]
+fn expiry_on_platform_is_an_approval_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.json");
+    std::fs::write(&policy, APPROVAL_POLICY).unwrap();
+    let p = DevPlatform::start_with(&[
+        "--policy",
+        policy.to_str().unwrap(),
+        "--approval-ttl-ms",
+        "600",
+    ]);
+    let mut g = waiting(&p, "call-expire-1");
+    let out = g.run();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(126), "{err}");
+    assert!(!g.ran());
+    assert!(err.contains("expired"), "{err}");
+    assert_eq!(g.completed()["governed_outcome"], "approval_timeout");
+}
+
+#[test]
+fn bad_approval_timeout_variable_is_misconfigured() {
+    let (p, _policy) = approval_platform();
+    for bad in ["soon", "0", "-5", "99999999999"] {
+        let mut g = waiting(&p, &format!("call-badtimeout-{bad}"))
+            .env("MAESTRO_SH_APPROVAL_TIMEOUT_MS", bad);
+        let out = g.run();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(126), "{bad}: {err}");
+        assert!(!g.ran());
+        assert!(err.contains("MAESTRO_SH_APPROVAL_TIMEOUT_MS"), "{err}");
+        assert_eq!(g.completed()["governed_outcome"], "misconfigured");
+    }
+}
+
+#[test]
+fn platform_down_mid_wait_then_back_resumes_and_runs_once() {
+    let (p, _policy) = approval_platform();
+    let mut g = waiting(&p, "call-flaky-1");
+    let mut child = g.spawn();
+    let hit = pending_event(&g, &mut child);
+    let approval_id = hit["approval_request_id"].as_str().unwrap().to_string();
+    p.set_faults(json!([
+        {"method": "GetApproval", "kind": "status", "status": 503},
+        {"method": "GetToolExecution", "kind": "drop"},
+    ]));
+    // ResolveApproval itself is not faulted: a person approves while the shim cannot see it.
+    resolve_cli(&p, "approve", &approval_id, "carol", "");
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(!g.ran(), "ran while Platform was unreachable");
+    p.set_faults(json!([]));
+    let out = finish(child);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(g.ran());
+    assert!(err.contains("Platform unreachable, still waiting"), "{err}");
+    assert_eq!(g.completed()["governed_outcome"], "approved");
+    assert_eq!(p.executions().len(), 1);
+    assert_eq!(p.requests_for("ResumeToolExecution").len(), 1);
+}
+
+#[test]
+fn wrong_answers_during_the_wait_refuse() {
+    // (name, faults set after the approval is pending, approve first?)
+    let cases = [
+        (
+            "GetToolExecution about another execution",
+            json!([{"method": "GetToolExecution", "kind": "wrong_id"}]),
+            false,
+        ),
+        (
+            "ResumeToolExecution about another execution",
+            json!([{"method": "ResumeToolExecution", "kind": "wrong_id"}]),
+            true,
+        ),
+        (
+            "ResumeToolExecution in an unknown state",
+            json!([{"method": "ResumeToolExecution", "kind": "unknown_state"}]),
+            true,
+        ),
+        (
+            "ResumeToolExecution malformed",
+            json!([{"method": "ResumeToolExecution", "kind": "malformed"}]),
+            true,
+        ),
+    ];
+    for (name, faults, approve) in cases {
+        let (p, _policy) = approval_platform();
+        let mut g = waiting(&p, "call-wrong-1");
+        let mut child = g.spawn();
+        let hit = pending_event(&g, &mut child);
+        p.set_faults(faults);
+        if approve {
+            resolve_cli(
+                &p,
+                "approve",
+                hit["approval_request_id"].as_str().unwrap(),
+                "dave",
+                "",
+            );
+        }
+        let out = finish(child);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(126), "{name}: {err}");
+        assert!(!g.ran(), "{name}: ran");
+        assert!(
+            err.contains("maestro-sh: platform_malformed: "),
+            "{name}: {err}"
+        );
+        assert_eq!(
+            g.completed()["governed_outcome"],
+            "platform_malformed",
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn waiting_answer_without_resume_token_or_approval_id_refuses() {
+    for kind in ["no_resume_token", "missing_id"] {
+        let (p, _policy) = approval_platform();
+        p.set_faults(json!([{"method": "ExecuteTool", "kind": kind}]));
+        let mut g = waiting(&p, "call-notoken-1");
+        let out = g.run();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(126), "{kind}: {err}");
+        assert!(!g.ran());
+        assert!(
+            err.contains("maestro-sh: platform_malformed: "),
+            "{kind}: {err}"
+        );
+        assert_eq!(g.completed()["governed_outcome"], "platform_malformed");
+    }
+}
+
+/// A pipe whose read end becomes fd 3 of the shim: Maestro's approval UI writes decisions to it.
+fn decisions_pipe(g: &mut Gov) -> OwnedFd {
+    let (read, write) = nix::unistd::pipe().unwrap();
+    let raw = read.as_raw_fd();
+    unsafe {
+        g.command().pre_exec(move || {
+            if libc::dup2(raw, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    // The read end stays open in the test until the child has it (dropped at the end).
+    std::mem::forget(read);
+    write
+}
+
+#[test]
+fn decision_from_maestro_ui_on_the_decisions_fd() {
+    let (p, _policy) = approval_platform();
+    let mut g = waiting(&p, "call-ui-1")
+        .env("MAESTRO_SH_DECISIONS_FD", "3")
+        .env("MAESTRO_ACTOR_ID", "user-erin");
+    let write = decisions_pipe(&mut g);
+    let mut child = g.spawn();
+    let hit = pending_event(&g, &mut child);
+    let mut w = std::fs::File::from(write);
+    // Bad lines are reported and ignored, never taken as approval.
+    writeln!(w, "yes please").unwrap();
+    writeln!(w, r#"{{"approved": "true"}}"#).unwrap();
+    writeln!(
+        w,
+        r#"{{"approved": true, "approval_request_id": "apr_someone_else"}}"#
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(!g.ran(), "a malformed decision line was taken as approval");
+    writeln!(w, r#"{{"approved": true, "reason": "ok from the UI"}}"#).unwrap();
+    let out = finish(child);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{:?} {err}", out.status);
+    assert!(g.ran());
+    assert_eq!(
+        err.matches("ignored a decision line on MAESTRO_SH_DECISIONS_FD")
+            .count(),
+        3,
+        "{err}"
+    );
+    let resumes = p.requests_for("ResumeToolExecution");
+    assert_eq!(resumes.len(), 1);
+    assert_eq!(resumes[0]["body"]["approved"], true);
+    assert_eq!(resumes[0]["body"]["decidedBy"], "user-erin");
+    assert_eq!(resumes[0]["body"]["reason"], "ok from the UI");
+    assert_eq!(
+        resumes[0]["body"]["approvalRequestId"],
+        hit["approval_request_id"]
+    );
+    assert_eq!(g.completed()["governed_outcome"], "approved");
+}
+
+#[test]
+fn denial_from_maestro_ui_on_the_decisions_fd() {
+    let (p, _policy) = approval_platform();
+    let mut g = waiting(&p, "call-ui-2").env("MAESTRO_SH_DECISIONS_FD", "3");
+    let write = decisions_pipe(&mut g);
+    let mut child = g.spawn();
+    let hit = pending_event(&g, &mut child);
+    let mut w = std::fs::File::from(write);
+    writeln!(
+        w,
+        r#"{{"approved": false, "decided_by": "frank", "reason": "no"}}"#
+    )
+    .unwrap();
+    let out = finish(child);
+    assert_eq!(out.status.code(), Some(126), "{}", stderr(&out));
+    assert!(!g.ran());
+    assert_eq!(g.completed()["governed_outcome"], "denied");
+    let exec_id = hit["tool_execution_id"].as_str().unwrap();
+    assert_eq!(
+        execution(&p, exec_id)["state"],
+        "TOOL_EXECUTION_STATE_DENIED"
+    );
+}
+
+#[test]
+fn bad_decisions_fd_variable_still_waits_for_platform() {
+    let (p, _policy) = approval_platform();
+    let mut g = waiting(&p, "call-ui-3").env("MAESTRO_SH_DECISIONS_FD", "banana");
+    let mut child = g.spawn();
+    let hit = pending_event(&g, &mut child);
+    resolve_cli(
+        &p,
+        "approve",
+        hit["approval_request_id"].as_str().unwrap(),
+        "gina",
+        "",
+    );
+    let out = finish(child);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("MAESTRO_SH_DECISIONS_FD"), "{err}");
+    assert!(g.ran());
+}
+
+#[test]
+fn a_signal_while_waiting_cancels_and_dies_by_it() {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        let (p, _policy) = approval_platform();
+        let mut g = waiting(&p, &format!("call-cancel-{sig}"));
+        let mut child = g.spawn();
+        let hit = pending_event(&g, &mut child);
+        unsafe { libc::kill(child.id() as i32, sig) };
+        let out = finish(child);
+        let err = stderr(&out);
+        assert_eq!(out.status.signal(), Some(sig), "{sig}: {err}");
+        assert!(!g.ran());
+        assert!(err.contains("maestro-sh: cancelled: "), "{err}");
+        let done = g.completed();
+        assert_eq!(done["governed_outcome"], "cancelled");
+        assert_eq!(done["approval_request_id"], hit["approval_request_id"]);
+        // Platform shows the request abandoned, and a late approval cannot make it run.
+        let exec_id = hit["tool_execution_id"].as_str().unwrap();
+        assert_eq!(
+            execution(&p, exec_id)["state"],
+            "TOOL_EXECUTION_STATE_CANCELLED"
+        );
+        assert!(p.pending().is_empty());
+    }
+}
+
+#[test]
+fn process_group_kill_while_waiting_leaves_nothing_and_runs_nothing() {
+    let (p, _policy) = approval_platform();
+    let mut g = waiting(&p, "call-pgkill-1");
+    g.command().process_group(0);
+    let mut child = g.spawn();
+    let hit = pending_event(&g, &mut child);
+    let pgid = child.id() as i32;
+    unsafe { libc::killpg(pgid, libc::SIGKILL) };
+    let out = finish(child);
+    assert_eq!(out.status.signal(), Some(libc::SIGKILL));
+    assert!(crate::passthrough::processes_in_group(pgid).is_empty());
+    // Approving afterwards runs nothing: the shim that held the command is gone.
+    resolve_cli(
+        &p,
+        "approve",
+        hit["approval_request_id"].as_str().unwrap(),
+        "hank",
+        "",
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!g.ran());
+}
