@@ -775,7 +775,19 @@ fn approval_report(a: &wire::GetApprovalResponse) -> Option<Report> {
 struct StatusLine {
     tty: bool,
     started: Instant,
+    approval_id: String,
     text: String,
+}
+
+/// Columns of the terminal on stderr (80 when it cannot be told).
+fn terminal_columns() -> usize {
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0;
+    if ok && ws.ws_col > 0 {
+        usize::from(ws.ws_col)
+    } else {
+        80
+    }
 }
 
 impl StatusLine {
@@ -789,33 +801,40 @@ impl StatusLine {
         StatusLine {
             tty: std::io::stderr().is_terminal(),
             started: Instant::now(),
+            approval_id: approval_id.to_string(),
             text: format!(
                 "{reason} (tool_execution_id={exec_id}, approval_request_id={approval_id})"
             ),
         }
     }
 
+    /// The details once, on their own line (a TTY or not), then the live line on a TTY.
     fn start(&mut self) {
-        if !self.tty {
-            eprintln!(
-                "maestro-sh: waiting for approval: {}; approve or deny it in EvalOps Platform",
-                self.text
-            );
-        }
+        let where_ = if self.tty {
+            "approve or deny it in EvalOps Platform; Ctrl-C cancels"
+        } else {
+            "approve or deny it in EvalOps Platform"
+        };
+        eprintln!("maestro-sh: waiting for approval: {}; {where_}", self.text);
         self.tick();
     }
 
+    /// Redraw the live line, cut to the terminal's width so it never wraps (a wrapped line
+    /// cannot be cleared with one carriage return).
     fn tick(&mut self) {
-        if self.tty {
-            let mut err = std::io::stderr().lock();
-            let _ = write!(
-                err,
-                "\r\x1b[2Kmaestro-sh: waiting for approval {}s: {} — approve in EvalOps Platform, Ctrl-C to cancel",
-                self.started.elapsed().as_secs(),
-                self.text
-            );
-            let _ = err.flush();
+        if !self.tty {
+            return;
         }
+        let line = format!(
+            "maestro-sh: waiting for approval {} ({}s) - approve in EvalOps Platform, Ctrl-C to cancel",
+            self.approval_id,
+            self.started.elapsed().as_secs(),
+        );
+        let width = terminal_columns().saturating_sub(1).max(20);
+        let line: String = line.chars().take(width).collect();
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "\r\x1b[2K{line}");
+        let _ = err.flush();
     }
 
     /// A one-off remark (Platform down, back again): on its own line.
