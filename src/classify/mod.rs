@@ -1,4 +1,22 @@
-//! INTERIM classifier until the parser-based one lands: everything is mutating and HIGH.
+//! Command classification: is this bash text read-only, and how risky is it?
+//!
+//! The text is parsed as bash with `brush-parser` and the whole tree is walked (lists,
+//! pipelines, compound commands, functions, substitutions in any word, here-documents,
+//! redirections). Each simple command is normalised — wrappers such as `env`, `sudo` or `xargs`
+//! stripped, paths resolved to the program name, nested shells and `eval` re-parsed — and judged
+//! against a curated allowlist of read-only programs and subcommand shapes. Everything not on
+//! the allowlist is mutating. The classifier never fails: text it cannot parse or fully
+//! understand is mutating (HIGH), never read-only.
+//!
+//! It knows nothing about HTTP or modes; `policy` layers a local rules file on top.
+
+pub mod policy;
+mod rules;
+mod sed;
+mod walk;
+
+/// Risk levels as Platform names them (platform-contract.md, section 2). Bash uses LOW, HIGH
+/// and CRITICAL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 pub enum Risk {
     Low,
@@ -6,7 +24,9 @@ pub enum Risk {
     High,
     Critical,
 }
+
 impl Risk {
+    /// The wire name, e.g. `RISK_LEVEL_HIGH`.
     pub fn as_wire(self) -> &'static str {
         match self {
             Risk::Low => "RISK_LEVEL_LOW",
@@ -16,41 +36,90 @@ impl Risk {
         }
     }
 }
+
+/// The verdict on one simple command after normalisation.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct CommandVerdict {
+    /// The program that runs (after wrappers are stripped and paths resolved), or a
+    /// description such as `<computed>` when it is not known before run time.
     pub program: String,
+    /// The words as written (unquoted where static; raw source where computed).
     pub argv: Vec<String>,
     pub read_only: bool,
     pub risk: Risk,
+    /// Why, in a few words.
     pub reason: String,
 }
+
+/// The verdict on a whole command text.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Classification {
+    /// True only when every part is known and on the read-only allowlist.
     pub read_only: bool,
+    /// The highest risk of any part; LOW iff read-only.
     pub risk: Risk,
+    /// Every simple command found, in walk order (nested ones included).
     pub commands: Vec<CommandVerdict>,
+    /// Findings that are not a single simple command's verdict (redirections, parse problems,
+    /// pipeline shapes such as `curl | sh`).
     pub reasons: Vec<String>,
+    /// The parser's complaint when the text is not valid bash.
     pub parse_error: Option<String>,
 }
-pub fn classify(text: &str) -> Classification {
-    let ro = ["ls", "cat", "pwd", "echo", "git status"]
-        .iter()
-        .any(|p| text.trim() == *p || text.trim().starts_with(&format!("{p} ")))
-        && !text.contains(['>', ';', '|', '&', '$', '`']);
-    Classification {
-        read_only: ro,
-        risk: if ro {
-            Risk::Low
-        } else if text.contains("rm -rf") {
-            Risk::Critical
-        } else {
-            Risk::High
-        },
-        commands: vec![],
-        reasons: vec![],
-        parse_error: None,
+
+impl Classification {
+    /// Unknown code: mutating, HIGH, with `reason`.
+    pub fn opaque(reason: impl Into<String>) -> Classification {
+        Classification {
+            read_only: false,
+            risk: Risk::High,
+            commands: Vec::new(),
+            reasons: vec![reason.into()],
+            parse_error: None,
+        }
     }
 }
-pub fn classify_script(_text: Option<&str>) -> Classification {
-    classify(";")
+
+/// Classify a `-c` command text. Never panics; unparseable text is mutating HIGH with
+/// `parse_error` set.
+pub fn classify(text: &str) -> Classification {
+    walk::classify_text(text)
+}
+
+/// Classify a script file or a script on stdin. A script is unknown code governed as one
+/// command: `None` (unread: too large, a pipe, unreadable) is mutating HIGH; `Some(text)` is
+/// classified so its contents can raise the risk (e.g. to CRITICAL), but the result is never
+/// read-only, because what runs is a file that can change between reading and running.
+pub fn classify_script(text: Option<&str>) -> Classification {
+    let Some(text) = text else {
+        return Classification::opaque("runs a script whose content is not known: unknown code");
+    };
+    let mut c = classify(text);
+    c.read_only = false;
+    c.risk = c.risk.max(Risk::High);
+    c.reasons
+        .push("a script runs as one unit of unknown code; never read-only".into());
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scripts_are_never_read_only() {
+        let c = classify_script(Some("ls"));
+        assert!(!c.read_only);
+        assert_eq!(c.risk, Risk::High);
+        let c = classify_script(Some("rm -rf /"));
+        assert_eq!(c.risk, Risk::Critical);
+        let c = classify_script(None);
+        assert!(!c.read_only && c.risk == Risk::High);
+    }
+
+    #[test]
+    fn wire_names() {
+        assert_eq!(Risk::Critical.as_wire(), "RISK_LEVEL_CRITICAL");
+        assert!(Risk::Low < Risk::High);
+    }
 }
