@@ -4,6 +4,7 @@
 mod support;
 
 mod approval;
+mod classify;
 mod governed;
 mod passthrough;
 mod recursion;

@@ -1059,6 +1059,7 @@ fn dynamic_arg() -> Arg {
 fn shell(w: &mut Walker, prog: &str, args: &[Arg]) -> Judgement {
     let mut i = 0;
     let mut has_c = false;
+    let mut reads_stdin = false;
     while i < args.len() {
         let Some(t) = args[i].plain() else {
             if has_c {
@@ -1082,6 +1083,9 @@ fn shell(w: &mut Walker, prog: &str, args: &[Arg]) -> Judgement {
         if (t.starts_with('-') || t.starts_with('+')) && t.len() > 1 {
             if !t.starts_with("--") && t.contains('c') {
                 has_c = true;
+            }
+            if t.starts_with('-') && !t.starts_with("--") && t.contains('s') {
+                reads_stdin = true;
             }
             if matches!(t, "-o" | "+o" | "-O" | "+O" | "--rcfile" | "--init-file") {
                 i += 2;
@@ -1120,6 +1124,9 @@ fn shell(w: &mut Walker, prog: &str, args: &[Arg]) -> Judgement {
             },
             None => Judgement::mutating(prog, Risk::High, "shell -c without text"),
         };
+    }
+    if reads_stdin {
+        i = args.len();
     }
     let fetch = args.get(i).is_some_and(|a| a.fetches);
     let mut j = Judgement::mutating(
@@ -1546,7 +1553,7 @@ fn git(prog: &str, args: &[Arg]) -> Judgement {
         | "verify-tag" | "show-branch" | "grep" | "--version" => {
             if starts("--output") {
                 no("--output writes a file")
-            } else if sub == "grep" && (has("-O") || starts("--open-files-in-pager")) {
+            } else if sub == "grep" && (starts("-O") || starts("--open-files-in-pager")) {
                 no("-O runs a pager command")
             } else if sub == "ls-remote" && starts("--upload-pack") {
                 no("--upload-pack runs a command")

@@ -799,7 +799,12 @@ fn value_prefix_safe(pieces: &[WordPieceWithSource]) -> bool {
 /// Unquoted characters that make bash expand a word into other words (globs, brace
 /// expansion, extglob).
 fn has_glob(t: &str) -> bool {
-    t.contains(['*', '?', '[', '(']) || (t.contains('{') && (t.contains(',') || t.contains("..")))
+    let bracket = t.find('[').is_some_and(|i| t[i + 1..].contains(']'));
+    let extglob = ["?(", "*(", "+(", "@(", "!("].iter().any(|p| t.contains(p));
+    t.contains(['*', '?'])
+        || bracket
+        || extglob
+        || (t.contains('{') && (t.contains(',') || t.contains("..")))
 }
 
 /// Decode an ANSI-C quoted string (`$'...'`); `None` for escapes we do not model.
