@@ -6,6 +6,7 @@ use std::ffi::{OsStr, OsString};
 use serde_json::json;
 
 use crate::argv;
+use crate::classify::policy::Decision;
 use crate::config::PlatformConfig;
 use crate::context::{self, Context};
 use crate::env::{Env, ProcessEnv};
@@ -47,10 +48,19 @@ fn explain(env: &dyn Env, args: &[OsString]) -> i32 {
     };
     let ctx = Context::from_env(env, || "<generated at run time>".into());
     let policy = mode::decide(env);
-    let mode = policy
+    let mut mode = policy
         .as_ref()
         .map(|p| p.for_command(subject.classification.read_only))
         .unwrap_or(Mode::Governed);
+    // The local policy file: what it matches and what that does to the mode.
+    let local = crate::classify::policy::load(env)
+        .map(|rules| rules.and_then(|r| r.evaluate(&subject.classification)));
+    let kill_switch = policy.as_ref().is_ok_and(|p| p.kill_switch);
+    if let Ok(Some(v)) = &local {
+        if v.decision == Decision::Govern && !kill_switch {
+            mode = Mode::Governed;
+        }
+    }
     let cfg = PlatformConfig::load(env);
     let (org, ws) = match &cfg {
         Ok(c) => (c.organization_id.clone(), c.workspace_id.clone()),
@@ -80,7 +90,7 @@ fn explain(env: &dyn Env, args: &[OsString]) -> i32 {
     let redact_argv = |c: &crate::classify::CommandVerdict| {
         json!({
             "program": c.program,
-            "argv": c.argv.iter().map(|a| crate::redact::redact(a).text).collect::<Vec<_>>(),
+            "argv": crate::redact::redact_words(&c.argv),
             "read_only": c.read_only,
             "risk": c.risk.as_wire(),
             "reason": c.reason,
@@ -93,7 +103,15 @@ fn explain(env: &dyn Env, args: &[OsString]) -> i32 {
         "risk": subject.classification.risk.as_wire(),
         "reasons": subject.classification.reasons,
         "parse_error": subject.classification.parse_error,
-        "mode": match &policy { Ok(_) => json!(mode.as_str()), Err(_) => json!("misconfigured") },
+        "mode": match (&policy, &local) {
+            (Err(_), _) | (_, Err(_)) => json!("misconfigured"),
+            (_, Ok(Some(v))) if v.decision == Decision::Deny => json!("denied"),
+            _ => json!(mode.as_str()),
+        },
+        "local_policy": match &local {
+            Ok(v) => json!(v),
+            Err(e) => json!({"error": e.to_string()}),
+        },
         "mode_reason": match &policy { Ok(p) => p.reason.clone(), Err(e) => e.to_string() },
         "platform_config": match &cfg { Ok(_) => json!("complete"), Err(e) => json!(e.to_string()) },
         "request": {"path": wire::EXECUTE_TOOL, "body": body},

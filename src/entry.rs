@@ -12,6 +12,7 @@ use std::time::Instant;
 use serde_json::json;
 
 use crate::argv::{self, Invocation, Personality};
+use crate::classify::policy::{self, Decision};
 use crate::config::{PlatformConfig, TOKEN_VARS};
 use crate::context::{self, Context, TOOL_CALL_ID_VAR};
 use crate::env::{Env, ProcessEnv};
@@ -56,8 +57,10 @@ pub fn main() -> i32 {
     }
 
     let env = ProcessEnv;
+    // A local policy file is a mode input too: with it set, classification always runs.
+    let local_policy_set = env.get(policy::POLICY_FILE_VAR).is_some();
     let policy = match mode::decide(&env) {
-        Ok(p) if p.is_off() => return passthrough(personality, &argv),
+        Ok(p) if p.is_off() && !local_policy_set => return passthrough(personality, &argv),
         Ok(p) => p,
         // Governance may be on and we cannot tell: refuse.
         Err(e) => return refuse_early(&env, Refusal::new(Outcome::Misconfigured, e.to_string())),
@@ -75,11 +78,32 @@ pub fn main() -> i32 {
     let Some(subject) = subject::describe(&invocation, args) else {
         return passthrough(personality, &argv); // --version / --help: nothing runs
     };
-    let mode = policy.for_command(subject.classification.read_only);
+    let mut mode = policy.for_command(subject.classification.read_only);
+    match local_rules(&env, &subject) {
+        Err(refusal) => return refuse_early(&env, refusal),
+        // `govern` only ever raises the mode; Platform's kill switch still wins.
+        Ok(Some(Decision::Govern)) if !policy.kill_switch => mode = Mode::Governed,
+        Ok(_) => {}
+    }
     if mode == Mode::Off {
         return passthrough(personality, &argv);
     }
     govern(&env, &invocation, &argv, subject, mode)
+}
+
+/// Apply the local policy file (`MAESTRO_SH_POLICY_FILE`) to the subject: a `deny` or an
+/// unusable file is a refusal; otherwise the strongest matching decision, if any.
+fn local_rules(env: &dyn Env, subject: &Subject) -> Result<Option<Decision>, Refusal> {
+    let rules =
+        policy::load(env).map_err(|e| Refusal::new(Outcome::Misconfigured, e.to_string()))?;
+    let verdict = rules.and_then(|r| r.evaluate(&subject.classification));
+    match verdict {
+        Some(v) if v.decision == Decision::Deny => Err(Refusal::new(
+            Outcome::Denied,
+            format!("local policy rule \"{}\": {}", v.rule, v.reason),
+        )),
+        other => Ok(other.map(|v| v.decision)),
+    }
 }
 
 /// Replace this process with the real shell, argv and environment unchanged.

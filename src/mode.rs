@@ -42,6 +42,8 @@ pub struct Policy {
     pub read_only: Mode,
     pub mutating: Mode,
     pub reason: String,
+    /// Platform's kill switch is on: nothing may be observed or governed.
+    pub kill_switch: bool,
 }
 
 impl Policy {
@@ -99,6 +101,7 @@ pub fn decide(env: &dyn Env) -> Result<Policy, ModeError> {
             read_only: Mode::Off,
             mutating: Mode::Off,
             reason: format!("kill switch {FLAG_KILL_SWITCH} is on"),
+            kill_switch: true,
         });
     }
     let mut policy = if enabled(FLAG_BRIDGE) {
@@ -106,18 +109,21 @@ pub fn decide(env: &dyn Env) -> Result<Policy, ModeError> {
             read_only: Mode::Observe,
             mutating: Mode::Governed,
             reason: format!("flag {FLAG_BRIDGE}"),
+            kill_switch: false,
         }
     } else if enabled(FLAG_OBSERVE) {
         Policy {
             read_only: Mode::Observe,
             mutating: Mode::Observe,
             reason: format!("flag {FLAG_OBSERVE}"),
+            kill_switch: false,
         }
     } else {
         Policy {
             read_only: Mode::Off,
             mutating: Mode::Off,
             reason: "no governance flag is on".into(),
+            kill_switch: false,
         }
     };
 

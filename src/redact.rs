@@ -147,25 +147,56 @@ static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
 /// Redact every secret in `text`. Idempotent (redacting redacted text changes nothing) and
 /// total: never panics, any UTF-8 input.
 pub fn redact(text: &str) -> Redacted {
+    redact_collect(text).0
+}
+
+/// Redact, and also return each removed secret with its marker.
+fn redact_collect(text: &str) -> (Redacted, Vec<(String, String)>) {
     let mut kinds = Vec::new();
+    let mut found = Vec::new();
     let mut current = text.to_string();
     // Iterate to a fixpoint so a second call finds nothing new.
     for _ in 0..4 {
         let before = kinds.len();
         for pat in PATTERNS.iter() {
-            current = apply(pat, &current, &mut kinds);
+            current = apply(pat, &current, &mut kinds, &mut found);
         }
         if kinds.len() == before {
             break;
         }
     }
-    Redacted {
+    let r = Redacted {
         text: current,
         kinds,
-    }
+    };
+    (r, found)
 }
 
-fn apply(pat: &Pattern, text: &str, kinds: &mut Vec<String>) -> String {
+/// Redact the words of one command line, judged together: a secret split across words
+/// (`--password VALUE`) is found in the joined line and removed from every word holding it.
+pub fn redact_words(words: &[String]) -> Vec<String> {
+    let (_, mut found) = redact_collect(&words.join(" "));
+    found.sort_by_key(|(secret, _)| std::cmp::Reverse(secret.len()));
+    words
+        .iter()
+        .map(|w| {
+            let mut w = redact(w).text;
+            for (secret, marker) in &found {
+                if secret.len() >= 4 && w.contains(secret.as_str()) {
+                    w = w.replace(secret.as_str(), marker);
+                }
+            }
+            w
+        })
+        .collect()
+}
+
+fn apply(
+    pat: &Pattern,
+    text: &str,
+    kinds: &mut Vec<String>,
+    found: &mut Vec<(String, String)>,
+) -> String {
     if !pat.re.is_match(text) {
         return text.to_string();
     }
@@ -190,7 +221,14 @@ fn apply(pat: &Pattern, text: &str, kinds: &mut Vec<String>) -> String {
             let tail = text
                 .get(e..caps.get(0).map_or(e, |m| m.end()))
                 .unwrap_or("");
-            format!("{head}{}{tail}", marker(pat.kind, secret.as_str()))
+            let mark = marker(pat.kind, secret.as_str());
+            found.push((secret.as_str().to_string(), mark.clone()));
+            // A quoted value also appears unquoted once the shell has parsed the word.
+            let unquoted = secret.as_str().trim_matches(|c| c == '"' || c == '\'');
+            if unquoted.len() != secret.as_str().len() {
+                found.push((unquoted.to_string(), mark.clone()));
+            }
+            format!("{head}{mark}{tail}")
         })
         .into_owned()
 }

@@ -580,3 +580,67 @@ fn explain_shows_commands_verdicts_and_risk() {
     assert!(e["parse_error"].is_string(), "{e}");
     assert_eq!(e["read_only"], false);
 }
+
+#[test]
+fn local_policy_denies_without_running_and_governs_stricter() {
+    use crate::support::platform::Gov;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("policy.json");
+    std::fs::write(
+        &file,
+        r#"{"rules":[
+            {"prefix":["git","push"],"decision":"deny","reason":"pushes go through CI"},
+            {"prefix":["touch"],"decision":"govern"},
+            {"prefix":["rm"],"decision":"observe"}
+        ]}"#,
+    )
+    .unwrap();
+    // Governance off, but a local deny still refuses: exit 126, one line, `denied` outcome.
+    let mut g =
+        Gov::marked(None, "off", "sudo git push origin main").env("MAESTRO_SH_POLICY_FILE", &file);
+    let out = g.run();
+    assert_eq!(out.status.code(), Some(126));
+    assert!(!g.ran(), "a denied command must not run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("maestro-sh: denied: local policy rule \"git push\": pushes go through CI"),
+        "{err}"
+    );
+    assert_eq!(g.completed()["governed_outcome"], "denied");
+
+    // `govern` raises the mode: without Platform config that is a refusal, not a silent run.
+    let mut g = Gov::new(None, "off", "touch x").env("MAESTRO_SH_POLICY_FILE", &file);
+    let out = g.run();
+    assert_eq!(out.status.code(), Some(126));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("misconfigured"));
+
+    // `observe` weakens nothing and unmatched commands pass through as before.
+    let mut g =
+        Gov::new(None, "off", "rm -f nothing-here; echo ok").env("MAESTRO_SH_POLICY_FILE", &file);
+    let out = g.run();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A broken policy file fails closed.
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{not json").unwrap();
+    let mut g = Gov::marked(None, "off", "ls").env("MAESTRO_SH_POLICY_FILE", &bad);
+    let out = g.run();
+    assert_eq!(out.status.code(), Some(126));
+    assert!(!g.ran());
+
+    // --explain reports the matching rule.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_maestro-sh"))
+        .args(["--explain", "-c", "git push"])
+        .env("MAESTRO_SH_POLICY_FILE", &file)
+        .output()
+        .unwrap();
+    let e: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(e["mode"], "denied", "{e}");
+    assert_eq!(e["local_policy"]["decision"], "deny");
+}

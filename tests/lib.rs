@@ -8,4 +8,5 @@ mod classify;
 mod governed;
 mod passthrough;
 mod recursion;
+mod redact;
 mod supervisor;
