@@ -32,7 +32,7 @@ export MAESTRO_SH_DATA_DIR=$work/data MAESTRO_SESSION_ID=bench
 
 echo
 echo "== governed allow and observe against maestro-platform-dev on loopback (each run a new step)"
-hyperfine -N --warmup 10 --runs "$runs" \
+hyperfine -N --warmup 10 --runs "$runs" --export-json "$work/gov.json" \
     -n bash 'bash -c true' \
     -n governed "env MAESTRO_SH_MODE=governed $sh_bin -c true" \
     -n observe "env MAESTRO_SH_MODE=observe $sh_bin -c true" \
@@ -41,3 +41,18 @@ hyperfine -N --warmup 10 --runs "$runs" \
 echo
 echo "== peak RSS, governed run"
 MAESTRO_SH_MODE=governed /usr/bin/time -f "peak RSS, governed: %M KiB" "$sh_bin" -c true
+
+echo
+echo "== medians, side by side (same run)"
+python3 - "$work/pass.json" "$work/gov.json" <<'PY'
+import json, sys
+def medians(path):
+    return {r["command"]: r["median"] * 1000 for r in json.load(open(path))["results"]}
+p, g = medians(sys.argv[1]), medians(sys.argv[2])
+b = p["bash"]
+print(f"pass-through: bash {b:.2f} ms, maestro-sh {p['maestro-sh']:.2f} ms ({p['maestro-sh'] / b:.2f}x), "
+      f"bash link {p['shim']:.2f} ms ({p['shim'] / b:.2f}x)")
+base = g["env+bash (baseline for the env wrapper)"]
+for name in ("governed", "observe"):
+    print(f"{name}: {g[name]:.2f} ms = env+bash {base:.2f} ms + {g[name] - base:.2f} ms")
+PY
