@@ -536,8 +536,10 @@ fn open_decisions(env: &dyn Env) -> Result<Option<BufReader<File>>, String> {
     Ok(Some(BufReader::new(unsafe { File::from_raw_fd(fd) })))
 }
 
-fn duration_var(env: &dyn Env, var: &str, default: Duration) -> Result<Duration, String> {
-    match env.first_value(&[leak(var)]) {
+/// A duration in milliseconds from `var`, `default` when unset; out of 1..=24 h is an error
+/// naming the variable.
+fn duration_var(env: &dyn Env, var: &'static str, default: Duration) -> Result<Duration, String> {
+    match env.first_value(&[var]) {
         None => Ok(default),
         Some(v) => match v.parse::<u64>() {
             Ok(ms) if ms >= 1 && Duration::from_millis(ms) <= MAX_TIMEOUT => {
@@ -548,14 +550,6 @@ fn duration_var(env: &dyn Env, var: &str, default: Duration) -> Result<Duration,
                 MAX_TIMEOUT.as_millis()
             )),
         },
-    }
-}
-
-fn leak(s: &str) -> &'static str {
-    match s {
-        APPROVAL_TIMEOUT_VAR => APPROVAL_TIMEOUT_VAR,
-        HEARTBEAT_VAR => HEARTBEAT_VAR,
-        _ => "",
     }
 }
 
