@@ -17,10 +17,14 @@ runs=${RUNS:-300}
 echo "== binary"
 ls -l "$sh_bin" | awk '{print "size (stripped, static): " $5 " bytes"}'
 /usr/bin/time -f "peak RSS, pass-through: %M KiB" "$sh_bin" -c true
+# The floor: a static C program that does nothing but exec the same bash ("one extra execve").
+gcc -O2 -static -o "$work/exec-floor" bench/exec-floor.c 2>/dev/null ||
+    gcc -O2 -o "$work/exec-floor" bench/exec-floor.c
 echo
 echo "== pass-through (governance off)"
 hyperfine -N --warmup 30 --runs "$runs" --export-json "$work/pass.json" \
-    -n bash 'bash -c true' -n maestro-sh "$sh_bin -c true" -n shim "$work/bash -c true"
+    -n bash 'bash -c true' -n maestro-sh "$sh_bin -c true" -n shim "$work/bash -c true" \
+    -n exec-floor "$work/exec-floor -c true"
 
 # The local Platform on a free port.
 "$dist/maestro-platform-dev" serve --addr 127.0.0.1:0 >"$work/url" 2>"$work/platform.log" &
@@ -51,7 +55,8 @@ def medians(path):
 p, g = medians(sys.argv[1]), medians(sys.argv[2])
 b = p["bash"]
 print(f"pass-through: bash {b:.2f} ms, maestro-sh {p['maestro-sh']:.2f} ms ({p['maestro-sh'] / b:.2f}x), "
-      f"bash link {p['shim']:.2f} ms ({p['shim'] / b:.2f}x)")
+      f"bash link {p['shim']:.2f} ms ({p['shim'] / b:.2f}x), "
+      f"static C exec-only floor {p['exec-floor']:.2f} ms ({p['exec-floor'] / b:.2f}x)")
 base = g["env+bash (baseline for the env wrapper)"]
 for name in ("governed", "observe"):
     print(f"{name}: {g[name]:.2f} ms = env+bash {base:.2f} ms + {g[name] - base:.2f} ms")
