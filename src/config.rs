@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::context::{ORGANIZATION_VARS, WORKSPACE_VARS};
+use crate::context::{self, ORGANIZATION_VARS, WORKSPACE_VARS};
 use crate::env::Env;
 
 pub const URL_VARS: &[&str] = &[
@@ -118,9 +118,8 @@ impl PlatformConfig {
         let organization_id = env
             .first_value(ORGANIZATION_VARS)
             .ok_or(ConfigError::MissingOrganization)?;
-        let workspace_id = env
-            .first_value(WORKSPACE_VARS)
-            .ok_or(ConfigError::MissingWorkspace)?;
+        // Maestro falls back to the organization id (default organization variables only).
+        let workspace_id = context::workspace_id(env).ok_or(ConfigError::MissingWorkspace)?;
         let timeout_ms = number(
             env,
             TIMEOUT_VARS,
@@ -301,15 +300,35 @@ mod tests {
                 "EVALOPS_ORGANIZATION_ID",
                 "TOOL_EXECUTION_SERVICE_ORGANIZATION_ID",
             ),
-            (
-                "EVALOPS_WORKSPACE_ID",
-                "TOOL_EXECUTION_SERVICE_WORKSPACE_ID",
-            ),
+            // (missing workspace: see workspace_falls_back_like_maestro)
         ] {
             let env = MapEnv::from_pairs(full().into_iter().filter(|(k, _)| *k != drop));
             let err = PlatformConfig::load(&env).unwrap_err().to_string();
             assert!(err.contains(want), "{err}");
         }
+    }
+
+    #[test]
+    fn workspace_falls_back_like_maestro() {
+        // EVALOPS_ORGANIZATION_ID doubles as the workspace id when no workspace var is set.
+        let env = MapEnv::from_pairs(
+            full()
+                .into_iter()
+                .filter(|(k, _)| *k != "EVALOPS_WORKSPACE_ID"),
+        );
+        assert_eq!(PlatformConfig::load(&env).unwrap().workspace_id, "org");
+        // The ToolExecution-specific organization variable is not a workspace fallback.
+        let env = MapEnv::from_pairs(
+            full()
+                .into_iter()
+                .filter(|(k, _)| !k.ends_with("_ID"))
+                .chain([("TOOL_EXECUTION_SERVICE_ORGANIZATION_ID", "org")]),
+        );
+        let err = PlatformConfig::load(&env).unwrap_err();
+        assert_eq!(err, ConfigError::MissingWorkspace);
+        assert!(err
+            .to_string()
+            .contains("TOOL_EXECUTION_SERVICE_WORKSPACE_ID"));
     }
 
     #[test]

@@ -21,6 +21,20 @@ pub const WORKSPACE_VARS: &[&str] = &[
     "EVALOPS_WORKSPACE_ID",
     "MAESTRO_WORKSPACE_ID",
 ];
+/// When no workspace variable is set, Maestro's Platform client uses the organization id as the
+/// workspace id, read from these variables only (its default organization list; the
+/// ToolExecution-specific organization variables are not consulted for this fallback).
+pub const WORKSPACE_FALLBACK_VARS: &[&str] = &[
+    "MAESTRO_EVALOPS_ORG_ID",
+    "EVALOPS_ORGANIZATION_ID",
+    "MAESTRO_ENTERPRISE_ORG_ID",
+];
+
+/// The workspace id as Maestro resolves it: [`WORKSPACE_VARS`], else [`WORKSPACE_FALLBACK_VARS`].
+pub fn workspace_id(env: &dyn Env) -> Option<String> {
+    env.first_value(WORKSPACE_VARS)
+        .or_else(|| env.first_value(WORKSPACE_FALLBACK_VARS))
+}
 const WORKSPACE_ROOT_VARS: &[&str] = &["MAESTRO_WORKSPACE_ROOT", "WORKSPACE_ROOT"];
 const REPOSITORY_ROOT_VARS: &[&str] = &[
     "MAESTRO_REPOSITORY_ROOT",
@@ -93,13 +107,15 @@ impl Context {
         });
         Context {
             organization_id: env.first_value(ORGANIZATION_VARS),
-            workspace_id: env.first_value(WORKSPACE_VARS),
+            workspace_id: workspace_id(env),
             session_id: env.first_value(&["MAESTRO_SESSION_ID"]),
             agent_run_id: env.first_value(&["MAESTRO_AGENT_RUN_ID"]),
             step_id,
             step_id_generated,
+            // Maestro: MAESTRO_AGENT_ID, then npm's package name (set when it runs under an npm
+            // script, and inherited by its shell), then "maestro".
             agent_id: env
-                .first_value(&["MAESTRO_AGENT_ID"])
+                .first_value(&["MAESTRO_AGENT_ID", "npm_package_name"])
                 .unwrap_or_else(|| "maestro".into()),
             objective_id: env.first_value(&["MAESTRO_OBJECTIVE_ID"]),
             actor_id: env.first_value(&["MAESTRO_ACTOR_ID"]),
@@ -199,5 +215,22 @@ mod tests {
             || "s".into(),
         );
         assert_eq!(ctx.repository_root.as_deref(), Some("/w"));
+    }
+
+    #[test]
+    fn workspace_falls_back_to_default_organization_vars_and_agent_to_npm_name() {
+        let ctx = Context::from_env(
+            &MapEnv::from_pairs([
+                ("TOOL_EXECUTION_SERVICE_ORGANIZATION_ID", "org-te"),
+                ("MAESTRO_ENTERPRISE_ORG_ID", "org-ent"),
+                ("npm_package_name", "@evalops/maestro"),
+            ]),
+            || "s".into(),
+        );
+        assert_eq!(ctx.organization_id.as_deref(), Some("org-te"));
+        assert_eq!(ctx.workspace_id.as_deref(), Some("org-ent"));
+        assert_eq!(ctx.agent_id, "@evalops/maestro");
+        let only_te = MapEnv::from_pairs([("TOOL_EXECUTION_SERVICE_ORGANIZATION_ID", "o")]);
+        assert_eq!(workspace_id(&only_te), None);
     }
 }

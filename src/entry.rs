@@ -244,6 +244,12 @@ fn govern(
         }
     };
     let duration_ms = run.duration.as_millis() as u64;
+    // Observe: like Maestro's, the ExecuteTool record is sent after the run and carries its
+    // local outcome (request::observed); the spooled copy is the same request.
+    let execute = match execute {
+        Some(e) if mode != Mode::Governed => Some(request::observed(&e, run.exit)),
+        other => other,
+    };
 
     // Record. Never changes the command's status; what cannot be sent now is spooled.
     if let (Some(client), Some(execute)) = (&client, &execute) {

@@ -21,10 +21,74 @@ pub const COMPLETED: &str = "maestro.events.tool_call.completed";
 pub const APPROVAL_HIT: &str = "maestro.events.approval_hit";
 pub const HEARTBEAT: &str = "maestro.events.tool_call.heartbeat";
 
+/// Overrides the envelope's `source`, as it does for Maestro's event bus.
+pub const SOURCE_VAR: &str = "MAESTRO_EVENT_BUS_SOURCE";
+const DEFAULT_SOURCE: &str = "maestro-sh";
+
+/// The proto message (maestro.v1) behind each of Maestro's event types, which names the data's
+/// `@type` and the envelope's `extensions.dataschema`. Our heartbeat has none.
+fn proto_message(event_type: &str) -> Option<&'static str> {
+    match event_type {
+        ATTEMPTED => Some("ToolCallAttempt"),
+        COMPLETED => Some("ToolCallResult"),
+        APPROVAL_HIT => Some("ApprovalHit"),
+        _ => None,
+    }
+}
+
+/// Our local status words as Maestro's `MaestroToolCallStatus` (a refused command is DENIED;
+/// `governed_outcome` says why).
+fn tool_call_status(local: &str) -> Option<&'static str> {
+    Some(match local {
+        "succeeded" => "MAESTRO_TOOL_CALL_STATUS_SUCCEEDED",
+        "failed" => "MAESTRO_TOOL_CALL_STATUS_FAILED",
+        "blocked" | "denied" => "MAESTRO_TOOL_CALL_STATUS_DENIED",
+        "cancelled" => "MAESTRO_TOOL_CALL_STATUS_CANCELLED",
+        _ => return None,
+    })
+}
+
+/// A duration as Maestro writes it: seconds with at most 3 decimals, trailing zeros dropped
+/// (`1500` ms → `"1.5s"`, `0` → `"0s"`, `12` → `"0.012s"`).
+pub fn duration_string(ms: u64) -> String {
+    let frac = format!("{:03}", ms % 1000);
+    let frac = frac.trim_end_matches('0');
+    if frac.is_empty() {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{}.{frac}s", ms / 1000)
+    }
+}
+
+/// A random (v4) UUID, the form of Maestro's event ids.
+fn uuid_v4() -> String {
+    let mut b = [0u8; 16];
+    if getrandom::getrandom(&mut b).is_err() {
+        // No entropy source: still unique per process and moment.
+        let id = new_id("");
+        for (i, byte) in b.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(id.get(2 * (i % 12)..2 * (i % 12) + 2).unwrap_or("0"), 16)
+                .unwrap_or(0);
+        }
+    }
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
 /// Where events go; a no-op when neither variable is set.
 pub struct Sidecar {
     out: Option<File>,
     tenant: Option<String>,
+    source: String,
     correlation: Value,
 }
 
@@ -34,6 +98,7 @@ impl Sidecar {
         Sidecar {
             out: None,
             tenant: None,
+            source: DEFAULT_SOURCE.into(),
             correlation: Value::Null,
         }
     }
@@ -60,7 +125,10 @@ impl Sidecar {
         Ok(Sidecar {
             out,
             tenant: ctx.organization_id.clone(),
-            correlation: correlation(ctx),
+            source: env
+                .first_value(&[SOURCE_VAR])
+                .unwrap_or_else(|| DEFAULT_SOURCE.into()),
+            correlation: correlation(env, ctx),
         })
     }
 
@@ -70,6 +138,11 @@ impl Sidecar {
 
     /// Write one event of `event_type` whose data is `fields` plus `correlation`. Write errors
     /// are ignored: the reader going away must not change what the command does.
+    ///
+    /// The envelope follows Maestro's event bus: keys in its order, a UUID id, `time` equal to
+    /// the data's own timestamp, proto-JSON data (`@type` last) with `data_content_type`
+    /// "application/protobuf" and a `buf.build` dataschema; for `tool_call.completed`, `status`
+    /// is a `MAESTRO_TOOL_CALL_STATUS_*` value and `duration` is derived from `duration_ms`.
     pub fn emit(&mut self, event_type: &str, fields: Value) {
         let Some(out) = self.out.as_mut() else { return };
         let mut data = Map::new();
@@ -77,21 +150,56 @@ impl Sidecar {
         if let Value::Object(f) = fields {
             data.extend(f.into_iter().filter(|(_, v)| !v.is_null()));
         }
-        let mut envelope = json!({
-            "spec_version": "1.0",
-            "id": new_id("evt_"),
-            "type": event_type,
-            "source": "maestro-sh",
-            "subject": event_type,
-            "time": rfc3339(SystemTime::now()),
-            "data_content_type": "application/json",
-            "data": data,
-            "extensions": {"dataschema": format!("https://schemas.evalops.dev/{event_type}")},
-        });
-        if let Some(t) = &self.tenant {
-            envelope["tenant_id"] = json!(t);
+        if event_type == COMPLETED {
+            if let Some(st) = data
+                .get("status")
+                .and_then(Value::as_str)
+                .and_then(tool_call_status)
+            {
+                data.insert("status".into(), json!(st));
+            }
+            if let Some(ms) = data.get("duration_ms").and_then(Value::as_u64) {
+                data.insert("duration".into(), json!(duration_string(ms)));
+            }
         }
-        let mut line = envelope.to_string();
+        let time = ["attempted_at", "completed_at", "occurred_at"]
+            .iter()
+            .find_map(|k| data.get(*k).and_then(Value::as_str).map(str::to_owned))
+            .unwrap_or_else(|| rfc3339(SystemTime::now()));
+        let message = proto_message(event_type);
+        if let Some(m) = message {
+            data.insert(
+                "@type".into(),
+                json!(format!("type.googleapis.com/maestro.v1.{m}")),
+            );
+        }
+        let mut envelope = Map::new();
+        envelope.insert("spec_version".into(), json!("1.0"));
+        envelope.insert("id".into(), json!(uuid_v4()));
+        envelope.insert("type".into(), json!(event_type));
+        envelope.insert("source".into(), json!(self.source));
+        envelope.insert("subject".into(), json!(event_type));
+        envelope.insert("time".into(), json!(time));
+        envelope.insert(
+            "data_content_type".into(),
+            json!(if message.is_some() {
+                "application/protobuf"
+            } else {
+                "application/json"
+            }),
+        );
+        if let Some(t) = &self.tenant {
+            envelope.insert("tenant_id".into(), json!(t));
+        }
+        envelope.insert("data".into(), Value::Object(data));
+        envelope.insert(
+            "extensions".into(),
+            json!({"dataschema": match message {
+                Some(m) => format!("buf.build/evalops/proto/maestro.v1.{m}"),
+                None => format!("https://schemas.evalops.dev/{event_type}"),
+            }}),
+        );
+        let mut line = Value::Object(envelope).to_string();
         line.push('\n');
         // One write per line, so concurrent writers to the same pipe or file do not interleave.
         let _ = out.write_all(line.as_bytes());
@@ -114,19 +222,62 @@ fn open_fd(raw: &str) -> Result<File, String> {
     Ok(unsafe { File::from_raw_fd(fd) })
 }
 
-fn correlation(ctx: &Context) -> Value {
-    json!({
-        "organization_id": ctx.organization_id,
-        "workspace_id": ctx.workspace_id,
-        "session_id": ctx.session_id,
-        "agent_run_id": ctx.agent_run_id,
-        "agent_run_step_id": ctx.step_id,
-        "agent_id": ctx.agent_id,
-        "actor_id": ctx.actor_id,
-        "request_id": ctx.correlation_id(),
-        "trace_id": ctx.traceparent.as_deref().and_then(|t| t.split('-').nth(1)),
-        "remote_runner_session_id": ctx.remote_runner_session_id,
-    })
+/// Maestro's `MaestroCorrelation`, absent values omitted. `workspace_id` and `session_id` are
+/// always present there: the workspace falls back to `$PWD` then the cwd, the session to
+/// "unknown". `request_id` is `MAESTRO_REQUEST_ID`, else our correlation id; `trace_id` is
+/// `TRACE_ID` / `OTEL_TRACE_ID`, else the trace id of `TRACEPARENT`.
+fn correlation(env: &dyn Env, ctx: &Context) -> Value {
+    let workspace = ctx
+        .workspace_id
+        .clone()
+        .or_else(|| env.first_value(&["PWD"]))
+        .or_else(|| {
+            std::env::current_dir()
+                .ok()
+                .map(|d| d.display().to_string())
+        });
+    let trace_id = env.first_value(&["TRACE_ID", "OTEL_TRACE_ID"]).or_else(|| {
+        ctx.traceparent
+            .as_deref()
+            .and_then(|t| t.split('-').nth(1))
+            .map(str::to_owned)
+    });
+    let fields: [(&str, Option<String>); 13] = [
+        ("organization_id", ctx.organization_id.clone()),
+        ("workspace_id", workspace),
+        (
+            "session_id",
+            Some(ctx.session_id.clone().unwrap_or_else(|| "unknown".into())),
+        ),
+        ("agent_run_id", ctx.agent_run_id.clone()),
+        ("agent_run_step_id", Some(ctx.step_id.clone())),
+        ("agent_id", Some(ctx.agent_id.clone())),
+        ("actor_id", ctx.actor_id.clone()),
+        ("principal_id", env.first_value(&["MAESTRO_PRINCIPAL_ID"])),
+        ("trace_id", trace_id),
+        (
+            "request_id",
+            Some(
+                env.first_value(&["MAESTRO_REQUEST_ID"])
+                    .unwrap_or_else(|| ctx.correlation_id()),
+            ),
+        ),
+        (
+            "remote_runner_session_id",
+            ctx.remote_runner_session_id.clone(),
+        ),
+        ("objective_id", ctx.objective_id.clone()),
+        (
+            "conversation_id",
+            env.first_value(&["MAESTRO_CONVERSATION_ID"]),
+        ),
+    ];
+    Value::Object(
+        fields
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k.to_string(), json!(v))))
+            .collect(),
+    )
 }
 
 /// `2026-01-02T03:04:05.678Z`.
@@ -170,6 +321,20 @@ mod tests {
         assert_eq!(rfc3339(t), "2026-11-18T11:06:40.123Z");
         let leap = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn durations_and_ids_look_like_maestro() {
+        assert_eq!(duration_string(0), "0s");
+        assert_eq!(duration_string(12), "0.012s");
+        assert_eq!(duration_string(1500), "1.5s");
+        assert_eq!(duration_string(2000), "2s");
+        assert_eq!(duration_string(61_230), "61.23s");
+        let id = uuid_v4();
+        assert_eq!(id.len(), 36);
+        assert_eq!(&id[14..15], "4");
+        assert!("89ab".contains(&id[19..20]));
+        assert_ne!(uuid_v4(), id);
     }
 
     #[test]

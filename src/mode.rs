@@ -90,10 +90,11 @@ pub fn decide(env: &dyn Env) -> Result<Policy, ModeError> {
         None => Vec::new(),
         Some(path) => read_flags(&path)?,
     };
+    // Maestro compares the snapshot's keys trimmed, so " key " counts as "key".
     let enabled = |key: &str| {
         flags
             .iter()
-            .any(|f| f.key == key && f.enabled == serde_json::Value::Bool(true))
+            .any(|f| f.key.trim() == key && f.enabled == serde_json::Value::Bool(true))
     };
 
     if enabled(FLAG_KILL_SWITCH) {
@@ -209,6 +210,15 @@ mod tests {
             (vec![(FLAG_BRIDGE, t.clone())], None, (Observe, Governed)),
             (vec![(FLAG_BRIDGE, json!("true"))], None, (Off, Off)),
             (vec![(FLAG_BRIDGE, json!(1))], None, (Off, Off)),
+            // Keys are compared trimmed, as Maestro does.
+            (
+                vec![(
+                    " maestro.platform_runtime.tool_execution_bridge\n",
+                    t.clone(),
+                )],
+                None,
+                (Observe, Governed),
+            ),
             (
                 vec![(FLAG_BRIDGE, t.clone()), (FLAG_KILL_SWITCH, t.clone())],
                 None,

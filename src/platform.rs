@@ -15,8 +15,9 @@ use crate::wire::{self, ExecutionState, ToolExecution};
 
 /// Largest response body we read; anything bigger is refused as malformed.
 pub const MAX_BODY: u64 = 1024 * 1024;
-/// Pause before a retry, before jitter; `Retry-After` may extend it up to [`MAX_RETRY_AFTER`].
+/// Pause before the first retry (before jitter), doubled for each further one, as Maestro does.
 const RETRY_DELAY: Duration = Duration::from_millis(100);
+/// Cap on any pause between attempts, whether from backoff or from the server's `Retry-After`.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// Why a call failed, in the terms the outcome table needs.
@@ -111,12 +112,13 @@ impl Client {
             let retry_after = match result {
                 Ok(resp) => return decode(method, resp),
                 Err(ureq::Error::Status(status, resp)) => {
-                    let retry_after = resp
-                        .header("Retry-After")
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
+                    let retry_after = server_retry_delay(
+                        resp.header("Retry-After-Ms"),
+                        resp.header("Retry-After"),
+                    );
                     let (code, message) = error_body(resp);
-                    if !matches!(status, 408 | 429 | 500..=599) {
+                    // Maestro retries 408, 429 and every status from 500 up.
+                    if !matches!(status, 408 | 429 | 500..) {
                         return Err(CallError::Rejected {
                             method,
                             status,
@@ -140,7 +142,11 @@ impl Client {
                 }
             };
             if attempt < self.attempts {
-                std::thread::sleep(retry_after.unwrap_or(RETRY_DELAY) + jitter(RETRY_DELAY / 2));
+                // The server's delay is used as given (capped); our own backoff gets a little
+                // jitter on top.
+                std::thread::sleep(
+                    retry_after.unwrap_or_else(|| backoff(attempt) + jitter(RETRY_DELAY / 2)),
+                );
             }
         }
         Err(last)
@@ -212,6 +218,47 @@ impl Client {
     ) -> Result<wire::GetApprovalResponse, CallError> {
         self.call("GetApproval", wire::GET_APPROVAL, req, Duration::ZERO)
     }
+}
+
+/// The pause after failed attempt number `attempt` (1-based) when the server named none:
+/// 100 ms, doubled per attempt, at most 1 s (Maestro's backoff).
+fn backoff(attempt: u32) -> Duration {
+    let factor = 1u32 << attempt.saturating_sub(1).min(10);
+    (RETRY_DELAY * factor).min(MAX_RETRY_AFTER)
+}
+
+/// The server's requested pause, as Maestro reads it: `Retry-After-Ms` (milliseconds) first,
+/// then `Retry-After` in seconds (fractions allowed); only positive values count, rounded up
+/// to whole milliseconds and capped at 1 s. (The HTTP-date form of `Retry-After` is not read:
+/// we fall back to our backoff, which is within the same 1 s cap.)
+fn server_retry_delay(retry_after_ms: Option<&str>, retry_after: Option<&str>) -> Option<Duration> {
+    let ms = retry_after_ms
+        .and_then(leading_number)
+        .filter(|ms| *ms > 0.0)
+        .or_else(|| {
+            retry_after
+                .and_then(leading_number)
+                .filter(|s| *s > 0.0)
+                .map(|s| s * 1000.0)
+        })?;
+    let cap = MAX_RETRY_AFTER.as_millis() as f64;
+    Some(Duration::from_millis(ms.ceil().min(cap) as u64))
+}
+
+/// The decimal number a header value starts with (like JavaScript's `parseFloat`, without
+/// exponents): `"1.5"`, `" 2s"` → 2.
+fn leading_number(v: &str) -> Option<f64> {
+    let v = v.trim_start();
+    let mut end = 0;
+    let mut dot = false;
+    for (i, c) in v.char_indices() {
+        match c {
+            '0'..='9' => end = i + 1,
+            '.' if !dot => dot = true,
+            _ => break,
+        }
+    }
+    v[..end].parse().ok()
 }
 
 /// What ExecuteTool said.
@@ -311,4 +358,34 @@ pub fn jitter(max: Duration) -> Duration {
     let _ = getrandom::getrandom(&mut b);
     let frac = f64::from(u32::from_le_bytes(b)) / f64::from(u32::MAX);
     max.mul_f64(frac)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delays_follow_maestro() {
+        let ms = Duration::from_millis;
+        assert_eq!(backoff(1), ms(100));
+        assert_eq!(backoff(2), ms(200));
+        assert_eq!(backoff(4), ms(800));
+        assert_eq!(backoff(5), ms(1000));
+        assert_eq!(backoff(40), ms(1000));
+        assert_eq!(server_retry_delay(None, Some("0.25")), Some(ms(250)));
+        assert_eq!(server_retry_delay(None, Some("1")), Some(ms(1000)));
+        assert_eq!(server_retry_delay(None, Some("120")), Some(ms(1000)));
+        assert_eq!(server_retry_delay(Some("42.1"), Some("1")), Some(ms(43)));
+        assert_eq!(server_retry_delay(Some("0"), Some("0.5")), Some(ms(500)));
+        // Zero, negative, dates and junk: no server delay (our backoff applies).
+        assert_eq!(server_retry_delay(None, Some("0")), None);
+        assert_eq!(server_retry_delay(None, Some("-1")), None);
+        assert_eq!(
+            server_retry_delay(None, Some("Wed, 21 Oct 2015 07:28:00 GMT")),
+            None
+        );
+        assert_eq!(server_retry_delay(None, None), None);
+        assert_eq!(leading_number(" 2s"), Some(2.0));
+        assert_eq!(leading_number(".5"), Some(0.5));
+    }
 }

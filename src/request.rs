@@ -20,8 +20,58 @@ pub struct Tenant<'a> {
     pub workspace_id: &'a str,
 }
 
-/// Metadata values: C0 control characters become spaces, trimmed, cut to 512 chars
-/// (509 + "..."), and redacted.
+/// Maestro's labels are cut at this many UTF-16 units ("Ran <command>", "Running <command>").
+const LABEL_MAX: usize = 52;
+
+/// JavaScript's whitespace (`\s`, `String.prototype.trim`), which Maestro's formatting uses. It
+/// differs from Rust's `char::is_whitespace` in U+FEFF (space in JS) and U+0085 (not in JS).
+fn is_js_space(c: char) -> bool {
+    matches!(
+        c,
+        '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'
+            ..='\u{200a}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202f}'
+                | '\u{205f}'
+                | '\u{3000}'
+                | '\u{feff}'
+    )
+}
+
+/// `s` cut to at most `max` UTF-16 units (JavaScript string length) as `<prefix>...`, the prefix
+/// right-trimmed, as Maestro cuts metadata values and labels. Never splits a character (where
+/// JavaScript's `slice` could split a surrogate pair, the prefix stops one unit short).
+fn js_ellipsize(s: &str, max: usize) -> String {
+    if s.encode_utf16().count() <= max {
+        return s.to_string();
+    }
+    let budget = max.saturating_sub(3);
+    let mut used = 0;
+    let mut end = 0;
+    for (i, c) in s.char_indices() {
+        if used + c.len_utf16() > budget {
+            break;
+        }
+        used += c.len_utf16();
+        end = i + c.len_utf8();
+    }
+    format!("{}...", s[..end].trim_end_matches(is_js_space))
+}
+
+/// Maestro's label form of a command: whitespace runs collapsed to one space, trimmed, and cut
+/// to `max` UTF-16 units with "...".
+fn js_label(s: &str, max: usize) -> String {
+    let collapsed = s
+        .split(is_js_space)
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    js_ellipsize(&collapsed, max)
+}
+
+/// Metadata values: redacted, C0 control characters and DEL become spaces, trimmed, and cut to
+/// 512 UTF-16 units (prefix of at most 509, right-trimmed, + "..."), as Maestro does.
 pub fn metadata_value(raw: &str) -> String {
     let redacted = redact::redact(raw).text;
     let clean: String = redacted
@@ -34,14 +84,7 @@ pub fn metadata_value(raw: &str) -> String {
             }
         })
         .collect();
-    let clean = clean.trim();
-    if clean.chars().count() > METADATA_MAX {
-        let mut cut: String = clean.chars().take(METADATA_MAX - 3).collect();
-        cut.push_str("...");
-        cut
-    } else {
-        clean.to_string()
-    }
+    js_ellipsize(clean.trim_matches(is_js_space), METADATA_MAX)
 }
 
 /// The ExecuteTool request for `subject` in `mode` (governed or observe).
@@ -54,7 +97,7 @@ pub fn execute_tool(
     let sanitized = redact::sanitize_command(&subject.command);
     let operation = redact::operation_summary(&sanitized.text);
     let read_only = subject.classification.read_only;
-    let metadata = metadata(ctx, subject, mode, &sanitized, &operation);
+    let metadata = metadata(ctx, subject, mode, &sanitized);
     wire::ExecuteToolRequest {
         linkage: wire::Linkage {
             workspace_id: Some(tenant.workspace_id.to_string()),
@@ -103,7 +146,6 @@ fn metadata(
     subject: &Subject,
     mode: Mode,
     sanitized: &redact::Redacted,
-    operation: &str,
 ) -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();
     let mut put = |k: &str, v: Option<&str>| {
@@ -135,11 +177,26 @@ fn metadata(
         "maestro_remote_runner_session_id",
         ctx.remote_runner_session_id.as_deref(),
     );
+    // Maestro's presentation of its bash tool, from the sanitized command: the tool's label
+    // sentence-cased, "Ran <label>" and "Running <label>" ("Ran command" / "Running command"
+    // when the command is blank).
+    let label = js_label(&sanitized.text, LABEL_MAX);
     put("maestro_display_name", Some("Bash"));
-    put("maestro_summary_label", Some(operation));
+    put(
+        "maestro_summary_label",
+        Some(&if label.is_empty() {
+            "Ran command".to_string()
+        } else {
+            format!("Ran {label}")
+        }),
+    );
     put(
         "maestro_action_description",
-        Some(&format!("Run shell command: {operation}")),
+        Some(&if label.is_empty() {
+            "Running command".to_string()
+        } else {
+            format!("Running {label}")
+        }),
     );
     put(
         "maestro_redacted_arguments",
@@ -183,6 +240,20 @@ pub fn exit_summary(exit: Exit) -> String {
     }
 }
 
+/// The observe-mode ExecuteTool request once the command has run: Maestro sends its observe
+/// record after the tool ran, with the local outcome, a one-line output summary and the
+/// summary's redaction kinds ("none") in the metadata. We never see the output, so the summary
+/// is how the command ended.
+pub fn observed(execute: &wire::ExecuteToolRequest, exit: Exit) -> wire::ExecuteToolRequest {
+    let mut req = execute.clone();
+    let m = &mut req.metadata;
+    m.insert("maestro_bridge_mode".into(), "observe".into());
+    m.insert("maestro_local_outcome".into(), local_outcome(exit).into());
+    m.insert("maestro_local_output_summary".into(), exit_summary(exit));
+    m.insert("maestro_local_output_redactions".into(), "none".into());
+    req
+}
+
 /// The RecordToolExecutionOutput request (without `executionId` when `execution_id` is empty;
 /// the outbox fills it in on delivery).
 pub fn record_output(
@@ -194,30 +265,65 @@ pub fn record_output(
 ) -> wire::RecordToolExecutionOutputRequest {
     let outcome = local_outcome(exit);
     let summary = exit_summary(exit);
+    // Maestro: the ExecuteTool metadata plus the local outcome and the tool call id. (The
+    // output summary and its redactions are observe-record keys, not added here.) Exit status
+    // and signal are ours.
     let mut metadata = execute.metadata.clone();
     metadata.insert("maestro_local_outcome".into(), outcome.into());
     metadata.insert("maestro_tool_call_id".into(), ctx.step_id.clone());
-    metadata.insert("maestro_local_output_summary".into(), summary.clone());
-    metadata.insert("maestro_local_output_redactions".into(), "0".into());
     metadata.insert("maestro_exit_status".into(), exit.status().to_string());
     if let Some(sig) = exit.signal_name() {
         metadata.insert("maestro_signal".into(), sig.into());
     }
+    // Maestro's safeOutput is {status, tool_name, tool_call_id, summary}; we add the exit
+    // status and, only when there was one, the signal (no nulls).
+    let mut safe_output = serde_json::json!({
+        "status": outcome,
+        "tool_name": "bash",
+        "tool_call_id": ctx.step_id,
+        "summary": summary,
+        "exit_status": exit.status(),
+    });
+    if let Some(sig) = exit.signal_name() {
+        safe_output["signal"] = sig.into();
+    }
     wire::RecordToolExecutionOutputRequest {
         execution_id: execution_id.to_string(),
         output: wire::ToolOutput {
-            safe_output: Some(serde_json::json!({
-                "status": outcome,
-                "tool_name": "bash",
-                "tool_call_id": ctx.step_id,
-                "summary": summary,
-                "exit_status": exit.status(),
-                "signal": exit.signal_name(),
-            })),
+            safe_output: Some(safe_output),
+            // Maestro always sends the summary's redaction kinds, an empty list when none.
+            redactions: Some(serde_json::json!([])),
             content_type: Some("application/json".into()),
             duration_ms: Some(duration_ms),
             ..Default::default()
         },
         metadata: Some(metadata),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_and_metadata_values_are_cut_like_maestro() {
+        assert_eq!(js_label("  ls \t -la\n ", LABEL_MAX), "ls -la");
+        assert_eq!(js_label(" \n ", LABEL_MAX), "");
+        let long = format!("echo {}", "a ".repeat(40));
+        let l = js_label(&long, LABEL_MAX);
+        // 49 units, right-trimmed ("... a a" ends in a space at 49), then "...".
+        assert_eq!(l, format!("echo {}...", "a ".repeat(22).trim_end()));
+        assert!(l.encode_utf16().count() <= LABEL_MAX);
+        // JS whitespace: NBSP and U+FEFF collapse, U+0085 does not.
+        assert_eq!(js_label("a\u{a0}\u{feff}b\u{85}c", 52), "a b\u{85}c");
+        // Lengths are UTF-16 units: 300 astral chars are 600 units.
+        let astral = "😀".repeat(300);
+        let v = metadata_value(&astral);
+        assert_eq!(v.encode_utf16().count(), 508 + 3);
+        assert!(v.ends_with("..."));
+        let v = metadata_value(&format!("{}  \u{1}{}", "x".repeat(507), "y".repeat(20)));
+        assert_eq!(v, format!("{}...", "x".repeat(507)));
+        assert_eq!(metadata_value(" \u{7f}a\u{0}b\u{feff}"), "a b");
+        assert_eq!(metadata_value(&"z".repeat(512)), "z".repeat(512));
     }
 }

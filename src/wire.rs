@@ -21,6 +21,66 @@ pub const GET_APPROVAL: &str = "/approvals.v1.ApprovalService/GetApproval";
 pub const RESOLVE_APPROVAL: &str = "/approvals.v1.ApprovalService/ResolveApproval";
 pub const LIST_PENDING: &str = "/approvals.v1.ApprovalService/ListPending";
 
+/// The order in which Maestro's bridge writes its `maestro_*` metadata keys (ExecuteTool, then
+/// the keys its observe record and RecordToolExecutionOutput append). Metadata is a string map;
+/// we keep it in a `BTreeMap` and write these keys first, in this order, so our bodies read like
+/// Maestro's; any other key follows in sorted order.
+pub const MAESTRO_METADATA_ORDER: &[&str] = &[
+    "maestro_bridge_mode",
+    "maestro_tool_call_id",
+    "maestro_agent_run_id",
+    "maestro_agent_run_step_id",
+    "maestro_actor_id",
+    "maestro_correlation_id",
+    "maestro_cwd",
+    "maestro_workspace_root",
+    "maestro_repository_root",
+    "maestro_repository",
+    "maestro_git_branch",
+    "maestro_git_commit",
+    "maestro_session_id",
+    "maestro_remote_runner_session_id",
+    "maestro_display_name",
+    "maestro_summary_label",
+    "maestro_action_description",
+    "maestro_redacted_arguments",
+    "maestro_tool_family",
+    "maestro_local_execution_authoritative",
+    "maestro_local_outcome",
+    "maestro_local_output_summary",
+    "maestro_local_output_redactions",
+];
+
+/// Serialize a metadata map with [`MAESTRO_METADATA_ORDER`] keys first.
+fn ser_metadata<S: serde::Serializer>(
+    m: &BTreeMap<String, String>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut out = s.serialize_map(Some(m.len()))?;
+    for k in MAESTRO_METADATA_ORDER {
+        if let Some(v) = m.get(*k) {
+            out.serialize_entry(k, v)?;
+        }
+    }
+    for (k, v) in m {
+        if !MAESTRO_METADATA_ORDER.contains(&k.as_str()) {
+            out.serialize_entry(k, v)?;
+        }
+    }
+    out.end()
+}
+
+fn ser_opt_metadata<S: serde::Serializer>(
+    m: &Option<BTreeMap<String, String>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match m {
+        Some(m) => ser_metadata(m, s),
+        None => s.serialize_none(),
+    }
+}
+
 /// ToolExecution states (full wire names carry the `TOOL_EXECUTION_STATE_` prefix).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub enum ExecutionState {
@@ -207,7 +267,7 @@ pub struct ExecuteToolRequest {
     pub retry_policy: RetryPolicy,
     #[serde(default, alias = "idempotency_key")]
     pub idempotency_key: String,
-    #[serde(default)]
+    #[serde(default, serialize_with = "ser_metadata")]
     pub metadata: BTreeMap<String, String>,
     #[serde(
         default,
@@ -431,7 +491,11 @@ pub struct RecordToolExecutionOutputRequest {
     pub execution_id: String,
     #[serde(default)]
     pub output: ToolOutput,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_opt_metadata"
+    )]
     pub metadata: Option<BTreeMap<String, String>>,
 }
 
@@ -632,6 +696,39 @@ mod tests {
             "{s}"
         );
         assert!(!s.contains("connector") && !s.contains("traceContext") && !s.contains("version"));
+    }
+
+    #[test]
+    fn metadata_keys_in_maestro_order_then_sorted() {
+        let metadata: BTreeMap<String, String> = [
+            "zz_extra",
+            "maestro_tool_family",
+            "maestro_local_outcome",
+            "maestro_bridge_mode",
+            "maestro_cwd",
+            "aa_extra",
+        ]
+        .iter()
+        .map(|k| (k.to_string(), "v".to_string()))
+        .collect();
+        let req = RecordToolExecutionOutputRequest {
+            metadata: Some(metadata.clone()),
+            ..Default::default()
+        };
+        let v = serde_json::to_value(&req).unwrap();
+        let keys: Vec<&String> = v["metadata"].as_object().unwrap().keys().collect();
+        let want = [
+            "maestro_bridge_mode",
+            "maestro_cwd",
+            "maestro_tool_family",
+            "maestro_local_outcome",
+            "aa_extra",
+            "zz_extra",
+        ];
+        assert_eq!(keys, want);
+        // Round trip (outbox) keeps the content.
+        let back: RecordToolExecutionOutputRequest = serde_json::from_value(v).unwrap();
+        assert_eq!(back.metadata, Some(metadata));
     }
 
     #[test]

@@ -522,6 +522,31 @@ fn wire_conformance_of_execute_tool() {
         assert_eq!(h["X-Organization-ID"], ORG);
         assert_eq!(h["Connect-Protocol-Version"], "1");
         assert_eq!(h["Content-Type"], "application/json");
+        // Maestro's header order (HTTP-level headers such as Host may come before or between).
+        let order: Vec<String> = req["headerOrder"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap().to_ascii_lowercase())
+            .filter(|n| {
+                [
+                    "authorization",
+                    "content-type",
+                    "x-organization-id",
+                    "connect-protocol-version",
+                ]
+                .contains(&n.as_str())
+            })
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "authorization",
+                "content-type",
+                "x-organization-id",
+                "connect-protocol-version"
+            ]
+        );
         let b = &req["body"];
         let keys: Vec<&String> = b.as_object().unwrap().keys().collect();
         assert_eq!(
@@ -583,6 +608,54 @@ fn wire_conformance_of_execute_tool() {
         }
         assert_eq!(m["maestro_repository_root"], "/repo");
         assert_eq!(m["maestro_local_execution_authoritative"], "true");
+        // Metadata keys in Maestro's order, ours (maestro_sh_*) after.
+        let mkeys: Vec<&str> = m.as_object().unwrap().keys().map(String::as_str).collect();
+        let maestro_keys: Vec<&str> = mkeys
+            .iter()
+            .copied()
+            .filter(|k| !k.starts_with("maestro_sh_"))
+            .collect();
+        assert_eq!(
+            maestro_keys,
+            [
+                "maestro_bridge_mode",
+                "maestro_tool_call_id",
+                "maestro_agent_run_id",
+                "maestro_agent_run_step_id",
+                "maestro_actor_id",
+                "maestro_correlation_id",
+                "maestro_cwd",
+                "maestro_workspace_root",
+                "maestro_repository_root",
+                "maestro_repository",
+                "maestro_git_branch",
+                "maestro_git_commit",
+                "maestro_session_id",
+                "maestro_display_name",
+                "maestro_summary_label",
+                "maestro_action_description",
+                "maestro_redacted_arguments",
+                "maestro_tool_family",
+                "maestro_local_execution_authoritative",
+            ],
+            "{cmd}"
+        );
+        assert!(mkeys[maestro_keys.len()..]
+            .iter()
+            .all(|k| k.starts_with("maestro_sh_")));
+        // Maestro's presentation of a bash call: "Bash", "Ran <cmd>", "Running <cmd>" (the
+        // sanitized command, whitespace collapsed, cut at 52 UTF-16 units).
+        assert_eq!(m["maestro_display_name"], "Bash");
+        let summary = m["maestro_summary_label"].as_str().unwrap();
+        let action = m["maestro_action_description"].as_str().unwrap();
+        assert!(
+            summary.starts_with("Ran ") && summary.encode_utf16().count() <= 56,
+            "{summary}"
+        );
+        assert_eq!(action, summary.replacen("Ran ", "Running ", 1));
+        if i == 3 {
+            assert_eq!(summary, "Ran echo spaced out text");
+        }
         let whole = req.to_string();
         assert!(!whole.contains(secret), "secret leaked for {cmd}: {whole}");
         if cmd.contains(secret) {
@@ -593,4 +666,160 @@ fn wire_conformance_of_execute_tool() {
                 .contains("[REDACTED:"));
         }
     }
+}
+
+#[test]
+fn wire_conformance_of_records_sidecar_and_fallbacks() {
+    let p = DevPlatform::start();
+
+    // Observe: the ExecuteTool record carries the local outcome, summary and redactions.
+    let mut g =
+        Gov::new(Some(&p.url), "observe", "exit 3").env("MAESTRO_TOOL_CALL_ID", "call-rec-obs");
+    assert_eq!(g.run().status.code(), Some(3));
+    let exec = p.requests_for("ExecuteTool").pop().unwrap();
+    let m = &exec["body"]["metadata"];
+    assert_eq!(m["maestro_bridge_mode"], "observe");
+    assert_eq!(m["maestro_local_execution_authoritative"], "false");
+    assert_eq!(m["maestro_local_outcome"], "failed");
+    assert_eq!(m["maestro_local_output_summary"], "exit status 3");
+    assert_eq!(m["maestro_local_output_redactions"], "none");
+    let keys: Vec<&str> = m.as_object().unwrap().keys().map(String::as_str).collect();
+    let at = |k: &str| keys.iter().position(|x| *x == k).unwrap();
+    assert!(at("maestro_local_execution_authoritative") < at("maestro_local_outcome"));
+    assert!(at("maestro_local_outcome") < at("maestro_local_output_summary"));
+    assert!(at("maestro_local_output_summary") < at("maestro_local_output_redactions"));
+
+    // Governed: RecordToolExecutionOutput is the ExecuteTool metadata plus the local outcome;
+    // output in Maestro's shape (redactions always a list, no null fields).
+    let mut g =
+        Gov::new(Some(&p.url), "governed", "true").env("MAESTRO_TOOL_CALL_ID", "call-rec-gov");
+    assert_eq!(g.run().status.code(), Some(0));
+    let rec = p.requests_for("RecordToolExecutionOutput").pop().unwrap();
+    let b = &rec["body"];
+    let keys: Vec<&String> = b.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["executionId", "output", "metadata"]);
+    let out = &b["output"];
+    let keys: Vec<&String> = out.as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        ["safeOutput", "redactions", "contentType", "durationMs"]
+    );
+    assert_eq!(out["redactions"], json!([]));
+    assert_eq!(out["contentType"], "application/json");
+    let so = out["safeOutput"].as_object().unwrap();
+    let keys: Vec<&String> = so.keys().take(4).collect();
+    assert_eq!(keys, ["status", "tool_name", "tool_call_id", "summary"]);
+    assert_eq!(so["status"], "succeeded");
+    assert_eq!(so["tool_call_id"], "call-rec-gov");
+    assert!(so.values().all(|v| !v.is_null()), "{out}");
+    let m = &b["metadata"];
+    assert_eq!(m["maestro_bridge_mode"], "governed");
+    assert_eq!(m["maestro_local_outcome"], "succeeded");
+    assert_eq!(m["maestro_tool_call_id"], "call-rec-gov");
+    assert!(m.get("maestro_local_output_summary").is_none(), "{m}");
+    assert!(m.get("maestro_local_output_redactions").is_none(), "{m}");
+    let keys: Vec<&str> = m.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys[0], "maestro_bridge_mode");
+    let at = |k: &str| keys.iter().position(|x| *x == k).unwrap();
+    assert_eq!(
+        at("maestro_local_outcome"),
+        at("maestro_local_execution_authoritative") + 1
+    );
+
+    // Sidecar: Maestro's event-bus envelope and ToolCallResult data.
+    let events = g.events();
+    assert!(events.len() >= 2);
+    for e in &events {
+        let keys: Vec<&String> = e.as_object().unwrap().keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "spec_version",
+                "id",
+                "type",
+                "source",
+                "subject",
+                "time",
+                "data_content_type",
+                "tenant_id",
+                "data",
+                "extensions"
+            ],
+            "{e}"
+        );
+        let id = e["id"].as_str().unwrap();
+        assert!(id.len() == 36 && id.as_bytes()[14] == b'4', "{id}");
+        assert_eq!(e["subject"], e["type"]);
+        assert_eq!(e["tenant_id"], ORG);
+        assert_eq!(e["data_content_type"], "application/protobuf");
+        let corr = e["data"]["correlation"].as_object().unwrap();
+        assert!(corr.values().all(|v| !v.is_null()), "{e}");
+        assert_eq!(corr["session_id"], "unknown");
+        assert_eq!(corr["workspace_id"], WORKSPACE);
+        assert_eq!(corr["agent_run_step_id"], "call-rec-gov");
+    }
+    let attempted = &events[0];
+    assert_eq!(attempted["type"], "maestro.events.tool_call.attempted");
+    assert_eq!(
+        attempted["data"]["@type"],
+        "type.googleapis.com/maestro.v1.ToolCallAttempt"
+    );
+    assert_eq!(attempted["time"], attempted["data"]["attempted_at"]);
+    let done = events.last().unwrap();
+    assert_eq!(done["type"], "maestro.events.tool_call.completed");
+    assert_eq!(
+        done["extensions"]["dataschema"],
+        "buf.build/evalops/proto/maestro.v1.ToolCallResult"
+    );
+    let d = &done["data"];
+    assert_eq!(d.as_object().unwrap().keys().next_back().unwrap(), "@type");
+    assert_eq!(d["@type"], "type.googleapis.com/maestro.v1.ToolCallResult");
+    assert_eq!(d["status"], "MAESTRO_TOOL_CALL_STATUS_SUCCEEDED");
+    assert_eq!(done["time"], d["completed_at"]);
+    let dur = d["duration"].as_str().unwrap();
+    let secs = dur.strip_suffix('s').unwrap();
+    assert!(
+        secs.parse::<f64>().is_ok() && !(secs.contains('.') && secs.ends_with('0')),
+        "{dur}"
+    );
+
+    // A refusal is DENIED on the sidecar.
+    let mut g = Gov::new(Some("http://127.0.0.1:9"), "governed", "true")
+        .env("MAESTRO_TOOL_CALL_ID", "call-rec-down");
+    assert_eq!(g.run().status.code(), Some(126));
+    assert_eq!(g.completed()["status"], "MAESTRO_TOOL_CALL_STATUS_DENIED");
+    assert_eq!(g.completed()["governed_outcome"], "platform_unavailable");
+
+    // No workspace variable: the organization id from Maestro's default organization variables
+    // is the workspace; the agent id falls back to npm's package name.
+    let mut g = Gov::new(Some(&p.url), "governed", "true")
+        .env("MAESTRO_TOOL_CALL_ID", "call-rec-fallback")
+        .env_remove("TOOL_EXECUTION_SERVICE_WORKSPACE_ID")
+        .env("EVALOPS_ORGANIZATION_ID", ORG)
+        .env("npm_package_name", "@evalops/maestro");
+    assert_eq!(g.run().status.code(), Some(0));
+    let l = &p.requests_for("ExecuteTool").pop().unwrap()["body"]["linkage"];
+    assert_eq!(l["workspaceId"], ORG);
+    assert_eq!(l["agentId"], "@evalops/maestro");
+
+    // Flag keys are compared trimmed, as Maestro does: a padded bridge flag governs.
+    let flags = g.dir.path().join("flags.json");
+    std::fs::write(
+        &flags,
+        json!({"schema_version": 1, "flags": [
+            {"key": " maestro.platform_runtime.tool_execution_bridge ", "enabled": true}]})
+        .to_string(),
+    )
+    .unwrap();
+    let before = p.requests_for("ExecuteTool").len();
+    let mut g = Gov::new(Some(&p.url), "off", "touch \"$MARKER\"")
+        .env("MAESTRO_TOOL_CALL_ID", "call-rec-flag")
+        .env("EVALOPS_FEATURE_FLAGS_PATH", &flags);
+    assert_eq!(g.run().status.code(), Some(0));
+    let sent = p.requests_for("ExecuteTool");
+    assert_eq!(sent.len(), before + 1);
+    assert_eq!(
+        sent[before]["body"]["metadata"]["maestro_bridge_mode"],
+        "governed"
+    );
 }
