@@ -75,6 +75,7 @@ pub fn wait(
     client: &Arc<Client>,
     cfg: &PlatformConfig,
     ctx: &Context,
+    req: &wire::ExecuteToolRequest,
     execution: &Checked,
     sidecar: &mut Sidecar,
 ) -> Result<Allowed, Refusal> {
@@ -129,7 +130,18 @@ pub fn wait(
             "tool_call_id": ctx.step_id,
             "tool_execution_id": exec_id,
             "approval_request_id": approval_id,
-            "action": "maestro.tool.bash",
+            // Maestro's ApprovalHit shape: action and context from the request's labels, the
+            // sanitized command, never the resume token.
+            "action": req.metadata.get("maestro_action_description").map_or("Running command", String::as_str),
+            "command": req.arguments.command,
+            "decision_mode": "MAESTRO_DECISION_MODE_REQUIRE_APPROVAL",
+            "context": {
+                "tool_name": "bash",
+                "display_name": req.metadata.get("maestro_display_name"),
+                "summary_label": req.metadata.get("maestro_summary_label"),
+                "args": {"command": req.arguments.command},
+            },
+            "occurred_at": events::rfc3339(SystemTime::now()),
             "status": "pending",
             "reason": crate::redact::redact(&reason).text,
             "risk_level": execution.raw.risk_level,

@@ -76,7 +76,7 @@ pub fn decide(
             approval_request_id: None,
         }),
         ExecutionState::WaitingApproval => {
-            crate::approval::wait(client, cfg, ctx, &execution, sidecar)
+            crate::approval::wait(client, cfg, ctx, req, &execution, sidecar)
         }
         ExecutionState::Denied => {
             let reason = execution

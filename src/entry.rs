@@ -202,6 +202,8 @@ fn govern(
     });
     let execute = tenant.map(|t| request::execute_tool(&ctx, t, &subject, mode));
     let client = cfg.as_ref().map(|c| Arc::new(Client::new(c)));
+    // What the sidecar may show of the command: the same sanitized text Platform gets.
+    let sanitized = crate::redact::sanitize_command(&subject.command);
 
     sidecar.emit(
         events::ATTEMPTED,
@@ -213,6 +215,9 @@ fn govern(
             "capability": "maestro.tool.bash",
             "mutates_resource": !subject.classification.read_only,
             "risk_level": subject.classification.risk.as_wire(),
+            "safe_arguments": {"command": sanitized.text},
+            "redactions": sanitized.kinds,
+            "idempotency_key": ctx.idempotency_key(),
             "mode": mode.as_str(),
             "attempted_at": events::rfc3339(std::time::SystemTime::now()),
         }),

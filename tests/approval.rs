@@ -146,6 +146,19 @@ fn approved_by_a_second_process_runs_once_and_joins_on_ids() {
     assert_eq!(hit["tool_call_id"], "call-approve-1");
     assert_eq!(hit["reason"], "needs a human");
     assert!(hit["expires_at"].is_string(), "{hit}");
+    // Maestro's ApprovalHit shape, with the sanitized command and never a resume token.
+    assert_eq!(
+        hit["decision_mode"],
+        "MAESTRO_DECISION_MODE_REQUIRE_APPROVAL"
+    );
+    assert_eq!(hit["command"], "echo approve-me; touch \"$MARKER\"");
+    assert_eq!(hit["context"]["args"]["command"], hit["command"]);
+    assert_eq!(hit["context"]["tool_name"], "bash");
+    assert!(
+        hit["action"].as_str().unwrap().starts_with("Running "),
+        "{hit}"
+    );
+    assert!(hit["occurred_at"].is_string(), "{hit}");
     assert!(!g.ran(), "ran before the approval");
     // Visible to Maestro's approval UI and to a person listing pending requests.
     assert!(p.pending().iter().any(|r| r["id"] == approval_id.as_str()));
