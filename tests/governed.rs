@@ -585,27 +585,8 @@ fn wire_conformance_of_execute_tool() {
         );
         assert_eq!(b["idempotencyKey"], format!("maestro:{step}"));
         assert!(b["riskLevel"].as_str().unwrap().starts_with("RISK_LEVEL_"));
+        // Every key of Maestro's, in Maestro's order (checked below), ours (maestro_sh_*) after.
         let m = &b["metadata"];
-        for key in [
-            "maestro_bridge_mode",
-            "maestro_tool_call_id",
-            "maestro_agent_run_id",
-            "maestro_agent_run_step_id",
-            "maestro_actor_id",
-            "maestro_correlation_id",
-            "maestro_cwd",
-            "maestro_workspace_root",
-            "maestro_repository_root",
-            "maestro_repository",
-            "maestro_git_branch",
-            "maestro_git_commit",
-            "maestro_session_id",
-            "maestro_redacted_arguments",
-            "maestro_tool_family",
-            "maestro_local_execution_authoritative",
-        ] {
-            assert!(m[key].is_string(), "{cmd}: metadata {key} missing: {m}");
-        }
         assert_eq!(m["maestro_repository_root"], "/repo");
         assert_eq!(m["maestro_local_execution_authoritative"], "true");
         // Metadata keys in Maestro's order, ours (maestro_sh_*) after.

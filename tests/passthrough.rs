@@ -189,13 +189,10 @@ fn ignored_sigpipe_stays_ignored() {
     let case = Sh::c("grep -E '^SigIgn' /proc/$$/status");
     let run = |via| {
         let mut cmd = case.command(via);
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-                Ok(())
-            });
-        }
-        cmd.stdin(Stdio::null()).output().unwrap()
+        crate::support::shell::ignoring_sigpipe(&mut cmd)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
     };
     let want = run(Via::RealBash);
     assert_eq!(run(Via::MaestroSh).stdout, want.stdout);

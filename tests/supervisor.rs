@@ -149,12 +149,7 @@ fn signal_dispositions_reach_the_command_unchanged() {
         let run = |via| {
             let mut cmd = case.command(via);
             if ignore_pipe {
-                unsafe {
-                    cmd.pre_exec(|| {
-                        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-                        Ok(())
-                    });
-                }
+                crate::support::shell::ignoring_sigpipe(&mut cmd);
             }
             cmd.stdin(Stdio::null()).output().unwrap()
         };

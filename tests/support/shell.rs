@@ -229,3 +229,14 @@ fn preview(bytes: &[u8]) -> String {
 pub fn raw(bytes: &[u8]) -> OsString {
     OsStr::from_bytes(bytes).to_owned()
 }
+
+/// Start `cmd` with SIGPIPE ignored, as some callers (Python, Node) start their children.
+pub fn ignoring_sigpipe(cmd: &mut Command) -> &mut Command {
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(cmd, || {
+            libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    cmd
+}
