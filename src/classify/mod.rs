@@ -82,8 +82,31 @@ impl Classification {
 
 /// Classify a `-c` command text. Never panics; unparseable text is mutating HIGH with
 /// `parse_error` set.
+///
+/// The parser is a third-party crate that may `unwrap` on input nobody tried; a panic inside
+/// it must become "not understood" (governed as mutating), not an abort that leaves the user
+/// without the one-line refusal. (The release profile unwinds for this reason.)
 pub fn classify(text: &str) -> Classification {
-    walk::classify_text(text)
+    // Silence the default hook's message for the duration: the verdict carries it instead.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(|| walk::classify_text(text));
+    std::panic::set_hook(hook);
+    match result {
+        Ok(c) => c,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            let mut c = Classification::opaque(format!(
+                "the bash parser failed on this text ({what}); governed as unknown code"
+            ));
+            c.parse_error = Some(format!("parser panicked: {what}"));
+            c
+        }
+    }
 }
 
 /// Classify a script file or a script on stdin. A script is unknown code governed as one
