@@ -1,262 +1,772 @@
 //! Secret redaction for every text that leaves the process (request fields, metadata, events,
-//! error lines). A secret becomes `[REDACTED:<kind>:<first 8 hex of sha256 of the secret>]`
-//! (platform-contract.md, section 4): readers learn what kind was removed, and equal secrets
-//! correlate without being revealed.
+//! error lines). A secret becomes `[REDACTED:<kind>:<first 8 hex of sha256 of what was
+//! removed>]` (platform-contract.md, section 4): readers learn what kind was removed, and equal
+//! secrets correlate without being revealed.
 //!
-//! Patterns are compiled once, on first use, which only happens on the observe/governed path:
-//! pass-through never redacts.
+//! Two stages, in this order:
+//! 1. Maestro's own sanitizer (`CREDENTIAL_PATTERN_DEFS` in its `safety/credential-patterns.ts`),
+//!    reproduced rule for rule: each pattern in list order, over the text the previous ones
+//!    left, the *whole* match replaced, kinds `api_key`, `aws_secret`, `private_key`,
+//!    `jwt_token`, `password`, `generic_secret`. Where Maestro redacts, our output is Maestro's,
+//!    byte for byte — including its quirks (a marker made by one rule can be swallowed by a
+//!    later rule, e.g. `[REDACTED:aws_secret:…]` by the `secret[:=]…` password rule).
+//! 2. Our extra rules, for what Maestro misses (GitLab, fine-grained GitHub and Slack webhook
+//!    tokens, `--password x`, `mysql -p…`, `*_TOKEN=…`, high-entropy words, …). These keep the
+//!    context and replace only the secret, in the same marker format and the same six kinds.
+//!
+//! Startup cost: no pattern is compiled until a cheap literal test says the text could hold a
+//! match (`ghp_`, `AKIA`, `bearer`, `://`, a long run of token characters, …), and patterns are
+//! compiled byte-oriented (ASCII classes and case folding, as JavaScript's non-`u` regexes
+//! have), so a plain command compiles nothing and a command with secrets compiles only the
+//! patterns it needs.
+//!
+//! JavaScript differences we accept: Maestro's `\s` covers Unicode spaces (reproduced: see
+//! `js_space!`); quantifiers count characters where JavaScript counts UTF-16 units (they differ
+//! only for characters outside the BMP); a cut never splits a surrogate pair (JavaScript's can).
 
-use std::sync::LazyLock;
+use std::sync::OnceLock;
 
-use regex::{Captures, Regex};
+use regex::{Captures, Regex, RegexBuilder};
 use sha2::{Digest, Sha256};
 
-/// Commands longer than this many characters are cut (Maestro's sanitizer).
+/// Commands longer than this many UTF-16 units are cut (Maestro's sanitizer).
 const COMMAND_MAX: usize = 1000;
-const COMMAND_KEEP: usize = 977;
+/// A whole-base64 command is cut to this many units, suffix included.
+const BASE64_MAX: usize = 200;
+/// Operation summaries longer than this many UTF-16 units are cut.
 const OPERATION_MAX: usize = 96;
+/// Redact-then-look-again rounds; a second round almost never finds anything.
+const MAX_ROUNDS: usize = 4;
 
 /// Redacted text and the kinds of secret removed (one entry per removal).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Redacted {
     pub text: String,
     pub kinds: Vec<String>,
+    altered: bool,
 }
 
 impl Redacted {
-    /// True when anything was removed.
+    /// True when the text differs from the input in any way: a secret removed, a control
+    /// character dropped or the text cut (Maestro's `maestro_redacted_arguments`).
     pub fn changed(&self) -> bool {
-        !self.kinds.is_empty()
+        self.altered
     }
 }
 
-/// One pattern: `secret` names the capture group holding the secret (0 = whole match); the
-/// rest of the match is kept.
-struct Pattern {
-    kind: &'static str,
-    re: Regex,
-    secret: usize,
+/// The characters JavaScript's `\s` matches (without the `u` flag), as the inside of a
+/// character class. Used inside `(?u-i:…)`, since the patterns are otherwise ASCII-only (and
+/// no space needs case folding).
+macro_rules! js_space {
+    () => {
+        r"\t\n\x0B\x0C\r \x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}\x{FEFF}"
+    };
 }
 
-static MARKER: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\[REDACTED:[a-z0-9_]+:[0-9a-f]{8}\]").expect("marker pattern is valid")
-});
+/// Maestro's `[':"\s=]+` separator between a secret's name and its value.
+macro_rules! js_sep {
+    () => {
+        concat!(r#"(?u-i:[':"="#, js_space!(), "])+")
+    };
+}
+
+/// One redaction rule.
+struct Rule {
+    /// The kind written in the marker.
+    kind: &'static str,
+    /// The pattern (compiled with Unicode off; non-ASCII classes say `(?u-i:…)`).
+    source: &'static str,
+    /// The capture group holding the secret value (0 = the whole match). Maestro's rules
+    /// always replace the whole match and use the group only for `redact_words`; extra rules
+    /// replace just this group.
+    group: usize,
+    /// Cheap test: false when the text cannot contain a match, so the pattern is not compiled.
+    gate: fn(&Hay) -> bool,
+    /// Extra rules only: which filter applies (see `worth_redacting`).
+    filter: Filter,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Filter {
+    /// Always redact.
+    None,
+    /// A name=value or flag value: `$VAR` references and auth scheme words are not secrets;
+    /// the kind is the rule's (`password`) when the name says "pass", else `generic_secret`.
+    Named,
+    /// A value after a header or URL: references are not secrets.
+    Reference,
+    /// A bare word: needs mixed case, digits and high entropy.
+    Entropy,
+}
+
+const fn maestro(
+    kind: &'static str,
+    source: &'static str,
+    group: usize,
+    gate: fn(&Hay) -> bool,
+) -> Rule {
+    Rule {
+        kind,
+        source,
+        group,
+        gate,
+        filter: Filter::None,
+    }
+}
+
+const fn extra(
+    kind: &'static str,
+    source: &'static str,
+    group: usize,
+    gate: fn(&Hay) -> bool,
+    filter: Filter,
+) -> Rule {
+    Rule {
+        kind,
+        source,
+        group,
+        gate,
+        filter,
+    }
+}
+
+/// Maestro's `CREDENTIAL_PATTERN_DEFS`, in its order, with its flags (`(?i)` where it has `i`).
+static MAESTRO: [Rule; 28] = [
+    // API keys.
+    maestro(
+        "api_key",
+        concat!(
+            r"(?i)(?:api[_-]?key|apikey|api[_-]?token)",
+            js_sep!(),
+            r#"['"]?([a-zA-Z0-9_-]{20,})"#
+        ),
+        1,
+        |h| h.has_ci("api"),
+    ),
+    maestro("api_key", r"sk-[a-zA-Z0-9]{20,}", 0, |h| h.has("sk-")),
+    maestro("api_key", r"sk-ant-[a-zA-Z0-9_-]{20,}", 0, |h| {
+        h.has("sk-ant-")
+    }),
+    maestro("api_key", r"gh[pousr]_[a-zA-Z0-9]{36,}", 0, |h| {
+        h.any(&["ghp_", "gho_", "ghu_", "ghs_", "ghr_"])
+    }),
+    maestro("api_key", r"xox[baprs]-[a-zA-Z0-9-]{10,}", 0, |h| {
+        h.has("xox")
+    }),
+    maestro(
+        "api_key",
+        r"(?:sk|pk)_(?:live|test)_[a-zA-Z0-9]{20,}",
+        0,
+        |h| h.any(&["_live_", "_test_"]),
+    ),
+    // AWS.
+    maestro("aws_secret", r"AKIA[A-Z0-9]{16}", 0, |h| h.has("AKIA")),
+    maestro(
+        "aws_secret",
+        concat!(
+            r"(?i)(?:aws[_-]?secret[_-]?(?:access[_-]?)?key|secret[_-]?key)",
+            js_sep!(),
+            r#"['"]?([a-zA-Z0-9/+=]{40})"#
+        ),
+        1,
+        |h| h.has_ci("secret"),
+    ),
+    // Private keys.
+    maestro(
+        "private_key",
+        r"-----BEGIN (?:RSA |EC |DSA |OPENSSH )?PRIVATE KEY-----(?su-i:.)+?-----END (?:RSA |EC |DSA |OPENSSH )?PRIVATE KEY-----",
+        0,
+        |h| h.has("-----BEGIN "),
+    ),
+    maestro(
+        "private_key",
+        r"-----BEGIN PGP PRIVATE KEY BLOCK-----(?su-i:.)+?-----END PGP PRIVATE KEY BLOCK-----",
+        0,
+        |h| h.has("-----BEGIN PGP"),
+    ),
+    // JWT.
+    maestro(
+        "jwt_token",
+        r"eyJ[a-zA-Z0-9_-]*\.eyJ[a-zA-Z0-9_-]*\.[a-zA-Z0-9_-]*",
+        0,
+        |h| h.has("eyJ"),
+    ),
+    // Passwords.
+    maestro("password", r"://(?u-i:[^:])+:((?u-i:[^@])+)@", 1, |h| {
+        h.has("://") && h.has("@")
+    }),
+    maestro(
+        "password",
+        concat!(
+            r"(?i)(?:password|passwd|pwd|secret)",
+            js_sep!(),
+            r#"['"]?((?u-i:[^'""#,
+            js_space!(),
+            "]){8,})"
+        ),
+        1,
+        |h| h.any_ci(&["passw", "pwd", "secret"]),
+    ),
+    // Generic secrets.
+    maestro(
+        "generic_secret",
+        concat!(r"(?i)Bearer(?u-i:[", js_space!(), r"])+([a-zA-Z0-9_.-]+)"),
+        1,
+        |h| h.has_ci("bearer"),
+    ),
+    maestro(
+        "generic_secret",
+        concat!(
+            r#"(?i)Authorization(?u-i:[':""#,
+            js_space!(),
+            r#"])+['"]?(?:Basic|Bearer|Token)(?u-i:["#,
+            js_space!(),
+            r"])+([a-zA-Z0-9_./+=-]+)"
+        ),
+        1,
+        |h| h.has_ci("authorization"),
+    ),
+    // Google.
+    maestro("api_key", r"ya29\.[a-zA-Z0-9_-]{20,}", 0, |h| {
+        h.has("ya29.")
+    }),
+    maestro("api_key", r"AIza[a-zA-Z0-9_-]{35}", 0, |h| h.has("AIza")),
+    maestro("api_key", r"1//[a-zA-Z0-9_-]{40,}", 0, |h| h.has("1//")),
+    // Azure.
+    maestro(
+        "api_key",
+        r"(?i)[?&](?:sv|sig|se|sp)=([a-zA-Z0-9%_-]{10,})",
+        1,
+        |h| (h.has("?") || h.has("&")) && h.any_ci(&["sv=", "sig=", "se=", "sp="]),
+    ),
+    maestro(
+        "api_key",
+        r"(?i)(?:AccountKey|SharedAccessKey)=([a-zA-Z0-9+/=]{40,})",
+        1,
+        |h| h.any_ci(&["accountkey=", "sharedaccesskey="]),
+    ),
+    maestro(
+        "api_key",
+        concat!(
+            r"(?i)(?:client[_-]?secret|azure[_-]?secret)",
+            js_sep!(),
+            r#"['"]?([a-zA-Z0-9~_.-]{32,})"#
+        ),
+        1,
+        |h| h.has_ci("secret"),
+    ),
+    // Base64- and hex-encoded secrets.
+    maestro(
+        "api_key",
+        concat!(
+            r"(?i)(?:api[_-]?key|token|secret|password)",
+            js_sep!(),
+            r#"['"]?([A-Za-z0-9+/=]{24,})"#
+        ),
+        1,
+        |h| h.any_ci(&["api", "token", "secret", "password"]),
+    ),
+    maestro(
+        "generic_secret",
+        concat!(
+            r"(?i)(?:secret|key|token)",
+            js_sep!(),
+            r#"['"]?([a-fA-F0-9]{32,})"#
+        ),
+        1,
+        |h| h.any_ci(&["secret", "key", "token"]),
+    ),
+    // Database URLs.
+    maestro(
+        "generic_secret",
+        concat!(r"(?i)mongodb(?:\+srv)?://(?u-i:[^", js_space!(), "])+"),
+        0,
+        |h| h.has_ci("mongodb"),
+    ),
+    maestro(
+        "generic_secret",
+        concat!(r"(?i)postgres(?:ql)?://(?u-i:[^", js_space!(), "])+"),
+        0,
+        |h| h.has_ci("postgres"),
+    ),
+    maestro(
+        "generic_secret",
+        concat!(r"(?i)mysql://(?u-i:[^", js_space!(), "])+"),
+        0,
+        |h| h.has_ci("mysql://"),
+    ),
+    // Registries.
+    maestro("api_key", r"npm_[a-zA-Z0-9]{36}", 0, |h| h.has("npm_")),
+    maestro("api_key", r"pypi-[a-zA-Z0-9]{60,}", 0, |h| h.has("pypi-")),
+];
 
 /// Name fragments that say "this value is a secret".
-const SECRET_NAME: &str = r"[A-Za-z0-9_.\-]*(?:TOKEN|SECRET|PASSWORD|PASSWD|PASSPHRASE|KEY|CREDENTIALS?|AUTH)[A-Za-z0-9_]*";
-/// A value: quoted, or a run of non-separator characters.
-const VALUE: &str = r#"(?:"[^"\n]*"|'[^'\n]*'|[^\s'";&|)<>]+)"#;
-
-static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
-    let p = |kind: &'static str, re: &str, secret: usize| Pattern {
-        kind,
-        re: Regex::new(re).unwrap_or_else(|e| panic!("redaction pattern {kind} is invalid: {e}")),
-        secret,
+macro_rules! secret_name {
+    () => {
+        r"[A-Za-z0-9_.\-]*(?:TOKEN|SECRET|PASSWORD|PASSWD|PASSPHRASE|KEY|CREDENTIALS?|AUTH)[A-Za-z0-9_]*"
     };
-    vec![
-        p(
-            "private_key",
-            r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----(?s:.*?)(?:-----END[A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----|\z)",
-            0,
-        ),
-        p(
-            "private_key",
-            r#"(?i)("private_key"\s*:\s*")((?:[^"\\]|\\.)+)""#,
-            2,
-        ),
-        p(
-            "auth_header",
-            r#"(?i)((?:proxy-)?authorization\s*:\s*(?:bearer|basic|token|digest|negotiate|apikey)?\s*)([^\s'"]{4,})"#,
-            2,
-        ),
-        p(
-            "bearer_token",
-            r"(?i)(\bbearer\s+)([A-Za-z0-9\-._~+/]{8,}=*)",
-            2,
-        ),
-        p(
-            "url_credentials",
-            r#"([A-Za-z][A-Za-z0-9+.\-]*://[^\s/:@'"]*:)([^\s/@'"]+)@"#,
-            2,
-        ),
-        p("github_token", r"\bgh[pousr]_[A-Za-z0-9]{30,255}\b", 0),
-        p("github_token", r"\bgithub_pat_[A-Za-z0-9_]{22,255}\b", 0),
-        p(
-            "gitlab_token",
-            r"\bgl(?:pat|dt|rt|cbt|ptt|ft|oas)-[A-Za-z0-9_\-]{20,}",
-            0,
-        ),
-        p("slack_token", r"\bxox[abposre]-[A-Za-z0-9\-]{10,}", 0),
-        p(
-            "slack_webhook",
-            r"https://hooks\.slack\.com/services/[A-Za-z0-9/_\-]+",
-            0,
-        ),
-        p(
-            "aws_access_key_id",
-            r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA|ABIA|ACCA)[A-Z0-9]{16}\b",
-            0,
-        ),
-        p(
-            "aws_secret_access_key",
-            r#"(?i)(aws_?secret_?access_?key["']?\s*[=:]\s*["']?)([A-Za-z0-9/+=]{40})"#,
-            2,
-        ),
-        p("gcp_api_key", r"\bAIza[0-9A-Za-z_\-]{35}", 0),
-        p("gcp_oauth_token", r"\bya29\.[0-9A-Za-z_\-]{20,}", 0),
-        p("anthropic_key", r"\bsk-ant-[A-Za-z0-9_\-]{20,}", 0),
-        p(
-            "openai_key",
-            r"\bsk-(?:proj-|svcacct-|admin-|live-)?[A-Za-z0-9_\-]{20,}",
-            0,
-        ),
-        p(
-            "stripe_key",
-            r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}",
-            0,
-        ),
-        p("stripe_key", r"\bwhsec_[A-Za-z0-9]{20,}", 0),
-        p("npm_token", r"\bnpm_[A-Za-z0-9]{36}\b", 0),
-        p("pypi_token", r"\bpypi-[A-Za-z0-9_\-]{40,}", 0),
-        p(
-            "jwt",
-            r"\beyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}",
-            0,
-        ),
-        p(
-            "secret_flag",
-            &format!(
-                r"(?i)(--?(?:password|passwd|pass|token|secret|api-?key|access-?key|access-token|auth-token|client-secret|private-key|secret-key)(?:=|\s+))({VALUE})"
-            ),
-            2,
-        ),
-        p(
-            "password",
-            r"(\b(?:mysql|mysqldump|mysqladmin|mariadb|mariadb-dump)\b[^\n|;&]*?\s-p)([^\s'\x22]+)",
-            2,
-        ),
-        p(
-            "secret_assignment",
-            &format!(r#"(?i)(\b{SECRET_NAME}["']?\s*[=:]\s*)({VALUE})"#),
-            2,
-        ),
-        p("high_entropy", r"[A-Za-z0-9+/_\-]{32,}={0,2}", 0),
-    ]
-});
+}
 
-/// Redact every secret in `text`. Idempotent (redacting redacted text changes nothing) and
-/// total: never panics, any UTF-8 input.
+/// A shell value: quoted, or a run of non-separator characters.
+macro_rules! shell_value {
+    () => {
+        r#"(?:"(?u-i:[^"\n])*"|'(?u-i:[^'\n])*'|(?u-i:[^\s'";&|)<>])+)"#
+    };
+}
+
+/// What Maestro misses, run on what its rules left. Group 1 or 2 is the secret; the rest of
+/// the match stays.
+static EXTRA: [Rule; 24] = [
+    extra(
+        "private_key",
+        r#"(?i)("private_key"\s*:\s*")((?:(?u-i:[^"\\])|\\(?u-i:.))+)""#,
+        2,
+        |h| h.has_ci("\"private_key\""),
+        Filter::None,
+    ),
+    extra(
+        "generic_secret",
+        r#"(?i)((?:proxy-)?authorization\s*:\s*(?:bearer|basic|token|digest|negotiate|apikey)?\s*)((?u-i:[^\s'"]){4,})"#,
+        2,
+        |h| h.has_ci("authorization"),
+        Filter::Reference,
+    ),
+    extra(
+        "generic_secret",
+        r"(?i)(\bbearer\s+)([A-Za-z0-9\-._~+/]{8,}=*)",
+        2,
+        |h| h.has_ci("bearer"),
+        Filter::None,
+    ),
+    extra(
+        "password",
+        r#"([A-Za-z][A-Za-z0-9+.\-]*://(?u-i:[^\s/:@'"])*:)((?u-i:[^\s/@'"])+)@"#,
+        2,
+        |h| h.has("://") && h.has("@"),
+        Filter::Reference,
+    ),
+    extra(
+        "api_key",
+        r"\bgh[pousr]_[A-Za-z0-9]{30,255}\b",
+        0,
+        |h| h.any(&["ghp_", "gho_", "ghu_", "ghs_", "ghr_"]),
+        Filter::None,
+    ),
+    extra(
+        "api_key",
+        r"\bgithub_pat_[A-Za-z0-9_]{22,255}\b",
+        0,
+        |h| h.has("github_pat_"),
+        Filter::None,
+    ),
+    extra(
+        "api_key",
+        r"\bgl(?:pat|dt|rt|cbt|ptt|ft|oas)-[A-Za-z0-9_\-]{20,}",
+        0,
+        |h| {
+            h.any(&[
+                "glpat-", "gldt-", "glrt-", "glcbt-", "glptt-", "glft-", "gloas-",
+            ])
+        },
+        Filter::None,
+    ),
+    extra(
+        "api_key",
+        r"\bxox[abposre]-[A-Za-z0-9\-]{10,}",
+        0,
+        |h| h.has("xox"),
+        Filter::None,
+    ),
+    extra(
+        "api_key",
+        r"https://hooks\.slack\.com/services/[A-Za-z0-9/_\-]+",
+        0,
+        |h| h.has("hooks.slack.com"),
+        Filter::None,
+    ),
+    extra(
+        "aws_secret",
+        r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA|ABIA|ACCA)[A-Z0-9]{16}\b",
+        0,
+        |h| {
+            h.any(&[
+                "AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ANPA", "ANVA", "AIPA", "ABIA", "ACCA",
+            ])
+        },
+        Filter::None,
+    ),
+    extra(
+        "aws_secret",
+        r#"(?i)(aws_?secret_?access_?key["']?\s*[=:]\s*["']?)([A-Za-z0-9/+=]{40})"#,
+        2,
+        |h| h.has_ci("secret"),
+        Filter::None,
+    ),
+    extra(
+        "api_key",
+        r"\bAIza[0-9A-Za-z_\-]{35}",
+        0,
+        |h| h.has("AIza"),
+        Filter::None,
+    ),
+    extra(
+        "api_key",
+        r"\bya29\.[0-9A-Za-z_\-]{20,}",
+        0,
+        |h| h.has("ya29."),
+        Filter::None,
+    ),
+    extra(
+        "api_key",
+        r"\bsk-ant-[A-Za-z0-9_\-]{20,}",
+        0,
+        |h| h.has("sk-ant-"),
+        Filter::None,
+    ),
+    extra(
+        "api_key",
+        r"\bsk-(?:proj-|svcacct-|admin-|live-)?[A-Za-z0-9_\-]{20,}",
+        0,
+        |h| h.has("sk-"),
+        Filter::None,
+    ),
+    extra(
+        "api_key",
+        r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}",
+        0,
+        |h| h.any(&["_live_", "_test_"]),
+        Filter::None,
+    ),
+    extra(
+        "api_key",
+        r"\bwhsec_[A-Za-z0-9]{20,}",
+        0,
+        |h| h.has("whsec_"),
+        Filter::None,
+    ),
+    extra(
+        "api_key",
+        r"\bnpm_[A-Za-z0-9]{36}\b",
+        0,
+        |h| h.has("npm_"),
+        Filter::None,
+    ),
+    extra(
+        "api_key",
+        r"\bpypi-[A-Za-z0-9_\-]{40,}",
+        0,
+        |h| h.has("pypi-"),
+        Filter::None,
+    ),
+    extra(
+        "jwt_token",
+        r"\beyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}",
+        0,
+        |h| h.has("eyJ"),
+        Filter::None,
+    ),
+    extra(
+        "password",
+        concat!(
+            r"(?i)(--?(?:password|passwd|pass|token|secret|api-?key|access-?key|access-token|auth-token|client-secret|private-key|secret-key)(?:=|\s+))(",
+            shell_value!(),
+            ")"
+        ),
+        2,
+        |h| h.has("-") && h.any_ci(&["pass", "token", "secret", "key"]),
+        Filter::Named,
+    ),
+    extra(
+        "password",
+        r#"(\b(?:mysql|mysqldump|mysqladmin|mariadb|mariadb-dump)\b(?u-i:[^\n|;&])*?\s-p)((?u-i:[^\s'"])+)"#,
+        2,
+        |h| h.any_ci(&["mysql", "mariadb"]),
+        Filter::Reference,
+    ),
+    extra(
+        "generic_secret",
+        concat!(
+            r#"(?i)(\b"#,
+            secret_name!(),
+            r#"["']?\s*[=:]\s*)("#,
+            shell_value!(),
+            ")"
+        ),
+        2,
+        |h| {
+            (h.has("=") || h.has(":"))
+                && h.any_ci(&["token", "secret", "pass", "key", "credential", "auth"])
+        },
+        Filter::Named,
+    ),
+    extra(
+        "generic_secret",
+        r"[A-Za-z0-9+/_\-]{32,}={0,2}",
+        0,
+        |h| h.long_run,
+        Filter::Entropy,
+    ),
+];
+
+/// Compiled patterns, each compiled the first time its gate opens.
+static MAESTRO_RE: [OnceLock<Regex>; 28] = [const { OnceLock::new() }; 28];
+static EXTRA_RE: [OnceLock<Regex>; 24] = [const { OnceLock::new() }; 24];
+
+fn compiled<'a>(slot: &'a OnceLock<Regex>, rule: &Rule) -> &'a Regex {
+    slot.get_or_init(|| {
+        RegexBuilder::new(rule.source)
+            .unicode(false)
+            .build()
+            // The sources are constants, all compiled by the unit tests.
+            .unwrap_or_else(|e| panic!("redaction pattern {:?} is invalid: {e}", rule.source))
+    })
+}
+
+/// What the gates look at: the text of the round, lowercased once, plus the markers made so far
+/// in the round (a later Maestro rule can match inside an earlier one's marker).
+struct Hay<'a> {
+    text: &'a str,
+    lower: String,
+    made: String,
+    /// A run of 32 or more token characters (the high-entropy rule's minimum).
+    long_run: bool,
+}
+
+impl<'a> Hay<'a> {
+    fn new(text: &'a str) -> Self {
+        let mut run = 0usize;
+        let mut long_run = false;
+        for b in text.bytes() {
+            if b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'_' | b'-') {
+                run += 1;
+                if run >= 32 {
+                    long_run = true;
+                    break;
+                }
+            } else {
+                run = 0;
+            }
+        }
+        Hay {
+            text,
+            lower: text.to_ascii_lowercase(),
+            made: String::new(),
+            long_run,
+        }
+    }
+
+    /// Case-sensitive literal.
+    fn has(&self, needle: &str) -> bool {
+        self.text.contains(needle) || self.made.contains(needle)
+    }
+
+    fn any(&self, needles: &[&str]) -> bool {
+        needles.iter().any(|n| self.has(n))
+    }
+
+    /// ASCII case-insensitive literal (`needle` in lowercase). Markers are lowercase but for
+    /// "REDACTED", which no gate looks for.
+    fn has_ci(&self, needle: &str) -> bool {
+        self.lower.contains(needle) || self.made.contains(needle)
+    }
+
+    fn any_ci(&self, needles: &[&str]) -> bool {
+        needles.iter().any(|n| self.has_ci(n))
+    }
+}
+
+/// Redact every secret in `text`. Idempotent (redacting redacted text changes nothing, and no
+/// existing `[REDACTED:…]` marker is ever touched) and total: never panics, any UTF-8 input.
 pub fn redact(text: &str) -> Redacted {
     redact_collect(text).0
 }
 
-/// Redact, and also return each removed secret with its marker.
+/// Redact, and also return each removed secret (and its value part) with its marker.
 fn redact_collect(text: &str) -> (Redacted, Vec<(String, String)>) {
     let mut kinds = Vec::new();
     let mut found = Vec::new();
     let mut current = text.to_string();
-    // Iterate to a fixpoint so a second call finds nothing new.
-    for _ in 0..4 {
+    for _ in 0..MAX_ROUNDS {
         let before = kinds.len();
-        for pat in PATTERNS.iter() {
-            current = apply(pat, &current, &mut kinds, &mut found);
-        }
+        current = round(&current, &mut kinds, &mut found);
         if kinds.len() == before {
             break;
         }
     }
+    let altered = current != text;
     let r = Redacted {
         text: current,
         kinds,
+        altered,
     };
     (r, found)
 }
 
-/// Redact the words of one command line, judged together: a secret split across words
-/// (`--password VALUE`) is found in the joined line and removed from every word holding it.
-pub fn redact_words(words: &[String]) -> Vec<String> {
-    let (_, mut found) = redact_collect(&words.join(" "));
-    found.sort_by_key(|(secret, _)| std::cmp::Reverse(secret.len()));
-    words
-        .iter()
-        .map(|w| {
-            let mut w = redact(w).text;
-            for (secret, marker) in &found {
-                if secret.len() >= 4 && w.contains(secret.as_str()) {
-                    w = w.replace(secret.as_str(), marker);
-                }
+/// One pass of both stages over `text`.
+fn round(text: &str, kinds: &mut Vec<String>, found: &mut Vec<(String, String)>) -> String {
+    let mut hay = Hay::new(text);
+    // Markers already in the input are never touched; markers made by Maestro's rules in this
+    // pass are, as Maestro itself does.
+    let mut protected = marker_spans(text);
+    let mut current = text.to_string();
+    for (rule, slot) in MAESTRO.iter().zip(&MAESTRO_RE) {
+        if !(rule.gate)(&hay) {
+            continue;
+        }
+        let re = compiled(slot, rule);
+        let replaced = replace(&current, re, &mut protected, |caps| {
+            let whole = caps.get(0)?.as_str();
+            let mark = marker(rule.kind, whole);
+            found.push((whole.to_string(), mark.clone()));
+            if let Some(value) = caps.get(rule.group).filter(|_| rule.group > 0) {
+                found.push((value.as_str().to_string(), mark.clone()));
             }
-            w
-        })
-        .collect()
-}
-
-fn apply(
-    pat: &Pattern,
-    text: &str,
-    kinds: &mut Vec<String>,
-    found: &mut Vec<(String, String)>,
-) -> String {
-    if !pat.re.is_match(text) {
-        return text.to_string();
+            kinds.push(rule.kind.to_string());
+            hay.made.push_str(&mark);
+            Some(mark)
+        });
+        if let Some(r) = replaced {
+            current = r;
+        }
     }
-    let markers: Vec<(usize, usize)> = MARKER
-        .find_iter(text)
-        .map(|m| (m.start(), m.end()))
-        .collect();
-    pat.re
-        .replace_all(text, |caps: &Captures| {
-            let whole = caps.get(0).map_or("", |m| m.as_str());
-            let Some(secret) = caps.get(pat.secret) else {
-                return whole.to_string();
-            };
-            let (s, e) = (secret.start(), secret.end());
-            let inside_marker = markers.iter().any(|(ms, me)| s < *me && *ms < e);
-            if inside_marker || !worth_redacting(pat.kind, secret.as_str()) {
-                return whole.to_string();
-            }
-            kinds.push(pat.kind.to_string());
-            let m0 = caps.get(0).map_or(0, |m| m.start());
-            let head = text.get(m0..s).unwrap_or("");
-            let tail = text
-                .get(e..caps.get(0).map_or(e, |m| m.end()))
-                .unwrap_or("");
-            let mark = marker(pat.kind, secret.as_str());
+    for (rule, slot) in EXTRA.iter().zip(&EXTRA_RE) {
+        if !(rule.gate)(&hay) {
+            continue;
+        }
+        let re = compiled(slot, rule);
+        let mut protected = marker_spans(&current);
+        let replaced = replace(&current, re, &mut protected, |caps| {
+            let whole = caps.get(0)?;
+            let secret = caps.get(rule.group)?;
+            let kind = worth_redacting(
+                rule,
+                &current[whole.start()..secret.start()],
+                secret.as_str(),
+            )?;
+            let mark = marker(kind, secret.as_str());
             found.push((secret.as_str().to_string(), mark.clone()));
             // A quoted value also appears unquoted once the shell has parsed the word.
             let unquoted = secret.as_str().trim_matches(|c| c == '"' || c == '\'');
             if unquoted.len() != secret.as_str().len() {
                 found.push((unquoted.to_string(), mark.clone()));
             }
-            format!("{head}{mark}{tail}")
-        })
-        .into_owned()
+            kinds.push(kind.to_string());
+            Some(format!(
+                "{}{mark}{}",
+                &current[whole.start()..secret.start()],
+                &current[secret.end()..whole.end()]
+            ))
+        });
+        if let Some(r) = replaced {
+            current = r;
+        }
+    }
+    current
 }
 
-/// Filters that regexes cannot express: variable references are not secrets, and the
-/// high-entropy rule needs mixed character classes and real entropy.
-fn worth_redacting(kind: &str, secret: &str) -> bool {
-    let unquoted = secret.trim_matches(|c| c == '"' || c == '\'');
-    if unquoted.is_empty() {
-        return false;
+/// Replace the matches of `re` in `text` that touch no `protected` span with what `f` returns
+/// (`None` keeps the match). Returns `None` when nothing was replaced; otherwise the new text,
+/// with `protected` moved to its new offsets.
+fn replace(
+    text: &str,
+    re: &Regex,
+    protected: &mut [(usize, usize)],
+    mut f: impl FnMut(&Captures) -> Option<String>,
+) -> Option<String> {
+    let mut out = String::new();
+    let mut last = 0;
+    // (end of the replaced match in `text`, growth of the text up to there)
+    let mut shifts: Vec<(usize, isize)> = Vec::new();
+    let mut growth = 0isize;
+    for caps in re.captures_iter(text) {
+        let Some(m) = caps.get(0) else { continue };
+        if protected.iter().any(|&(s, e)| m.start() < e && s < m.end()) {
+            continue;
+        }
+        let Some(new) = f(&caps) else { continue };
+        out.push_str(&text[last..m.start()]);
+        out.push_str(&new);
+        last = m.end();
+        growth += new.len() as isize - (m.end() - m.start()) as isize;
+        shifts.push((m.end(), growth));
     }
-    match kind {
-        "secret_assignment" | "secret_flag" | "password" | "auth_header" => {
+    if shifts.is_empty() {
+        return None;
+    }
+    out.push_str(&text[last..]);
+    for span in protected.iter_mut() {
+        // Spans never overlap a replaced match, so each lies wholly after some number of them.
+        let g = shifts
+            .iter()
+            .take_while(|(end, _)| *end <= span.0)
+            .last()
+            .map_or(0, |(_, g)| *g);
+        span.0 = span.0.saturating_add_signed(g);
+        span.1 = span.1.saturating_add_signed(g);
+    }
+    Some(out)
+}
+
+/// Byte spans of the well-formed markers in `text`: `[REDACTED:<[a-z0-9_]+>:<8 hex>]`.
+fn marker_spans(text: &str) -> Vec<(usize, usize)> {
+    const OPEN: &str = "[REDACTED:";
+    let b = text.as_bytes();
+    let mut spans = Vec::new();
+    let mut from = 0;
+    while let Some(i) = text[from..].find(OPEN).map(|i| i + from) {
+        let mut j = i + OPEN.len();
+        let kind_start = j;
+        while j < b.len() && (b[j].is_ascii_lowercase() || b[j].is_ascii_digit() || b[j] == b'_') {
+            j += 1;
+        }
+        let hex_ok = j > kind_start
+            && b.get(j) == Some(&b':')
+            && b.len() >= j + 10
+            && b[j + 1..j + 9]
+                .iter()
+                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
+            && b[j + 9] == b']';
+        if hex_ok {
+            spans.push((i, j + 10));
+            from = j + 10;
+        } else {
+            from = i + 1;
+        }
+    }
+    spans
+}
+
+/// Filters the extra rules' regexes cannot express: variable references are not secrets, and
+/// the high-entropy rule needs mixed character classes and real entropy. Returns the kind to
+/// write, or `None` to keep the text.
+fn worth_redacting(rule: &Rule, head: &str, secret: &str) -> Option<&'static str> {
+    let unquoted = secret.trim_matches(|c| c == '"' || c == '\'');
+    if unquoted.is_empty() || unquoted.starts_with("[REDACTED") {
+        return None;
+    }
+    match rule.filter {
+        Filter::None => Some(rule.kind),
+        Filter::Named | Filter::Reference => {
             // `$TOKEN`, `${TOKEN}`, `"$(cat file)"`: a reference, not the secret itself.
             let scheme = matches!(
                 unquoted.to_ascii_lowercase().as_str(),
                 "bearer" | "basic" | "token" | "digest" | "negotiate"
             );
-            !(scheme || unquoted.starts_with('$') || unquoted.starts_with("[REDACTED"))
+            if scheme || unquoted.starts_with('$') {
+                return None;
+            }
+            if rule.filter == Filter::Named && !head.to_ascii_lowercase().contains("pass") {
+                return Some("generic_secret");
+            }
+            Some(rule.kind)
         }
-        "high_entropy" => {
+        Filter::Entropy => {
             let has = |f: fn(&char) -> bool| unquoted.chars().any(|c| f(&c));
-            has(char::is_ascii_uppercase)
+            let mixed = has(char::is_ascii_uppercase)
                 && has(char::is_ascii_lowercase)
-                && has(char::is_ascii_digit)
-                && entropy(unquoted) >= 4.0
+                && has(char::is_ascii_digit);
+            (mixed && entropy(unquoted) >= 4.0).then_some(rule.kind)
         }
-        _ => true,
     }
 }
 
@@ -281,6 +791,7 @@ fn entropy(s: &str) -> f64 {
         .sum()
 }
 
+/// First 8 hex digits of the SHA-256 of `data`'s UTF-8 (Maestro's `createHash("sha256")`).
 fn hex8(data: &str) -> String {
     Sha256::digest(data.as_bytes())
         .iter()
@@ -293,33 +804,112 @@ fn marker(kind: &str, secret: &str) -> String {
     format!("[REDACTED:{kind}:{}]", hex8(secret))
 }
 
-/// The command as it may leave: redacted, then cut like Maestro's sanitizer (over 1000
-/// chars → the first 977 + `...[truncated:<8 hex of sha256 of the redacted text>]`).
-pub fn sanitize_command(text: &str) -> Redacted {
-    let mut r = redact(text);
-    if r.text.chars().count() > COMMAND_MAX {
-        let digest = hex8(&r.text);
-        let mut cut: String = r.text.chars().take(COMMAND_KEEP).collect();
-        cut.push_str(&format!("...[truncated:{digest}]"));
-        r.text = cut;
+/// Maestro's control characters: C0 but tab, LF and CR, and DEL.
+fn is_control(c: char) -> bool {
+    matches!(c, '\0'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{7f}')
+}
+
+fn utf16_len(s: &str) -> usize {
+    s.chars().map(char::len_utf16).sum()
+}
+
+/// The longest prefix of `s` of at most `units` UTF-16 units that ends on a character boundary.
+fn utf16_prefix(s: &str, units: usize) -> &str {
+    let mut used = 0;
+    for (i, c) in s.char_indices() {
+        used += c.len_utf16();
+        if used > units {
+            return &s[..i];
+        }
     }
+    s
+}
+
+/// Maestro's `truncateWithHash`: `value` cut so that, with `...[<reason>:<8 hex of sha256 of
+/// value>]` appended, it is `max` UTF-16 units long (the prefix is not trimmed).
+fn cut_with_hash(value: &str, max: usize, reason: &str) -> String {
+    let suffix = format!("...[{reason}:{}]", hex8(value));
+    let keep = max.saturating_sub(utf16_len(&suffix));
+    if keep == 0 {
+        return suffix[3..].to_string();
+    }
+    format!("{}{suffix}", utf16_prefix(value, keep))
+}
+
+/// The command as it may leave, exactly as Maestro's sanitizer writes it (with our extra rules
+/// on top): control characters (C0 but tab, LF, CR; and DEL) deleted, secrets redacted, a
+/// command that is one base64 blob of over 1000 characters cut to 180 + `...[base64:<8 hex>]`,
+/// and anything still over 1000 UTF-16 units cut to 977 + `...[truncated:<8 hex of sha256 of
+/// the redacted text>]`. `changed()` is true whenever the result differs from `text`.
+pub fn sanitize_command(text: &str) -> Redacted {
+    let clean: String = text.chars().filter(|c| !is_control(*c)).collect();
+    let mut r = redact(&clean);
+    let is_blob = |s: &str| {
+        s.len() > COMMAND_MAX
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
+    };
+    if is_blob(&r.text) {
+        r.text = cut_with_hash(&r.text, BASE64_MAX, "base64");
+    }
+    if utf16_len(&r.text) > COMMAND_MAX {
+        r.text = cut_with_hash(&r.text, COMMAND_MAX, "truncated");
+    }
+    r.altered = r.text != text;
     r
 }
 
-/// One-line summary of already-redacted text: whitespace collapsed, at most 96 chars (93 +
-/// "..."), "shell" when empty.
+/// JavaScript's `\s` (and `String.prototype.trim`'s whitespace).
+fn is_js_space(c: char) -> bool {
+    matches!(
+        c,
+        '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'
+            ..='\u{200a}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202f}'
+                | '\u{205f}'
+                | '\u{3000}'
+                | '\u{feff}'
+    )
+}
+
+/// Maestro's operation summary, built from already-sanitized text: runs of JavaScript
+/// whitespace become one space, trimmed; over 96 UTF-16 units → the first 93, right-trimmed,
+/// + "..."; "shell" only when the text is empty.
 pub fn operation_summary(text: &str) -> String {
-    let s = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if s.is_empty() {
-        "shell".into()
-    } else if s.chars().count() > OPERATION_MAX {
-        format!(
-            "{}...",
-            s.chars().take(OPERATION_MAX - 3).collect::<String>()
-        )
-    } else {
-        s
+    if text.is_empty() {
+        return "shell".into();
     }
+    let s = text
+        .split(is_js_space)
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    if utf16_len(&s) <= OPERATION_MAX {
+        return s;
+    }
+    let head = utf16_prefix(&s, OPERATION_MAX - 3).trim_end_matches(is_js_space);
+    format!("{head}...")
+}
+
+/// Redact the words of one command line, judged together: a secret split across words
+/// (`--password VALUE`) is found in the joined line and removed from every word holding it.
+pub fn redact_words(words: &[String]) -> Vec<String> {
+    let (_, mut found) = redact_collect(&words.join(" "));
+    found.sort_by_key(|(secret, _)| std::cmp::Reverse(secret.len()));
+    words
+        .iter()
+        .map(|w| {
+            let mut w = redact(w).text;
+            for (secret, marker) in &found {
+                if secret.len() >= 4 && w.contains(secret.as_str()) {
+                    w = w.replace(secret.as_str(), marker);
+                }
+            }
+            w
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -327,14 +917,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_pattern_compiles() {
+        for (rule, slot) in MAESTRO.iter().zip(&MAESTRO_RE) {
+            compiled(slot, rule);
+        }
+        for (rule, slot) in EXTRA.iter().zip(&EXTRA_RE) {
+            compiled(slot, rule);
+        }
+    }
+
+    #[test]
     fn format_and_digest() {
         let r = redact("export GITHUB_TOKEN=ghp_abcdefghijklmnopqrstuvwxyz0123456789");
         assert!(r.changed());
-        assert!(!r.text.contains("ghp_abc"), "{}", r.text);
-        assert!(
-            r.text.starts_with("export GITHUB_TOKEN=[REDACTED:"),
-            "{}",
-            r.text
+        assert_eq!(
+            r.text,
+            format!(
+                "export GITHUB_TOKEN=[REDACTED:api_key:{}]",
+                hex8("ghp_abcdefghijklmnopqrstuvwxyz0123456789")
+            )
         );
         let again = redact(&r.text);
         assert_eq!(again.text, r.text);
@@ -350,23 +951,92 @@ mod tests {
             "ls src/classify/walk.rs",
             "echo $API_KEY",
             "cargo test --locked",
+            "export TOKEN=$OTHER",
+            "docker login --password \"$PW\" r.io",
+            "mysql -u root -p\"$DB_PW\" db",
         ] {
-            assert_eq!(redact(s).text, s, "{s}");
+            let r = redact(s);
+            assert_eq!(r.text, s, "{s}");
+            assert!(!r.changed());
         }
     }
 
     #[test]
-    fn truncation_and_summary() {
+    fn markers_are_found_and_never_touched() {
+        let m = "[REDACTED:password:0123abcd]";
+        assert_eq!(marker_spans(m), vec![(0, m.len())]);
+        assert_eq!(
+            marker_spans("[REDACTED:aws_[REDACTED:password:0123abcd]"),
+            vec![(14, 42)]
+        );
+        assert!(marker_spans("[REDACTED:x:0123abcg]").is_empty());
+        for s in [
+            format!("echo password={m}"),
+            format!("curl -H 'Authorization: Bearer {m}'"),
+            format!("export SECRET_KEY={m} x"),
+        ] {
+            assert_eq!(redact(&s).text, s);
+        }
+    }
+
+    #[test]
+    fn control_characters_and_cuts() {
+        let s = sanitize_command("ls\u{1}\u{7f} -la\t\r\n");
+        assert_eq!(s.text, "ls -la\t\r\n");
+        assert!(s.changed() && s.kinds.is_empty());
+        assert!(!sanitize_command("ls -la").changed());
+
         let long = "x ".repeat(800);
         let s = sanitize_command(&long);
-        assert!(s.text.contains("...[truncated:"));
+        assert!(s.changed() && s.kinds.is_empty());
         assert_eq!(
-            s.text.chars().count(),
-            977 + "...[truncated:12345678]".len()
+            s.text,
+            format!("{}...[truncated:{}]", &long[..977], hex8(&long))
         );
-        assert_eq!(operation_summary("  "), "shell");
+        assert_eq!(s.text.len(), 1000);
+
+        let blob = "QUJD".repeat(300);
+        let s = sanitize_command(&blob);
+        assert_eq!(
+            s.text,
+            format!("{}...[base64:{}]", &blob[..180], hex8(&blob))
+        );
+
+        // A cut never splits a character: 976 units of 'a', then a pair straddling unit 977.
+        let astral = format!("{}😀{}", "a".repeat(976), "b".repeat(100));
+        let s = sanitize_command(&astral);
+        assert!(s.text.starts_with(&"a".repeat(976)));
+        assert!(
+            s.text[976..].starts_with("...[truncated:"),
+            "{}",
+            &s.text[970..]
+        );
+    }
+
+    #[test]
+    fn summary() {
+        assert_eq!(operation_summary(""), "shell");
+        assert_eq!(operation_summary(" \n "), "");
+        assert_eq!(operation_summary("  ls \t -la\n "), "ls -la");
+        assert_eq!(operation_summary("a\u{a0}\u{feff}b\u{85}c"), "a b\u{85}c");
         let op = operation_summary(&"é".repeat(200));
         assert_eq!(op.chars().count(), 96);
         assert!(op.ends_with("..."));
+        let op = operation_summary(&format!("{} {}", "a".repeat(92), "b".repeat(10)));
+        assert_eq!(op, format!("{}...", "a".repeat(92)));
+        let op = operation_summary(&"😀".repeat(60));
+        assert_eq!(op, format!("{}...", "😀".repeat(46)));
+    }
+
+    #[test]
+    fn words_are_redacted_jointly() {
+        let words: Vec<String> = ["docker", "login", "--password", "Pa55w0rd-Reg1stry", "r.io"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let out = redact_words(&words);
+        assert!(!out.iter().any(|w| w.contains("Pa55w0rd")), "{out:?}");
+        assert_eq!(out[0], "docker");
+        assert!(out[3].starts_with("[REDACTED:password:"), "{out:?}");
     }
 }

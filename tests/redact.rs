@@ -41,6 +41,109 @@ pub const SECRETS: &[(&str, &str)] = &[
     ("npm config set //registry.npmjs.org/:_authToken npm_a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8", "npm_a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"),
 ];
 
+/// Exact outputs, worked out by hand from Maestro's sanitizer rules (its pattern list applied in
+/// order over the text the previous patterns left, the whole match replaced by
+/// `[REDACTED:<kind>:<8 hex of sha256 of the match>]`; control characters deleted; base64 blobs
+/// and texts over 1000 units cut), digests by `printf '%s' '<match>' | sha256sum | cut -c1-8`.
+/// The nested markers are Maestro's: its `password` rule (`secret[:=]…{8,}`) swallows the
+/// marker an earlier rule left (`[REDACTED:aws_secret:…]`, `[REDACTED:password:…]`).
+/// The last two are secrets Maestro misses; our extra rules redact them in the same format.
+const MAESTRO_TABLE: &[(&str, &str)] = &[
+    (
+        "curl -H \"Authorization: Bearer abc.def\" https://x.io",
+        "curl -H \"Authorization: [REDACTED:generic_secret:df5c542f]\" https://x.io",
+    ),
+    (
+        "export OPENAI_API_KEY=sk-abcdefghijklmnopqrstuvwxyz123456",
+        "export OPENAI_[REDACTED:api_key:b260d1cc]",
+    ),
+    (
+        "git clone https://user:pass@host/x",
+        "git clone https[REDACTED:[REDACTED:password:79be668b]",
+    ),
+    (
+        "psql postgres://u:p@h/db",
+        "psql postgres[REDACTED:[REDACTED:password:aaed46bd]",
+    ),
+    (
+        "printf '%s' '-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA3Tz2mr7SZiAMfQyuvBjM\n-----END RSA PRIVATE KEY-----' > id_rsa",
+        "printf '%s' '[REDACTED:private_key:3dee7675]' > id_rsa",
+    ),
+    (
+        "AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE aws s3 ls",
+        "AWS_ACCESS_KEY_ID=[REDACTED:aws_[REDACTED:password:45fcf52d] aws s3 ls",
+    ),
+    (
+        "docker login -u me --password Pa55w0rd-Reg1stry registry.io",
+        "docker login -u me --[REDACTED:password:bea13a29] registry.io",
+    ),
+    (
+        "curl -H 'Authorization: Basic dXNlcjpodW50ZXIyMjI=' x",
+        "curl -H '[REDACTED:generic_secret:314b067e]' x",
+    ),
+    (
+        "echo ghp_R4nd0mT0k3nV4lu3F0rT3st1ngPurp0s3s12",
+        "echo [REDACTED:api_key:afb4c5c1]",
+    ),
+    (
+        "export DATABASE_PASSWORD=hunter2hunter2",
+        "export DATABASE_[REDACTED:password:aa16ca57]",
+    ),
+    (
+        "curl \"https://x.io/f?sv=2021-08-06&sig=abcdEFGH1234%2B\"",
+        "curl \"https://x.io/f[REDACTED:api_key:da5c0e5f][REDACTED:api_key:a8f1f9aa]\"",
+    ),
+    (
+        "mongosh \"mongodb+srv://admin:pw@cluster0.x.net/db\"",
+        "mongosh \"mongodb+srv[REDACTED:[REDACTED:password:857933ce]\"",
+    ),
+    (
+        "curl -d token=xoxb-123456789012-abcdefghij slack.com",
+        "curl -d token=[REDACTED:api_key:565135a2] slack.com",
+    ),
+    (
+        "curl -H 'Cookie: session=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig_-x' x",
+        "curl -H 'Cookie: session=[REDACTED:jwt_token:216cfba8]' x",
+    ),
+    ("ls\u{7} -la\u{7f}", "ls -la"),
+    (
+        "curl --header 'PRIVATE-TOKEN: glpat-xYz12AbC34dEf56GhI78jK' https://gitlab.com/api",
+        "curl --header 'PRIVATE-TOKEN: [REDACTED:api_key:dd87b83f]' https://gitlab.com/api",
+    ),
+    (
+        "MY_SERVICE_TOKEN=t0k3n-v4lue-8a7b6c ./deploy.sh",
+        "MY_SERVICE_TOKEN=[REDACTED:generic_secret:db1b3756] ./deploy.sh",
+    ),
+];
+
+#[test]
+fn maestro_format_exact_outputs() {
+    let long = format!("echo {}", "abc ".repeat(300));
+    let blob = "QUJD".repeat(300);
+    let cuts = [
+        (
+            long.clone(),
+            format!("{}...[truncated:0b69c38f]", &long[..977]),
+        ),
+        (
+            blob.clone(),
+            format!("{}...[base64:7d16d0df]", &blob[..180]),
+        ),
+    ];
+    let table = MAESTRO_TABLE
+        .iter()
+        .map(|(i, o)| (i.to_string(), o.to_string()))
+        .chain(cuts);
+    for (input, expected) in table {
+        let s = maestro_sh::redact::sanitize_command(&input);
+        assert_eq!(s.text, expected, "{input:?}");
+        assert!(s.changed(), "{input:?}");
+        let body = &explain(&input)["request"]["body"];
+        assert_eq!(body["arguments"]["command"], expected, "{input:?}");
+        assert_eq!(body["metadata"]["maestro_redacted_arguments"], "true");
+    }
+}
+
 fn explain(cmd: &str) -> Value {
     crate::classify::explain(cmd)
 }
@@ -84,7 +187,7 @@ fn marker_format_is_kind_and_stable_digest() {
     let db = re.captures(&cmd_b).unwrap();
     // Same secret, same digest, wherever it appears.
     assert_eq!(&da[2], &db[2], "{cmd_a} / {cmd_b}");
-    assert_eq!(&db[1], "github_token");
+    assert_eq!(&db[1], "api_key");
 }
 
 #[test]
