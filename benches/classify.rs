@@ -1,9 +1,9 @@
 //! Classification and redaction timing (`cargo bench --bench classify`): a plain std loop,
 //! printing the p50/p95/p99 distribution in microseconds.
 //!
-//! One-time costs can only be seen once per process, so `-- first-short` and
-//! `-- first-secrets` time just the first redaction of a short command or of a 1 KB command
-//! full of secrets, and exit (run the bench binary several times for a distribution).
+//! One-time costs can only be seen once per process, so `-- first-short`, `-- first-one-secret`
+//! and `-- first-secrets` time just the first redaction of a short command, of a command with
+//! one token, or of a 1 KB command full of secrets, and exit (run the bench binary several times for a distribution).
 
 use std::time::{Duration, Instant};
 
@@ -82,6 +82,12 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "first-short") {
         return first_call("short command", "git status");
+    }
+    if args.iter().any(|a| a == "first-one-secret") {
+        return first_call(
+            "one secret",
+            "export GITHUB_TOKEN=ghp_R4nd0mT0k3nV4lu3F0rT3st1ngPurp0s3s12 && gh pr list",
+        );
     }
     if args.iter().any(|a| a == "first-secrets") {
         return first_call("1 KB with secrets", &secrets);

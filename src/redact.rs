@@ -205,7 +205,13 @@ static MAESTRO: [Rule; 28] = [
             "]){8,})"
         ),
         1,
-        |h| h.any_ci(&["passw", "pwd", "secret"]),
+        // The one rule that can match inside an earlier rule's marker (`aws_secret:…`,
+        // `password:…`: eight hex digits and `]` make its eight characters).
+        |h| {
+            h.any_ci(&["passw", "pwd", "secret"])
+                || h.made.contains("secret")
+                || h.made.contains("password")
+        },
     ),
     // Generic secrets.
     maestro(
@@ -523,7 +529,7 @@ fn compiled<'a>(slot: &'a OnceLock<Regex>, rule: &Rule) -> &'a Regex {
 }
 
 /// What the gates look at: the text of the round, lowercased once, plus the markers made so far
-/// in the round (a later Maestro rule can match inside an earlier one's marker).
+/// in the round (Maestro's password rule can match inside an earlier rule's marker).
 struct Hay<'a> {
     text: &'a str,
     lower: String,
@@ -555,19 +561,20 @@ impl<'a> Hay<'a> {
         }
     }
 
-    /// Case-sensitive literal.
+    /// Case-sensitive literal, in the round's input. A match can span markers made earlier in
+    /// the round, but its literal cannot come from one (no gate literal holds `[` or `]`, and
+    /// the marker words lead nowhere but in the password rule, which looks at `made` itself).
     fn has(&self, needle: &str) -> bool {
-        self.text.contains(needle) || self.made.contains(needle)
+        self.text.contains(needle)
     }
 
     fn any(&self, needles: &[&str]) -> bool {
         needles.iter().any(|n| self.has(n))
     }
 
-    /// ASCII case-insensitive literal (`needle` in lowercase). Markers are lowercase but for
-    /// "REDACTED", which no gate looks for.
+    /// ASCII case-insensitive literal (`needle` in lowercase), in the round's input.
     fn has_ci(&self, needle: &str) -> bool {
-        self.lower.contains(needle) || self.made.contains(needle)
+        self.lower.contains(needle)
     }
 
     fn any_ci(&self, needles: &[&str]) -> bool {
@@ -707,31 +714,44 @@ fn replace(
     Some(out)
 }
 
-/// Byte spans of the well-formed markers in `text`: `[REDACTED:<[a-z0-9_]+>:<8 hex>]`.
+/// Byte spans of the markers in `text`: well-formed ones (`[REDACTED:<[a-z0-9_]+>:<8 hex>]`),
+/// and one cut short at the end of the text (optionally followed by the "..." of a cut), as in
+/// a label or metadata value cut inside a marker: its pieces (`api_key:…`) are not secrets.
 fn marker_spans(text: &str) -> Vec<(usize, usize)> {
     const OPEN: &str = "[REDACTED:";
     let b = text.as_bytes();
+    let is_kind = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_';
+    let is_hex = |c: u8| c.is_ascii_digit() || (b'a'..=b'f').contains(&c);
     let mut spans = Vec::new();
     let mut from = 0;
     while let Some(i) = text[from..].find(OPEN).map(|i| i + from) {
         let mut j = i + OPEN.len();
         let kind_start = j;
-        while j < b.len() && (b[j].is_ascii_lowercase() || b[j].is_ascii_digit() || b[j] == b'_') {
+        while j < b.len() && is_kind(b[j]) {
             j += 1;
         }
-        let hex_ok = j > kind_start
+        let well_formed = j > kind_start
             && b.get(j) == Some(&b':')
             && b.len() >= j + 10
-            && b[j + 1..j + 9]
-                .iter()
-                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
+            && b[j + 1..j + 9].iter().all(|c| is_hex(*c))
             && b[j + 9] == b']';
-        if hex_ok {
+        if well_formed {
             spans.push((i, j + 10));
             from = j + 10;
-        } else {
-            from = i + 1;
+            continue;
         }
+        if b.get(j) == Some(&b':') {
+            j += 1;
+            let hex_start = j;
+            while j < b.len() && j < hex_start + 8 && is_hex(b[j]) {
+                j += 1;
+            }
+        }
+        if matches!(&text[j..], "" | "...") {
+            spans.push((i, b.len()));
+            break;
+        }
+        from = i + 1;
     }
     spans
 }
@@ -970,6 +990,13 @@ mod tests {
             vec![(14, 42)]
         );
         assert!(marker_spans("[REDACTED:x:0123abcg]").is_empty());
+        assert!(marker_spans("[REDACTED:password=hunter2hunter2").is_empty());
+        assert_eq!(marker_spans("a [REDACTED:api_key:0a..."), vec![(2, 25)]);
+        assert_eq!(marker_spans("a [REDACTED:api"), vec![(2, 15)]);
+        assert_eq!(
+            redact("Ran curl -H 'Authorization: Bearer [REDACTED:api_key:...").text,
+            "Ran curl -H 'Authorization: Bearer [REDACTED:api_key:..."
+        );
         for s in [
             format!("echo password={m}"),
             format!("curl -H 'Authorization: Bearer {m}'"),
