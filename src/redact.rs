@@ -20,13 +20,14 @@
 //! have), so a plain command compiles nothing and a command with secrets compiles only the
 //! patterns it needs.
 //!
-//! JavaScript differences we accept: Maestro's `\s` covers Unicode spaces (reproduced: see
-//! `js_space!`); quantifiers count characters where JavaScript counts UTF-16 units (they differ
-//! only for characters outside the BMP); a cut never splits a surrogate pair (JavaScript's can).
+//! JavaScript differences we accept (each only with non-ASCII text next to a secret): Maestro's
+//! `\s` also covers non-ASCII spaces (see `js_space!`); `[^…]{8,}` counts bytes where
+//! JavaScript counts UTF-16 units, so a short non-ASCII password may be redacted where Maestro
+//! keeps it; a cut never splits a surrogate pair (JavaScript's can).
 
 use std::sync::OnceLock;
 
-use regex::{Captures, Regex, RegexBuilder};
+use regex::bytes::{Regex, RegexBuilder};
 use sha2::{Digest, Sha256};
 
 /// Commands longer than this many UTF-16 units are cut (Maestro's sanitizer).
@@ -54,19 +55,19 @@ impl Redacted {
     }
 }
 
-/// The characters JavaScript's `\s` matches (without the `u` flag), as the inside of a
-/// character class. Used inside `(?u-i:…)`, since the patterns are otherwise ASCII-only (and
-/// no space needs case folding).
+/// The inside of a character class for JavaScript's `\s`, ASCII part only: the patterns work
+/// on bytes, so a non-ASCII space (NBSP, U+2028, …) counts as a non-space here, where
+/// JavaScript would stop at it. Commands practically never hold one next to a secret.
 macro_rules! js_space {
     () => {
-        r"\t\n\x0B\x0C\r \x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}\x{FEFF}"
+        r"\t\n\x0B\x0C\r "
     };
 }
 
 /// Maestro's `[':"\s=]+` separator between a secret's name and its value.
 macro_rules! js_sep {
     () => {
-        concat!(r#"(?u-i:[':"="#, js_space!(), "])+")
+        concat!(r#"[':"="#, js_space!(), "]+")
     };
 }
 
@@ -74,7 +75,7 @@ macro_rules! js_sep {
 struct Rule {
     /// The kind written in the marker.
     kind: &'static str,
-    /// The pattern (compiled with Unicode off; non-ASCII classes say `(?u-i:…)`).
+    /// The pattern (compiled with Unicode off; non-ASCII classes say `(?:…)`).
     source: &'static str,
     /// The capture group holding the secret value (0 = the whole match). Maestro's rules
     /// always replace the whole match and use the group only for `redact_words`; extra rules
@@ -174,13 +175,13 @@ static MAESTRO: [Rule; 28] = [
     // Private keys.
     maestro(
         "private_key",
-        r"-----BEGIN (?:RSA |EC |DSA |OPENSSH )?PRIVATE KEY-----(?su-i:.)+?-----END (?:RSA |EC |DSA |OPENSSH )?PRIVATE KEY-----",
+        r"-----BEGIN (?:RSA |EC |DSA |OPENSSH )?PRIVATE KEY-----(?s:.)+?-----END (?:RSA |EC |DSA |OPENSSH )?PRIVATE KEY-----",
         0,
         |h| h.has("-----BEGIN "),
     ),
     maestro(
         "private_key",
-        r"-----BEGIN PGP PRIVATE KEY BLOCK-----(?su-i:.)+?-----END PGP PRIVATE KEY BLOCK-----",
+        r"-----BEGIN PGP PRIVATE KEY BLOCK-----(?s:.)+?-----END PGP PRIVATE KEY BLOCK-----",
         0,
         |h| h.has("-----BEGIN PGP"),
     ),
@@ -192,7 +193,7 @@ static MAESTRO: [Rule; 28] = [
         |h| h.has("eyJ"),
     ),
     // Passwords.
-    maestro("password", r"://(?u-i:[^:])+:((?u-i:[^@])+)@", 1, |h| {
+    maestro("password", r"://(?:[^:])+:((?:[^@])+)@", 1, |h| {
         h.has("://") && h.has("@")
     }),
     maestro(
@@ -200,7 +201,7 @@ static MAESTRO: [Rule; 28] = [
         concat!(
             r"(?i)(?:password|passwd|pwd|secret)",
             js_sep!(),
-            r#"['"]?((?u-i:[^'""#,
+            r#"['"]?((?:[^'""#,
             js_space!(),
             "]){8,})"
         ),
@@ -216,16 +217,16 @@ static MAESTRO: [Rule; 28] = [
     // Generic secrets.
     maestro(
         "generic_secret",
-        concat!(r"(?i)Bearer(?u-i:[", js_space!(), r"])+([a-zA-Z0-9_.-]+)"),
+        concat!(r"(?i)Bearer(?:[", js_space!(), r"])+([a-zA-Z0-9_.-]+)"),
         1,
         |h| h.has_ci("bearer"),
     ),
     maestro(
         "generic_secret",
         concat!(
-            r#"(?i)Authorization(?u-i:[':""#,
+            r#"(?i)Authorization(?:[':""#,
             js_space!(),
-            r#"])+['"]?(?:Basic|Bearer|Token)(?u-i:["#,
+            r#"])+['"]?(?:Basic|Bearer|Token)(?:["#,
             js_space!(),
             r"])+([a-zA-Z0-9_./+=-]+)"
         ),
@@ -285,19 +286,19 @@ static MAESTRO: [Rule; 28] = [
     // Database URLs.
     maestro(
         "generic_secret",
-        concat!(r"(?i)mongodb(?:\+srv)?://(?u-i:[^", js_space!(), "])+"),
+        concat!(r"(?i)mongodb(?:\+srv)?://(?:[^", js_space!(), "])+"),
         0,
         |h| h.has_ci("mongodb"),
     ),
     maestro(
         "generic_secret",
-        concat!(r"(?i)postgres(?:ql)?://(?u-i:[^", js_space!(), "])+"),
+        concat!(r"(?i)postgres(?:ql)?://(?:[^", js_space!(), "])+"),
         0,
         |h| h.has_ci("postgres"),
     ),
     maestro(
         "generic_secret",
-        concat!(r"(?i)mysql://(?u-i:[^", js_space!(), "])+"),
+        concat!(r"(?i)mysql://(?:[^", js_space!(), "])+"),
         0,
         |h| h.has_ci("mysql://"),
     ),
@@ -316,7 +317,7 @@ macro_rules! secret_name {
 /// A shell value: quoted, or a run of non-separator characters.
 macro_rules! shell_value {
     () => {
-        r#"(?:"(?u-i:[^"\n])*"|'(?u-i:[^'\n])*'|(?u-i:[^\s'";&|)<>])+)"#
+        r#"(?:"(?:[^"\n])*"|'(?:[^'\n])*'|(?:[^\s'";&|)<>])+)"#
     };
 }
 
@@ -325,14 +326,14 @@ macro_rules! shell_value {
 static EXTRA: [Rule; 24] = [
     extra(
         "private_key",
-        r#"(?i)("private_key"\s*:\s*")((?:(?u-i:[^"\\])|\\(?u-i:.))+)""#,
+        r#"(?i)("private_key"\s*:\s*")((?:(?:[^"\\])|\\(?s:.))+)""#,
         2,
         |h| h.has_ci("\"private_key\""),
         Filter::None,
     ),
     extra(
         "generic_secret",
-        r#"(?i)((?:proxy-)?authorization\s*:\s*(?:bearer|basic|token|digest|negotiate|apikey)?\s*)((?u-i:[^\s'"]){4,})"#,
+        r#"(?i)((?:proxy-)?authorization\s*:\s*(?:bearer|basic|token|digest|negotiate|apikey)?\s*)((?:[^\s'"]){4,})"#,
         2,
         |h| h.has_ci("authorization"),
         Filter::Reference,
@@ -346,7 +347,7 @@ static EXTRA: [Rule; 24] = [
     ),
     extra(
         "password",
-        r#"([A-Za-z][A-Za-z0-9+.\-]*://(?u-i:[^\s/:@'"])*:)((?u-i:[^\s/@'"])+)@"#,
+        r#"([A-Za-z][A-Za-z0-9+.\-]*://(?:[^\s/:@'"])*:)((?:[^\s/@'"])+)@"#,
         2,
         |h| h.has("://") && h.has("@"),
         Filter::Reference,
@@ -484,7 +485,7 @@ static EXTRA: [Rule; 24] = [
     ),
     extra(
         "password",
-        r#"(\b(?:mysql|mysqldump|mysqladmin|mariadb|mariadb-dump)\b(?u-i:[^\n|;&])*?\s-p)((?u-i:[^\s'"])+)"#,
+        r#"(\b(?:mysql|mysqldump|mysqladmin|mariadb|mariadb-dump)\b(?:[^\n|;&])*?\s-p)((?:[^\s'"])+)"#,
         2,
         |h| h.any_ci(&["mysql", "mariadb"]),
         Filter::Reference,
@@ -621,12 +622,12 @@ fn round(text: &str, kinds: &mut Vec<String>, found: &mut Vec<(String, String)>)
             continue;
         }
         let re = compiled(slot, rule);
-        let replaced = replace(&current, re, &mut protected, |caps| {
-            let whole = caps.get(0)?.as_str();
+        let replaced = replace(&current, re, &mut protected, |groups| {
+            let whole = groups[0]?.2;
             let mark = marker(rule.kind, whole);
             found.push((whole.to_string(), mark.clone()));
-            if let Some(value) = caps.get(rule.group).filter(|_| rule.group > 0) {
-                found.push((value.as_str().to_string(), mark.clone()));
+            if let Some(Some(value)) = groups.get(rule.group).filter(|_| rule.group > 0) {
+                found.push((value.2.to_string(), mark.clone()));
             }
             kinds.push(rule.kind.to_string());
             hay.made.push_str(&mark);
@@ -642,27 +643,21 @@ fn round(text: &str, kinds: &mut Vec<String>, found: &mut Vec<(String, String)>)
         }
         let re = compiled(slot, rule);
         let mut protected = marker_spans(&current);
-        let replaced = replace(&current, re, &mut protected, |caps| {
-            let whole = caps.get(0)?;
-            let secret = caps.get(rule.group)?;
-            let kind = worth_redacting(
-                rule,
-                &current[whole.start()..secret.start()],
-                secret.as_str(),
-            )?;
-            let mark = marker(kind, secret.as_str());
-            found.push((secret.as_str().to_string(), mark.clone()));
+        let replaced = replace(&current, re, &mut protected, |groups| {
+            let (w0, w1, _) = groups[0]?;
+            let (s0, s1, secret) = (*groups.get(rule.group)?)?;
+            let head = current.get(w0..s0)?;
+            let tail = current.get(s1..w1)?;
+            let kind = worth_redacting(rule, head, secret)?;
+            let mark = marker(kind, secret);
+            found.push((secret.to_string(), mark.clone()));
             // A quoted value also appears unquoted once the shell has parsed the word.
-            let unquoted = secret.as_str().trim_matches(|c| c == '"' || c == '\'');
-            if unquoted.len() != secret.as_str().len() {
+            let unquoted = secret.trim_matches(|c| c == '"' || c == '\'');
+            if unquoted.len() != secret.len() {
                 found.push((unquoted.to_string(), mark.clone()));
             }
             kinds.push(kind.to_string());
-            Some(format!(
-                "{}{mark}{}",
-                &current[whole.start()..secret.start()],
-                &current[secret.end()..whole.end()]
-            ))
+            Some(format!("{head}{mark}{tail}"))
         });
         if let Some(r) = replaced {
             current = r;
@@ -671,26 +666,39 @@ fn round(text: &str, kinds: &mut Vec<String>, found: &mut Vec<(String, String)>)
     current
 }
 
+/// A capture group: byte span and text.
+type Group<'t> = (usize, usize, &'t str);
+
 /// Replace the matches of `re` in `text` that touch no `protected` span with what `f` returns
 /// (`None` keeps the match). Returns `None` when nothing was replaced; otherwise the new text,
 /// with `protected` moved to its new offsets.
-fn replace(
-    text: &str,
+fn replace<'t>(
+    text: &'t str,
     re: &Regex,
     protected: &mut [(usize, usize)],
-    mut f: impl FnMut(&Captures) -> Option<String>,
+    mut f: impl FnMut(&[Option<Group<'t>>]) -> Option<String>,
 ) -> Option<String> {
     let mut out = String::new();
     let mut last = 0;
     // (end of the replaced match in `text`, growth of the text up to there)
     let mut shifts: Vec<(usize, isize)> = Vec::new();
     let mut growth = 0isize;
-    for caps in re.captures_iter(text) {
+    let mut groups = Vec::new();
+    for caps in re.captures_iter(text.as_bytes()) {
         let Some(m) = caps.get(0) else { continue };
         if protected.iter().any(|&(s, e)| m.start() < e && s < m.end()) {
             continue;
         }
-        let Some(new) = f(&caps) else { continue };
+        // Byte offsets; a group off a character boundary (never expected) reads as absent.
+        groups.clear();
+        groups
+            .extend(caps.iter().map(|g| {
+                g.and_then(|g| Some((g.start(), g.end(), text.get(g.start()..g.end())?)))
+            }));
+        if groups[0].is_none() {
+            continue;
+        }
+        let Some(new) = f(&groups) else { continue };
         out.push_str(&text[last..m.start()]);
         out.push_str(&new);
         last = m.end();
