@@ -27,7 +27,9 @@
 
 use std::sync::OnceLock;
 
-use regex::bytes::{Regex, RegexBuilder};
+use regex_automata::meta::{self, Regex};
+use regex_automata::util::syntax;
+use regex_automata::MatchKind;
 use sha2::{Digest, Sha256};
 
 /// Commands longer than this many UTF-16 units are cut (Maestro's sanitizer).
@@ -521,9 +523,22 @@ static EXTRA_RE: [OnceLock<Regex>; 24] = [const { OnceLock::new() }; 24];
 
 fn compiled<'a>(slot: &'a OnceLock<Regex>, rule: &Rule) -> &'a Regex {
     slot.get_or_init(|| {
-        RegexBuilder::new(rule.source)
-            .unicode(false)
-            .build()
+        // What `regex::bytes::Regex` builds, minus the engines whose construction dominates a
+        // first call (every governed command is a fresh process, so a pattern is compiled
+        // about once per search): the one-pass DFA, the lazy DFA (it needs a second, reversed
+        // NFA) and the literal prefilter (extracting literals from `(?i)` patterns costs more
+        // than the search it saves on command-sized texts). The bounded backtracker and the
+        // PikeVM cost next to nothing to build and find the same leftmost-first matches.
+        let config = meta::Config::new()
+            .match_kind(MatchKind::LeftmostFirst)
+            .utf8_empty(false)
+            .onepass(false)
+            .hybrid(false)
+            .auto_prefilter(false);
+        meta::Builder::new()
+            .configure(config)
+            .syntax(syntax::Config::new().unicode(false).utf8(false))
+            .build(rule.source)
             // The sources are constants, all compiled by the unit tests.
             .unwrap_or_else(|e| panic!("redaction pattern {:?} is invalid: {e}", rule.source))
     })
@@ -685,16 +700,16 @@ fn replace<'t>(
     let mut growth = 0isize;
     let mut groups = Vec::new();
     for caps in re.captures_iter(text.as_bytes()) {
-        let Some(m) = caps.get(0) else { continue };
+        let Some(m) = caps.get_match() else { continue };
         if protected.iter().any(|&(s, e)| m.start() < e && s < m.end()) {
             continue;
         }
         // Byte offsets; a group off a character boundary (never expected) reads as absent.
         groups.clear();
-        groups
-            .extend(caps.iter().map(|g| {
-                g.and_then(|g| Some((g.start(), g.end(), text.get(g.start()..g.end())?)))
-            }));
+        groups.extend((0..caps.group_len()).map(|i| {
+            caps.get_group(i)
+                .and_then(|g| Some((g.start, g.end, text.get(g.range())?)))
+        }));
         if groups[0].is_none() {
             continue;
         }
