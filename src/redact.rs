@@ -902,8 +902,9 @@ pub fn sanitize_command(text: &str) -> Redacted {
     r
 }
 
-/// JavaScript's `\s` (and `String.prototype.trim`'s whitespace).
-fn is_js_space(c: char) -> bool {
+/// JavaScript's `\s` (and `String.prototype.trim`'s whitespace), which Maestro's formatting
+/// uses. It differs from Rust's `char::is_whitespace` in U+FEFF (space in JS) and U+0085 (not).
+pub fn is_js_space(c: char) -> bool {
     matches!(
         c,
         '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'

@@ -23,22 +23,6 @@ pub struct Tenant<'a> {
 /// Maestro's labels are cut at this many UTF-16 units ("Ran <command>", "Running <command>").
 const LABEL_MAX: usize = 52;
 
-/// JavaScript's whitespace (`\s`, `String.prototype.trim`), which Maestro's formatting uses. It
-/// differs from Rust's `char::is_whitespace` in U+FEFF (space in JS) and U+0085 (not in JS).
-fn is_js_space(c: char) -> bool {
-    matches!(
-        c,
-        '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'
-            ..='\u{200a}'
-                | '\u{2028}'
-                | '\u{2029}'
-                | '\u{202f}'
-                | '\u{205f}'
-                | '\u{3000}'
-                | '\u{feff}'
-    )
-}
-
 /// `s` cut to at most `max` UTF-16 units (JavaScript string length) as `<prefix>...`, the prefix
 /// right-trimmed, as Maestro cuts metadata values and labels. Never splits a character (where
 /// JavaScript's `slice` could split a surrogate pair, the prefix stops one unit short).
@@ -56,14 +40,14 @@ fn js_ellipsize(s: &str, max: usize) -> String {
         used += c.len_utf16();
         end = i + c.len_utf8();
     }
-    format!("{}...", s[..end].trim_end_matches(is_js_space))
+    format!("{}...", s[..end].trim_end_matches(redact::is_js_space))
 }
 
 /// Maestro's label form of a command: whitespace runs collapsed to one space, trimmed, and cut
 /// to `max` UTF-16 units with "...".
 fn js_label(s: &str, max: usize) -> String {
     let collapsed = s
-        .split(is_js_space)
+        .split(redact::is_js_space)
         .filter(|w| !w.is_empty())
         .collect::<Vec<_>>()
         .join(" ");
@@ -84,7 +68,7 @@ pub fn metadata_value(raw: &str) -> String {
             }
         })
         .collect();
-    js_ellipsize(clean.trim_matches(is_js_space), METADATA_MAX)
+    js_ellipsize(clean.trim_matches(redact::is_js_space), METADATA_MAX)
 }
 
 /// The ExecuteTool request for `subject` in `mode` (governed or observe).
