@@ -228,7 +228,8 @@ pub fn wait(
                 Outcome::Cancelled,
                 format!("cancelled by {name} while waiting for approval"),
             );
-            report_cancel(sidecar, ctx, &r);
+            eprintln!("{}", r.line());
+            sidecar.emit_refusal(ctx, &r, None);
             crate::supervise::die_by_signal(signo, false);
         }
         if decision_ready {
@@ -602,23 +603,6 @@ fn resume_request(
     }
 }
 
-fn report_cancel(sidecar: &mut Sidecar, ctx: &Context, r: &Refusal) {
-    eprintln!("{}", r.line());
-    sidecar.emit(
-        events::COMPLETED,
-        json!({
-            "tool_call_id": ctx.step_id,
-            "tool_execution_id": r.tool_execution_id,
-            "approval_request_id": r.approval_request_id,
-            "governed_outcome": "cancelled",
-            "status": "cancelled",
-            "error_code": "cancelled",
-            "error_message": r.reason,
-            "completed_at": events::rfc3339(SystemTime::now()),
-        }),
-    );
-}
-
 /// Installs the cancel handlers for the wait and restores the old ones on drop.
 struct SignalGuard {
     old: Vec<(Signal, SigAction)>,
@@ -722,11 +706,13 @@ fn watch_once(
     approval_id: &str,
     window: Duration,
 ) -> Result<Option<Report>, CallError> {
-    let approval = client.get_approval(&wire::GetApprovalRequest {
-        approval_request_id: approval_id.to_string(),
-        workspace_id: Some(cfg.workspace_id.clone()),
-    })?;
-    if let Some(r) = approval_report(&approval) {
+    let get_approval = || {
+        client.get_approval(&wire::GetApprovalRequest {
+            approval_request_id: approval_id.to_string(),
+            workspace_id: Some(cfg.workspace_id.clone()),
+        })
+    };
+    if let Some(r) = approval_report(&get_approval()?) {
         return Ok(Some(r));
     }
     let window = window + jitter(window / 4);
@@ -744,11 +730,7 @@ fn watch_once(
         ExecutionState::Running => Some(Report::Running),
         // Ended without us: the approval says why (expired, denied) when it was the cause.
         other => {
-            let approval = client.get_approval(&wire::GetApprovalRequest {
-                approval_request_id: approval_id.to_string(),
-                workspace_id: Some(cfg.workspace_id.clone()),
-            });
-            let why = approval.ok().as_ref().and_then(approval_report);
+            let why = get_approval().ok().as_ref().and_then(approval_report);
             Some(match why {
                 Some(r @ (Report::Expired | Report::Denied { .. })) => r,
                 _ => Report::Ended(other),
@@ -782,7 +764,10 @@ struct StatusLine {
     tty: bool,
     started: Instant,
     approval_id: String,
-    text: String,
+    /// Why Platform asks (redacted, cut), shown once when the wait starts.
+    reason: String,
+    /// `tool_execution_id=…, approval_request_id=…`, on the first and the last line.
+    ids: String,
 }
 
 /// Columns of the terminal on stderr (80 when it cannot be told).
@@ -808,9 +793,8 @@ impl StatusLine {
             tty: std::io::stderr().is_terminal(),
             started: Instant::now(),
             approval_id: approval_id.to_string(),
-            text: format!(
-                "{reason} (tool_execution_id={exec_id}, approval_request_id={approval_id})"
-            ),
+            reason,
+            ids: format!("tool_execution_id={exec_id}, approval_request_id={approval_id}"),
         }
     }
 
@@ -821,7 +805,10 @@ impl StatusLine {
         } else {
             "approve or deny it in EvalOps Platform"
         };
-        eprintln!("maestro-sh: waiting for approval: {}; {where_}", self.text);
+        eprintln!(
+            "maestro-sh: waiting for approval: {} ({}); {where_}",
+            self.reason, self.ids
+        );
         self.tick();
     }
 
@@ -843,25 +830,22 @@ impl StatusLine {
         let _ = err.flush();
     }
 
-    /// A one-off remark (Platform down, back again): on its own line.
-    fn note(&mut self, msg: &str) {
+    /// Erase the live line (TTY only), so the next line starts clean.
+    fn clear(&self) {
         if self.tty {
             let _ = write!(std::io::stderr().lock(), "\r\x1b[2K");
         }
+    }
+
+    /// A one-off remark (Platform down, back again): on its own line.
+    fn note(&mut self, msg: &str) {
+        self.clear();
         eprintln!("maestro-sh: {}", crate::redact::redact(msg).text);
     }
 
     fn finish(&mut self, how: &str) {
         let secs = self.started.elapsed().as_secs_f64();
-        if self.tty {
-            let _ = write!(std::io::stderr().lock(), "\r\x1b[2K");
-        }
-        eprintln!(
-            "maestro-sh: approval {how} after {secs:.1}s ({})",
-            self.text
-                .rsplit_once(" (")
-                .map(|(_, ids)| ids.trim_end_matches(')'))
-                .unwrap_or("")
-        );
+        self.clear();
+        eprintln!("maestro-sh: approval {how} after {secs:.1}s ({})", self.ids);
     }
 }

@@ -152,18 +152,30 @@ impl Context {
     }
 }
 
-/// A fresh random id with `prefix` (`call_…` for step ids, `evt_…` for events).
-pub fn new_id(prefix: &str) -> String {
-    let mut bytes = [0u8; 12];
+/// `N` random bytes. Without an entropy source, the time and pid repeated: still unique per
+/// process and moment, which is all ids need.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
     if getrandom::getrandom(&mut bytes).is_err() {
-        // No entropy source: fall back to time and pid, still unique per process.
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
+            .map(|d| d.as_nanos() as u64)
             .unwrap_or_default();
-        bytes[..8].copy_from_slice(&(nanos as u64).to_le_bytes());
-        bytes[8..].copy_from_slice(&std::process::id().to_le_bytes());
+        let seed: Vec<u8> = nanos
+            .to_le_bytes()
+            .into_iter()
+            .chain(std::process::id().to_le_bytes())
+            .collect();
+        for (b, s) in bytes.iter_mut().zip(seed.iter().cycle()) {
+            *b = *s;
+        }
     }
+    bytes
+}
+
+/// A fresh random id with `prefix` (`call_…` for step ids).
+pub fn new_id(prefix: &str) -> String {
+    let bytes: [u8; 12] = random_bytes();
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     format!("{prefix}{hex}")
 }

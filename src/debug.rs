@@ -48,19 +48,18 @@ fn explain(env: &dyn Env, args: &[OsString]) -> i32 {
     };
     let ctx = Context::from_env(env, || "<generated at run time>".into());
     let policy = mode::decide(env);
-    let mut mode = policy
-        .as_ref()
-        .map(|p| p.for_command(subject.classification.read_only))
-        .unwrap_or(Mode::Governed);
     // The local policy file: what it matches and what that does to the mode.
     let local = crate::classify::policy::load(env)
         .map(|rules| rules.and_then(|r| r.evaluate(&subject.classification)));
-    let kill_switch = policy.as_ref().is_ok_and(|p| p.kill_switch);
-    if let Ok(Some(v)) = &local {
-        if v.decision == Decision::Govern && !kill_switch {
-            mode = Mode::Governed;
-        }
-    }
+    let local_decision = local
+        .as_ref()
+        .ok()
+        .and_then(|v| v.as_ref())
+        .map(|v| v.decision);
+    let mode = policy
+        .as_ref()
+        .map(|p| p.for_command(subject.classification.read_only, local_decision))
+        .unwrap_or(Mode::Governed);
     let cfg = PlatformConfig::load(env);
     let (org, ws) = match &cfg {
         Ok(c) => (c.organization_id.clone(), c.workspace_id.clone()),
@@ -85,6 +84,7 @@ fn explain(env: &dyn Env, args: &[OsString]) -> i32 {
             workspace_id: &ws,
         },
         &subject,
+        &crate::redact::sanitize_command(&subject.command),
         body_mode,
     );
     let redact_argv = |c: &crate::classify::CommandVerdict| {

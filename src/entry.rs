@@ -78,13 +78,11 @@ pub fn main() -> i32 {
     let Some(subject) = subject::describe(&invocation, args) else {
         return passthrough(personality, &argv); // --version / --help: nothing runs
     };
-    let mut mode = policy.for_command(subject.classification.read_only);
-    match local_rules(&env, &subject) {
+    let local = match local_rules(&env, &subject) {
+        Ok(decision) => decision,
         Err(refusal) => return refuse_early(&env, refusal),
-        // `govern` only ever raises the mode; Platform's kill switch still wins.
-        Ok(Some(Decision::Govern)) if !policy.kill_switch => mode = Mode::Governed,
-        Ok(_) => {}
-    }
+    };
+    let mode = policy.for_command(subject.classification.read_only, local);
     if mode == Mode::Off {
         return passthrough(personality, &argv);
     }
@@ -143,20 +141,7 @@ fn report_refusal(
     started: Option<Instant>,
 ) -> i32 {
     eprintln!("{}", r.line());
-    sidecar.emit(
-        events::COMPLETED,
-        json!({
-            "tool_call_id": ctx.step_id,
-            "tool_execution_id": r.tool_execution_id,
-            "approval_request_id": r.approval_request_id,
-            "governed_outcome": r.outcome.as_str(),
-            "status": "blocked",
-            "error_code": r.outcome.as_str(),
-            "error_message": crate::redact::redact(&r.reason).text,
-            "duration_ms": started.map(|s| s.elapsed().as_millis() as u64),
-            "completed_at": events::rfc3339(std::time::SystemTime::now()),
-        }),
-    );
+    sidecar.emit_refusal(ctx, r, started.map(|s| s.elapsed().as_millis() as u64));
     REFUSED
 }
 
@@ -200,10 +185,10 @@ fn govern(
         organization_id: &c.organization_id,
         workspace_id: &c.workspace_id,
     });
-    let execute = tenant.map(|t| request::execute_tool(&ctx, t, &subject, mode));
-    let client = cfg.as_ref().map(|c| Arc::new(Client::new(c)));
-    // What the sidecar may show of the command: the same sanitized text Platform gets.
+    // What Platform and the sidecar may see of the command: sanitized once.
     let sanitized = crate::redact::sanitize_command(&subject.command);
+    let execute = tenant.map(|t| request::execute_tool(&ctx, t, &subject, &sanitized, mode));
+    let client = cfg.as_ref().map(|c| Arc::new(Client::new(c)));
 
     sidecar.emit(
         events::ATTEMPTED,
@@ -252,7 +237,7 @@ fn govern(
     // Observe: like Maestro's, the ExecuteTool record is sent after the run and carries its
     // local outcome (request::observed); the spooled copy is the same request.
     let execute = match execute {
-        Some(e) if mode != Mode::Governed => Some(request::observed(&e, run.exit)),
+        Some(e) if mode == Mode::Observe => Some(request::observed(&e, run.exit)),
         other => other,
     };
 
@@ -294,11 +279,11 @@ fn govern(
             "tool_execution_id": execution_id,
             "approval_request_id": approval_id,
             "governed_outcome": outcome.as_str(),
-            "status": request::local_outcome(run.exit),
+            "status": events::run_status(run.exit),
             "exit_status": run.exit.status(),
             "signal": run.exit.signal_name(),
             "duration_ms": duration_ms,
-            "duration": format!("{:.3}s", run.duration.as_secs_f64()),
+            "duration": events::duration_string(duration_ms),
             "completed_at": events::rfc3339(std::time::SystemTime::now()),
         }),
     );

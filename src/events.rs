@@ -10,8 +10,10 @@ use std::time::SystemTime;
 
 use serde_json::{json, Map, Value};
 
-use crate::context::{new_id, Context};
+use crate::context::{random_bytes, Context};
 use crate::env::Env;
+use crate::outcome::{Outcome, Refusal};
+use crate::supervise::Exit;
 
 pub const EVENTS_FD_VAR: &str = "MAESTRO_SH_EVENTS_FD";
 pub const EVENTS_FILE_VAR: &str = "MAESTRO_SH_EVENTS_FILE";
@@ -36,16 +38,23 @@ fn proto_message(event_type: &str) -> Option<&'static str> {
     }
 }
 
-/// Our local status words as Maestro's `MaestroToolCallStatus` (a refused command is DENIED;
-/// `governed_outcome` says why).
-fn tool_call_status(local: &str) -> Option<&'static str> {
-    Some(match local {
-        "succeeded" => "MAESTRO_TOOL_CALL_STATUS_SUCCEEDED",
-        "failed" => "MAESTRO_TOOL_CALL_STATUS_FAILED",
-        "blocked" | "denied" => "MAESTRO_TOOL_CALL_STATUS_DENIED",
-        "cancelled" => "MAESTRO_TOOL_CALL_STATUS_CANCELLED",
-        _ => return None,
-    })
+/// Maestro's `MaestroToolCallStatus` for a command that ran: exit 0 succeeded, else failed.
+pub fn run_status(exit: Exit) -> &'static str {
+    if exit == Exit::Code(0) {
+        "MAESTRO_TOOL_CALL_STATUS_SUCCEEDED"
+    } else {
+        "MAESTRO_TOOL_CALL_STATUS_FAILED"
+    }
+}
+
+/// Maestro's `MaestroToolCallStatus` for a command that did not run: CANCELLED when the wait
+/// was cancelled, otherwise DENIED (`governed_outcome` says why).
+fn refused_status(outcome: Outcome) -> &'static str {
+    if outcome == Outcome::Cancelled {
+        "MAESTRO_TOOL_CALL_STATUS_CANCELLED"
+    } else {
+        "MAESTRO_TOOL_CALL_STATUS_DENIED"
+    }
 }
 
 /// A duration as Maestro writes it: seconds with at most 3 decimals, trailing zeros dropped
@@ -62,15 +71,7 @@ pub fn duration_string(ms: u64) -> String {
 
 /// A random (v4) UUID, the form of Maestro's event ids.
 fn uuid_v4() -> String {
-    let mut b = [0u8; 16];
-    if getrandom::getrandom(&mut b).is_err() {
-        // No entropy source: still unique per process and moment.
-        let id = new_id("");
-        for (i, byte) in b.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(id.get(2 * (i % 12)..2 * (i % 12) + 2).unwrap_or("0"), 16)
-                .unwrap_or(0);
-        }
-    }
+    let mut b: [u8; 16] = random_bytes();
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
@@ -141,26 +142,13 @@ impl Sidecar {
     ///
     /// The envelope follows Maestro's event bus: keys in its order, a UUID id, `time` equal to
     /// the data's own timestamp, proto-JSON data (`@type` last) with `data_content_type`
-    /// "application/protobuf" and a `buf.build` dataschema; for `tool_call.completed`, `status`
-    /// is a `MAESTRO_TOOL_CALL_STATUS_*` value and `duration` is derived from `duration_ms`.
+    /// "application/protobuf" and a `buf.build` dataschema.
     pub fn emit(&mut self, event_type: &str, fields: Value) {
         let Some(out) = self.out.as_mut() else { return };
         let mut data = Map::new();
         data.insert("correlation".into(), self.correlation.clone());
         if let Value::Object(f) = fields {
             data.extend(f.into_iter().filter(|(_, v)| !v.is_null()));
-        }
-        if event_type == COMPLETED {
-            if let Some(st) = data
-                .get("status")
-                .and_then(Value::as_str)
-                .and_then(tool_call_status)
-            {
-                data.insert("status".into(), json!(st));
-            }
-            if let Some(ms) = data.get("duration_ms").and_then(Value::as_u64) {
-                data.insert("duration".into(), json!(duration_string(ms)));
-            }
         }
         let time = ["attempted_at", "completed_at", "occurred_at"]
             .iter()
@@ -203,6 +191,26 @@ impl Sidecar {
         line.push('\n');
         // One write per line, so concurrent writers to the same pipe or file do not interleave.
         let _ = out.write_all(line.as_bytes());
+    }
+
+    /// The `tool_call.completed` event of a command that did not run: its outcome, the ids
+    /// Platform gave it, the (redacted) reason, and how long deciding took when known.
+    pub fn emit_refusal(&mut self, ctx: &Context, r: &Refusal, duration_ms: Option<u64>) {
+        self.emit(
+            COMPLETED,
+            json!({
+                "tool_call_id": ctx.step_id,
+                "tool_execution_id": r.tool_execution_id,
+                "approval_request_id": r.approval_request_id,
+                "governed_outcome": r.outcome.as_str(),
+                "status": refused_status(r.outcome),
+                "error_code": r.outcome.as_str(),
+                "error_message": crate::redact::redact(&r.reason).text,
+                "duration_ms": duration_ms,
+                "duration": duration_ms.map(duration_string),
+                "completed_at": rfc3339(SystemTime::now()),
+            }),
+        );
     }
 }
 

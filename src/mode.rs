@@ -7,6 +7,7 @@
 
 use serde::Deserialize;
 
+use crate::classify::policy::Decision;
 use crate::env::Env;
 
 pub const FLAGS_PATH_VAR: &str = "EVALOPS_FEATURE_FLAGS_PATH";
@@ -47,8 +48,13 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// The mode for a command of this kind.
-    pub fn for_command(&self, read_only: bool) -> Mode {
+    /// The mode for a command of this kind, given the local policy file's decision for it:
+    /// a `govern` rule raises it to governed (stricter only), except under Platform's kill
+    /// switch, which always wins. `deny` is a refusal, decided before a mode matters.
+    pub fn for_command(&self, read_only: bool, local: Option<Decision>) -> Mode {
+        if local == Some(Decision::Govern) && !self.kill_switch {
+            return Mode::Governed;
+        }
         if read_only {
             self.read_only
         } else {

@@ -354,8 +354,7 @@ pub fn truncate(s: &str, max: usize) -> String {
 
 /// A random duration in `[0, max)`.
 pub fn jitter(max: Duration) -> Duration {
-    let mut b = [0u8; 4];
-    let _ = getrandom::getrandom(&mut b);
+    let b: [u8; 4] = crate::context::random_bytes();
     let frac = f64::from(u32::from_le_bytes(b)) / f64::from(u32::MAX);
     max.mul_f64(frac)
 }

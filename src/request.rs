@@ -71,17 +71,19 @@ pub fn metadata_value(raw: &str) -> String {
     js_ellipsize(clean.trim_matches(redact::is_js_space), METADATA_MAX)
 }
 
-/// The ExecuteTool request for `subject` in `mode` (governed or observe).
+/// The ExecuteTool request for `subject` in `mode` (governed or observe); `sanitized` is
+/// `redact::sanitize_command(&subject.command)`, computed once by the caller, who also shows it
+/// on the sidecar.
 pub fn execute_tool(
     ctx: &Context,
     tenant: Tenant<'_>,
     subject: &Subject,
+    sanitized: &redact::Redacted,
     mode: Mode,
 ) -> wire::ExecuteToolRequest {
-    let sanitized = redact::sanitize_command(&subject.command);
     let operation = redact::operation_summary(&sanitized.text);
     let read_only = subject.classification.read_only;
-    let metadata = metadata(ctx, subject, mode, &sanitized);
+    let metadata = metadata(ctx, subject, mode, sanitized);
     wire::ExecuteToolRequest {
         linkage: wire::Linkage {
             workspace_id: Some(tenant.workspace_id.to_string()),
@@ -164,23 +166,15 @@ fn metadata(
     // Maestro's presentation of its bash tool, from the sanitized command: the tool's label
     // sentence-cased, "Ran <label>" and "Running <label>" ("Ran command" / "Running command"
     // when the command is blank).
-    let label = js_label(&sanitized.text, LABEL_MAX);
+    let mut label = js_label(&sanitized.text, LABEL_MAX);
+    if label.is_empty() {
+        label = "command".into();
+    }
     put("maestro_display_name", Some("Bash"));
-    put(
-        "maestro_summary_label",
-        Some(&if label.is_empty() {
-            "Ran command".to_string()
-        } else {
-            format!("Ran {label}")
-        }),
-    );
+    put("maestro_summary_label", Some(&format!("Ran {label}")));
     put(
         "maestro_action_description",
-        Some(&if label.is_empty() {
-            "Running command".to_string()
-        } else {
-            format!("Running {label}")
-        }),
+        Some(&format!("Running {label}")),
     );
     put(
         "maestro_redacted_arguments",
@@ -224,14 +218,13 @@ pub fn exit_summary(exit: Exit) -> String {
     }
 }
 
-/// The observe-mode ExecuteTool request once the command has run: Maestro sends its observe
-/// record after the tool ran, with the local outcome, a one-line output summary and the
-/// summary's redaction kinds ("none") in the metadata. We never see the output, so the summary
-/// is how the command ended.
+/// The observe-mode ExecuteTool request (built in observe mode) once the command has run:
+/// Maestro sends its observe record after the tool ran, with the local outcome, a one-line
+/// output summary and the summary's redaction kinds ("none") in the metadata. We never see the
+/// output, so the summary is how the command ended.
 pub fn observed(execute: &wire::ExecuteToolRequest, exit: Exit) -> wire::ExecuteToolRequest {
     let mut req = execute.clone();
     let m = &mut req.metadata;
-    m.insert("maestro_bridge_mode".into(), "observe".into());
     m.insert("maestro_local_outcome".into(), local_outcome(exit).into());
     m.insert("maestro_local_output_summary".into(), exit_summary(exit));
     m.insert("maestro_local_output_redactions".into(), "none".into());

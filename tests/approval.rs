@@ -76,6 +76,16 @@ fn resolve_cli(p: &DevPlatform, verb: &str, approval_id: &str, by: &str, reason:
     assert!(out.status.success(), "{verb}: {}", stderr(&out));
 }
 
+/// The command was refused: exit 126, it never ran, and the sidecar's completed event says
+/// `outcome`. Returns stderr; `what` names the case in failure messages.
+fn assert_refused(g: &Gov, out: &Output, outcome: &str, what: &str) -> String {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(126), "{what}: {err}");
+    assert!(!g.ran(), "{what}: ran");
+    assert_eq!(g.completed()["governed_outcome"], outcome, "{what}");
+    err
+}
+
 fn finish(child: Child) -> Output {
     child.wait_with_output().unwrap()
 }
@@ -222,9 +232,7 @@ fn denied_by_a_person_does_not_run() {
     let approval_id = hit["approval_request_id"].as_str().unwrap();
     resolve_cli(&p, "deny", approval_id, "bob", "not on main");
     let out = finish(child);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(126), "{err}");
-    assert!(!g.ran());
+    let err = assert_refused(&g, &out, "denied", "denied by a person");
     assert!(out.stdout.is_empty());
     assert!(
         err.contains("maestro-sh: denied: approval denied by bob: not on main"),
@@ -235,7 +243,6 @@ fn denied_by_a_person_does_not_run() {
         "{err}"
     );
     let done = g.completed();
-    assert_eq!(done["governed_outcome"], "denied");
     assert_eq!(done["approval_request_id"], approval_id);
     let exec_id = hit["tool_execution_id"].as_str().unwrap();
     assert_eq!(
@@ -249,13 +256,10 @@ fn no_decision_in_time_is_an_approval_timeout() {
     let (p, _policy) = approval_platform();
     let mut g = waiting(&p, "call-timeout-1").env("MAESTRO_SH_APPROVAL_TIMEOUT_MS", "800");
     let out = g.run();
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(126), "{err}");
-    assert!(!g.ran());
+    let err = assert_refused(&g, &out, "approval_timeout", "local timeout");
     assert!(err.contains("maestro-sh: approval_timeout: "), "{err}");
     assert!(err.contains("MAESTRO_SH_APPROVAL_TIMEOUT_MS"), "{err}");
     let done = g.completed();
-    assert_eq!(done["governed_outcome"], "approval_timeout");
     // Platform was told we gave up: nothing left waiting, and a late approval cannot run it.
     let exec_id = done["tool_execution_id"].as_str().unwrap();
     assert_ne!(
@@ -278,11 +282,8 @@ fn expiry_on_platform_is_an_approval_timeout() {
     ]);
     let mut g = waiting(&p, "call-expire-1");
     let out = g.run();
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(126), "{err}");
-    assert!(!g.ran());
+    let err = assert_refused(&g, &out, "approval_timeout", "expiry");
     assert!(err.contains("expired"), "{err}");
-    assert_eq!(g.completed()["governed_outcome"], "approval_timeout");
 }
 
 #[test]
@@ -292,11 +293,8 @@ fn bad_approval_timeout_variable_is_misconfigured() {
         let mut g = waiting(&p, &format!("call-badtimeout-{bad}"))
             .env("MAESTRO_SH_APPROVAL_TIMEOUT_MS", bad);
         let out = g.run();
-        let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(126), "{bad}: {err}");
-        assert!(!g.ran());
+        let err = assert_refused(&g, &out, "misconfigured", bad);
         assert!(err.contains("MAESTRO_SH_APPROVAL_TIMEOUT_MS"), "{err}");
-        assert_eq!(g.completed()["governed_outcome"], "misconfigured");
     }
 }
 
@@ -367,17 +365,10 @@ fn wrong_answers_during_the_wait_refuse() {
             );
         }
         let out = finish(child);
-        let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(126), "{name}: {err}");
-        assert!(!g.ran(), "{name}: ran");
+        let err = assert_refused(&g, &out, "platform_malformed", name);
         assert!(
             err.contains("maestro-sh: platform_malformed: "),
             "{name}: {err}"
-        );
-        assert_eq!(
-            g.completed()["governed_outcome"],
-            "platform_malformed",
-            "{name}"
         );
     }
 }
@@ -389,14 +380,11 @@ fn waiting_answer_without_resume_token_or_approval_id_refuses() {
         p.set_faults(json!([{"method": "ExecuteTool", "kind": kind}]));
         let mut g = waiting(&p, "call-notoken-1");
         let out = g.run();
-        let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(126), "{kind}: {err}");
-        assert!(!g.ran());
+        let err = assert_refused(&g, &out, "platform_malformed", kind);
         assert!(
             err.contains("maestro-sh: platform_malformed: "),
             "{kind}: {err}"
         );
-        assert_eq!(g.completed()["governed_outcome"], "platform_malformed");
     }
 }
 
@@ -474,9 +462,7 @@ fn denial_from_maestro_ui_on_the_decisions_fd() {
     )
     .unwrap();
     let out = finish(child);
-    assert_eq!(out.status.code(), Some(126), "{}", stderr(&out));
-    assert!(!g.ran());
-    assert_eq!(g.completed()["governed_outcome"], "denied");
+    assert_refused(&g, &out, "denied", "denial from the UI");
     let exec_id = hit["tool_execution_id"].as_str().unwrap();
     assert_eq!(
         execution(&p, exec_id)["state"],

@@ -345,6 +345,9 @@ fn judge_program(w: &mut Walker, prog: &str, argv: &[Arg]) -> Judgement {
     let args = &argv[1..];
     let texts: Vec<Option<&str>> = args.iter().map(Arg::plain).collect();
     let has = |flag: &str| texts.contains(&Some(flag));
+    // Any static word satisfying `p`; `starts(p)`: any static word beginning with `p`.
+    let any_text = |p: &dyn Fn(&str) -> bool| texts.iter().flatten().any(|t| p(t));
+    let starts = |prefix: &str| any_text(&|t| t.starts_with(prefix));
     let any_dynamic = || args.iter().any(|a| a.is_dynamic() && !a.safe_prefix);
     // Destructive shapes first: they decide the risk whatever else applies.
     if let Some(why) = critical_shape(prog, &texts) {
@@ -438,13 +441,9 @@ fn judge_program(w: &mut Walker, prog: &str, argv: &[Arg]) -> Judgement {
         "git" => return git(prog, args),
         "sort" => {
             if any_dynamic()
-                || texts.iter().any(|t| {
-                    t.is_some_and(|t| {
-                        t.starts_with("--output")
-                            || t.starts_with("--compress-program")
-                            || (t.starts_with('-') && !t.starts_with("--") && t.contains('o'))
-                    })
-                })
+                || starts("--output")
+                || starts("--compress-program")
+                || any_text(&|t| t.starts_with('-') && !t.starts_with("--") && t.contains('o'))
             {
                 return Judgement::mutating(prog, Risk::High, "sort -o writes a file");
             }
@@ -471,38 +470,26 @@ fn judge_program(w: &mut Walker, prog: &str, argv: &[Arg]) -> Judgement {
             return Judgement::mutating(prog, Risk::High, "tee writes files");
         }
         "tree" => {
-            if any_dynamic()
-                || has("-o")
-                || texts.iter().any(|t| t.is_some_and(|t| t.starts_with("-o")))
-            {
+            if any_dynamic() || starts("-o") {
                 return Judgement::mutating(prog, Risk::High, "tree -o writes a file");
             }
             return Judgement::ro(prog, "lists a tree");
         }
         "rg" | "ripgrep" => {
             if any_dynamic()
-                || texts.iter().any(|t| {
-                    t.is_some_and(|t| t.starts_with("--pre") && !t.starts_with("--pre-glob"))
-                })
+                || any_text(&|t| t.starts_with("--pre") && !t.starts_with("--pre-glob"))
             {
                 return Judgement::mutating(prog, Risk::High, "rg --pre runs a command");
             }
             return Judgement::ro(prog, "searches files");
         }
         "date" => {
-            if any_dynamic()
-                || texts.iter().any(|t| {
-                    t.is_some_and(|t| {
-                        t == "-s"
-                            || t.starts_with("--set")
-                            || (!t.starts_with('-') && !t.starts_with('+'))
-                    })
-                }) && !has("-d")
-                    && !has("-r")
-                    && !texts
-                        .iter()
-                        .any(|t| t.is_some_and(|t| t.starts_with("--date") || t.starts_with("-d")))
-            {
+            // Setting the clock: `-s`, `--set`, or a bare MMDDhhmm operand, unless the
+            // operand belongs to `-d`/`--date`/`-r` (which only print).
+            let sets = any_text(&|t| {
+                t == "-s" || t.starts_with("--set") || (!t.starts_with('-') && !t.starts_with('+'))
+            });
+            if any_dynamic() || sets && !has("-r") && !starts("--date") && !starts("-d") {
                 return Judgement::mutating(prog, Risk::High, "date may set the clock");
             }
             return Judgement::ro(prog, "prints the date");
@@ -529,24 +516,15 @@ fn judge_program(w: &mut Walker, prog: &str, argv: &[Arg]) -> Judgement {
             return Judgement::ro(prog, "hex dump to stdout");
         }
         "shuf" => {
-            if any_dynamic()
-                || texts
-                    .iter()
-                    .any(|t| t.is_some_and(|t| t.starts_with("-o") || t.starts_with("--output")))
-            {
+            if any_dynamic() || starts("-o") || starts("--output") {
                 return Judgement::mutating(prog, Risk::High, "shuf -o writes a file");
             }
             return Judgement::ro(prog, "shuffles to stdout");
         }
         "yq" => {
             if any_dynamic()
-                || texts.iter().any(|t| {
-                    t.is_some_and(|t| {
-                        t == "-i"
-                            || t.starts_with("--inplace")
-                            || (t.starts_with('-') && !t.starts_with("--") && t.contains('i'))
-                    })
-                })
+                || starts("--inplace")
+                || any_text(&|t| t.starts_with('-') && !t.starts_with("--") && t.contains('i'))
             {
                 return Judgement::mutating(prog, Risk::High, "yq -i edits in place");
             }
