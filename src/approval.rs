@@ -116,7 +116,7 @@ pub fn wait(
     let mut decisions = match open_decisions(&env) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("maestro-sh: warning: {e}; waiting for a decision from Platform only");
+            crate::status::warn(&format!("{e}; waiting for a decision from Platform only"));
             None
         }
     };
@@ -228,7 +228,7 @@ pub fn wait(
                 Outcome::Cancelled,
                 format!("cancelled by {name} while waiting for approval"),
             );
-            eprintln!("{}", r.line());
+            crate::status::line(crate::status::Kind::Refusal, &r.line());
             sidecar.emit_refusal(ctx, &r, None);
             crate::supervise::die_by_signal(signo, false);
         }
@@ -247,9 +247,9 @@ pub fn wait(
                     };
                 }
                 DecisionLine::Closed => decisions = None,
-                DecisionLine::Bad(msg) => {
-                    eprintln!("maestro-sh: ignored a decision line on {DECISIONS_FD_VAR}: {msg}")
-                }
+                DecisionLine::Bad(msg) => crate::status::warn(&format!(
+                    "ignored a decision line on {DECISIONS_FD_VAR}: {msg}"
+                )),
             }
         }
         if wake_ready {
@@ -759,9 +759,11 @@ fn approval_report(a: &wire::GetApprovalResponse) -> Option<Report> {
     }
 }
 
-/// The terminal status line: live on a TTY, two plain lines otherwise. Never stdout.
+/// The terminal status line: live on a TTY, two plain lines otherwise. Never stdout. Written
+/// only when `MAESTRO_SH_STATUS` shows wait lines (by default: stderr is a terminal).
 struct StatusLine {
     tty: bool,
+    show: bool,
     started: Instant,
     approval_id: String,
     /// Why Platform asks (redacted, cut), shown once when the wait starts.
@@ -791,6 +793,7 @@ impl StatusLine {
         };
         StatusLine {
             tty: std::io::stderr().is_terminal(),
+            show: crate::status::shows(crate::status::Kind::Wait),
             started: Instant::now(),
             approval_id: approval_id.to_string(),
             reason,
@@ -800,6 +803,9 @@ impl StatusLine {
 
     /// The details once, on their own line (a TTY or not), then the live line on a TTY.
     fn start(&mut self) {
+        if !self.show {
+            return;
+        }
         let where_ = if self.tty {
             "approve or deny it in EvalOps Platform; Ctrl-C cancels"
         } else {
@@ -815,7 +821,7 @@ impl StatusLine {
     /// Redraw the live line, cut to the terminal's width so it never wraps (a wrapped line
     /// cannot be cleared with one carriage return).
     fn tick(&mut self) {
-        if !self.tty {
+        if !self.tty || !self.show {
             return;
         }
         let line = format!(
@@ -832,18 +838,24 @@ impl StatusLine {
 
     /// Erase the live line (TTY only), so the next line starts clean.
     fn clear(&self) {
-        if self.tty {
+        if self.tty && self.show {
             let _ = write!(std::io::stderr().lock(), "\r\x1b[2K");
         }
     }
 
     /// A one-off remark (Platform down, back again): on its own line.
     fn note(&mut self, msg: &str) {
+        if !self.show {
+            return;
+        }
         self.clear();
         eprintln!("maestro-sh: {}", crate::redact::redact(msg).text);
     }
 
     fn finish(&mut self, how: &str) {
+        if !self.show {
+            return;
+        }
         let secs = self.started.elapsed().as_secs_f64();
         self.clear();
         eprintln!("maestro-sh: approval {how} after {secs:.1}s ({})", self.ids);

@@ -22,6 +22,9 @@ pub const TOKEN_VARS: &[&str] = &[
     "MAESTRO_TOOL_EXECUTION_SERVICE_TOKEN",
     "MAESTRO_EVALOPS_ACCESS_TOKEN",
     "EVALOPS_TOKEN",
+    // Maestro's Rust Platform client (platform-contract.md, section 9), appended. Like every
+    // *TOKEN* variable, Maestro's shell policy strips it; it matters for CI and manual runs.
+    "MAESTRO_PLATFORM_ACCESS_TOKEN",
 ];
 const TIMEOUT_VARS: &[&str] = &[
     "TOOL_EXECUTION_SERVICE_TIMEOUT_MS",

@@ -12,6 +12,10 @@ pub const ORGANIZATION_VARS: &[&str] = &[
     "MAESTRO_EVALOPS_ORG_ID",
     "EVALOPS_ORGANIZATION_ID",
     "MAESTRO_ENTERPRISE_ORG_ID",
+    // Maestro main after the recorded commit (platform-contract.md, section 9): appended, so
+    // the recorded precedence of the names above is unchanged.
+    "EVALOPS_ORG_ID",
+    "MAESTRO_PLATFORM_ORGANIZATION_ID",
 ];
 pub const WORKSPACE_VARS: &[&str] = &[
     "TOOL_EXECUTION_SERVICE_WORKSPACE_ID",
@@ -20,6 +24,8 @@ pub const WORKSPACE_VARS: &[&str] = &[
     "MAESTRO_EVALOPS_WORKSPACE_ID",
     "EVALOPS_WORKSPACE_ID",
     "MAESTRO_WORKSPACE_ID",
+    // Maestro's Rust Platform client (section 9), appended.
+    "MAESTRO_PLATFORM_WORKSPACE_ID",
 ];
 /// When no workspace variable is set, Maestro's Platform client uses the organization id as the
 /// workspace id, read from these variables only (its default organization list; the
@@ -28,6 +34,8 @@ pub const WORKSPACE_FALLBACK_VARS: &[&str] = &[
     "MAESTRO_EVALOPS_ORG_ID",
     "EVALOPS_ORGANIZATION_ID",
     "MAESTRO_ENTERPRISE_ORG_ID",
+    // Joins Maestro's default organization list in its newer code (section 9), appended.
+    "EVALOPS_ORG_ID",
 ];
 
 /// The workspace id as Maestro resolves it: [`WORKSPACE_VARS`], else [`WORKSPACE_FALLBACK_VARS`].
@@ -90,6 +98,10 @@ pub struct Context {
     pub remote_runner_session_id: Option<String>,
     pub traceparent: Option<String>,
     pub tracestate: Option<String>,
+    /// `tool.version` as Maestro reports it: `npm_package_version` (set when Maestro runs
+    /// under an npm script, inherited by its shell), else absent. maestro-sh's own version is
+    /// the metadata key `maestro_sh_version`.
+    pub tool_version: Option<String>,
 }
 
 impl Context {
@@ -134,6 +146,7 @@ impl Context {
             remote_runner_session_id: env.first_value(REMOTE_RUNNER_SESSION_VARS),
             traceparent: env.first_value(&["TRACEPARENT"]),
             tracestate: env.first_value(&["TRACESTATE"]),
+            tool_version: env.first_value(&["npm_package_version"]),
         }
     }
 

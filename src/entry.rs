@@ -128,7 +128,7 @@ fn refuse_early(env: &dyn Env, refusal: Refusal) -> i32 {
 
 fn open_sidecar(env: &dyn Env, ctx: &Context) -> Sidecar {
     Sidecar::open(env, ctx).unwrap_or_else(|e| {
-        eprintln!("maestro-sh: warning: {e}; no sidecar events will be written");
+        crate::status::warn(&format!("{e}; no sidecar events will be written"));
         Sidecar::none()
     })
 }
@@ -140,7 +140,7 @@ fn report_refusal(
     r: &Refusal,
     started: Option<Instant>,
 ) -> i32 {
-    eprintln!("{}", r.line());
+    crate::status::line(crate::status::Kind::Refusal, &r.line());
     sidecar.emit_refusal(ctx, r, started.map(|s| s.elapsed().as_millis() as u64));
     REFUSED
 }
@@ -170,7 +170,7 @@ fn govern(
         }
         Err(e) => {
             // Observe never blocks the command: run, and say why nothing is recorded.
-            eprintln!("maestro-sh: warning: observe mode cannot record: {e}");
+            crate::status::warn(&format!("observe mode cannot record: {e}"));
             None
         }
     };
@@ -196,7 +196,7 @@ fn govern(
             "tool_call_id": ctx.step_id,
             "tool_namespace": "maestro",
             "tool_name": "bash",
-            "tool_version": env!("CARGO_PKG_VERSION"),
+            "tool_version": ctx.tool_version,
             "capability": "maestro.tool.bash",
             "mutates_resource": !subject.classification.read_only,
             "risk_level": subject.classification.risk.as_wire(),
@@ -223,7 +223,7 @@ fn govern(
 
     // Run. The child gets our step id (and, for nested shells, a grant) and loses credentials.
     let grant = grant::issue(&ctx.step_id)
-        .map_err(|e| eprintln!("maestro-sh: warning: nested shells will be governed anew: {e}"))
+        .map_err(|e| crate::status::warn(&format!("nested shells will be governed anew: {e}")))
         .ok();
     let plan = ExecPlan::new(&shell, argv).with_env(child_env(&ctx, grant.as_deref()));
     let run = match supervise::run(&plan) {
@@ -272,9 +272,7 @@ fn govern(
         }
     }
 
-    sidecar.emit(
-        events::COMPLETED,
-        json!({
+    sidecar.emit_result(json!({
             "tool_call_id": ctx.step_id,
             "tool_execution_id": execution_id,
             "approval_request_id": approval_id,
@@ -285,8 +283,7 @@ fn govern(
             "duration_ms": duration_ms,
             "duration": events::duration_string(duration_ms),
             "completed_at": events::rfc3339(std::time::SystemTime::now()),
-        }),
-    );
+    }));
     drop(sidecar);
     supervise::exit_like(run.exit)
 }
@@ -329,9 +326,9 @@ fn spool(
         _ => return,
     };
     if let Err(e) = outbox.push(&entry) {
-        eprintln!(
-            "maestro-sh: warning: Platform is unreachable and the record could not be spooled: {e}"
-        );
+        crate::status::warn(&format!(
+            "Platform is unreachable and the record could not be spooled: {e}"
+        ));
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::fd::{FromRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::time::SystemTime;
 
@@ -22,6 +22,12 @@ pub const ATTEMPTED: &str = "maestro.events.tool_call.attempted";
 pub const COMPLETED: &str = "maestro.events.tool_call.completed";
 pub const APPROVAL_HIT: &str = "maestro.events.approval_hit";
 pub const HEARTBEAT: &str = "maestro.events.tool_call.heartbeat";
+/// Newer Maestro's catalog (platform-contract.md, section 9): a tool call that failed. We emit
+/// it, with the same `ToolCallResult` data, right before `tool_call.completed` whenever the call
+/// did not succeed: a refusal (the command did not run: DENIED or CANCELLED) or a run that
+/// ended with a non-zero status or a signal (FAILED). `tool_call.completed` stays the one
+/// closing event of every call, so readers of the recorded catalog see no change.
+pub const FAILED: &str = "maestro.events.tool_call.failed";
 
 /// Overrides the envelope's `source`, as it does for Maestro's event bus.
 pub const SOURCE_VAR: &str = "MAESTRO_EVENT_BUS_SOURCE";
@@ -32,7 +38,7 @@ const DEFAULT_SOURCE: &str = "maestro-sh";
 fn proto_message(event_type: &str) -> Option<&'static str> {
     match event_type {
         ATTEMPTED => Some("ToolCallAttempt"),
-        COMPLETED => Some("ToolCallResult"),
+        COMPLETED | FAILED => Some("ToolCallResult"),
         APPROVAL_HIT => Some("ApprovalHit"),
         _ => None,
     }
@@ -107,9 +113,19 @@ impl Sidecar {
     /// Open the sidecar named by the environment. A bad value is an error naming the variable;
     /// the caller reports it and carries on without events.
     pub fn open(env: &dyn Env, ctx: &Context) -> Result<Sidecar, String> {
-        let out = if let Some(raw) = env.first_value(&[EVENTS_FD_VAR]) {
-            Some(open_fd(&raw)?)
-        } else if let Some(path) = env.first_value(&[EVENTS_FILE_VAR]) {
+        let file_var = env.first_value(&[EVENTS_FILE_VAR]);
+        let fd = match env.first_value(&[EVENTS_FD_VAR]).map(|raw| open_fd(&raw)) {
+            // Both set and the fd unusable (as under Maestro, which passes only fds 0-2): the
+            // file still works, so use it and say why the fd was not.
+            Some(Err(e)) if file_var.is_some() => {
+                crate::status::warn(&format!("{e}; writing events to {EVENTS_FILE_VAR} instead"));
+                None
+            }
+            other => other.transpose()?,
+        };
+        let out = if fd.is_some() {
+            fd
+        } else if let Some(path) = file_var {
             let file = OpenOptions::new()
                 .append(true)
                 .create(true)
@@ -131,6 +147,13 @@ impl Sidecar {
                 .unwrap_or_else(|| DEFAULT_SOURCE.into()),
             correlation: correlation(env, ctx),
         })
+    }
+
+    /// Recompute the envelope's tenant and correlation after the context changed (a step id
+    /// adopted from Maestro's own bridge execution).
+    pub fn rebind(&mut self, env: &dyn Env, ctx: &Context) {
+        self.tenant = ctx.organization_id.clone();
+        self.correlation = correlation(env, ctx);
     }
 
     pub fn is_enabled(&self) -> bool {
@@ -189,16 +212,31 @@ impl Sidecar {
         );
         let mut line = Value::Object(envelope).to_string();
         line.push('\n');
-        // One write per line, so concurrent writers to the same pipe or file do not interleave.
+        // Many maestro-sh processes may append to one file (parallel tool calls): the file is
+        // O_APPEND, the line goes out in one write(), and an exclusive flock around it keeps
+        // lines whole even when a line is longer than PIPE_BUF or a write comes back short.
+        // (flock is advisory and may fail on a pipe: the write happens anyway.)
+        let fd = out.as_raw_fd();
+        let locked = unsafe { libc::flock(fd, libc::LOCK_EX) } == 0;
         let _ = out.write_all(line.as_bytes());
+        if locked {
+            unsafe { libc::flock(fd, libc::LOCK_UN) };
+        }
+    }
+
+    /// The closing events of a call: `tool_call.failed` first when `fields["status"]` is not
+    /// SUCCEEDED, then `tool_call.completed`, both with the same data.
+    pub fn emit_result(&mut self, fields: Value) {
+        if fields["status"] != "MAESTRO_TOOL_CALL_STATUS_SUCCEEDED" {
+            self.emit(FAILED, fields.clone());
+        }
+        self.emit(COMPLETED, fields);
     }
 
     /// The `tool_call.completed` event of a command that did not run: its outcome, the ids
     /// Platform gave it, the (redacted) reason, and how long deciding took when known.
     pub fn emit_refusal(&mut self, ctx: &Context, r: &Refusal, duration_ms: Option<u64>) {
-        self.emit(
-            COMPLETED,
-            json!({
+        self.emit_result(json!({
                 "tool_call_id": ctx.step_id,
                 "tool_execution_id": r.tool_execution_id,
                 "approval_request_id": r.approval_request_id,
@@ -209,8 +247,7 @@ impl Sidecar {
                 "duration_ms": duration_ms,
                 "duration": duration_ms.map(duration_string),
                 "completed_at": rfc3339(SystemTime::now()),
-            }),
-        );
+        }));
     }
 }
 
@@ -221,7 +258,9 @@ fn open_fd(raw: &str) -> Result<File, String> {
     let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
     if flags < 0 {
         return Err(format!(
-            "{EVENTS_FD_VAR}={fd} is not an open file descriptor"
+            "{EVENTS_FD_VAR}={fd} is not an open file descriptor (Maestro's bash tool passes \
+             only fds 0-2 to the shell; under Maestro set {EVENTS_FILE_VAR} to a file to append \
+             to instead)"
         ));
     }
     // The command must not inherit it.

@@ -22,6 +22,7 @@ pub mod platform;
 pub mod realshell;
 pub mod redact;
 pub mod request;
+pub mod status;
 pub mod subject;
 pub mod supervise;
 pub mod wire;

@@ -46,11 +46,11 @@ impl Outcome {
     /// What to do about it, for the stderr line.
     fn advice(self) -> &'static str {
         match self {
-            Outcome::Denied => "the command was not run; do not retry it unchanged",
-            Outcome::ApprovalTimeout => "the command was not run; ask for approval again or try something else",
-            Outcome::PlatformUnavailable => "the command was not run; retry when Platform is reachable (maestro-sh --doctor)",
-            Outcome::PlatformMalformed => "the command was not run; Platform's answer could not be trusted (maestro-sh --doctor)",
-            Outcome::Misconfigured => "the command was not run; fix the configuration (maestro-sh --doctor)",
+            Outcome::Denied => "the command was not run; do not retry it unchanged: take another approach, or ask the user",
+            Outcome::ApprovalTimeout => "the command was not run; nobody decided in time: ask the user to approve it in EvalOps Platform, then run it again",
+            Outcome::PlatformUnavailable => "the command was not run; retry later, or tell the user that Platform is unreachable (maestro-sh --doctor)",
+            Outcome::PlatformMalformed => "the command was not run; Platform's answer could not be trusted: tell the user (maestro-sh --doctor)",
+            Outcome::Misconfigured => "the command was not run; retrying will not help: tell the user to fix the configuration (maestro-sh --doctor)",
             Outcome::Cancelled => "the command was not run",
             Outcome::Observed | Outcome::Allowed | Outcome::Approved => "",
         }
@@ -119,7 +119,7 @@ mod tests {
             Refusal::new(Outcome::Denied, "policy says no\nreally").with_execution(Some("te_1"));
         assert_eq!(
             r.line(),
-            "maestro-sh: denied: policy says no really; the command was not run; do not retry it unchanged (tool_execution_id=te_1, approval_request_id=none)"
+            "maestro-sh: denied: policy says no really; the command was not run; do not retry it unchanged: take another approach, or ask the user (tool_execution_id=te_1, approval_request_id=none)"
         );
         assert!(!Outcome::Denied.runs() && Outcome::Approved.runs());
     }

@@ -83,7 +83,7 @@ pub fn execute_tool(
 ) -> wire::ExecuteToolRequest {
     let operation = redact::operation_summary(&sanitized.text);
     let read_only = subject.classification.read_only;
-    let metadata = metadata(ctx, subject, mode, sanitized);
+    let metadata = metadata(ctx, tenant, subject, mode, sanitized);
     wire::ExecuteToolRequest {
         linkage: wire::Linkage {
             workspace_id: Some(tenant.workspace_id.to_string()),
@@ -101,7 +101,8 @@ pub fn execute_tool(
         tool: wire::ToolRef {
             namespace: "maestro".into(),
             name: "bash".into(),
-            version: Some(env!("CARGO_PKG_VERSION").into()),
+            // Maestro: `process.env.npm_package_version`, omitted when unset.
+            version: ctx.tool_version.clone(),
             capability: "maestro.tool.bash".into(),
             operation,
             idempotent: read_only,
@@ -129,6 +130,7 @@ pub fn execute_tool(
 
 fn metadata(
     ctx: &Context,
+    tenant: Tenant<'_>,
     subject: &Subject,
     mode: Mode,
     sanitized: &redact::Redacted,
@@ -148,6 +150,10 @@ fn metadata(
         Some(if governed { "governed" } else { "observe" }),
     );
     put("maestro_tool_call_id", Some(&ctx.step_id));
+    // Maestro main after the recorded commit (platform-contract.md, section 9) adds the tenant
+    // right before the run id; a Platform that predates it ignores unknown metadata keys.
+    put("organization_id", Some(tenant.organization_id));
+    put("workspace_id", Some(tenant.workspace_id));
     put("maestro_agent_run_id", ctx.agent_run_id.as_deref());
     put("maestro_agent_run_step_id", Some(&ctx.step_id));
     put("maestro_actor_id", ctx.actor_id.as_deref());

@@ -28,6 +28,9 @@ pub const LIST_PENDING: &str = "/approvals.v1.ApprovalService/ListPending";
 pub const MAESTRO_METADATA_ORDER: &[&str] = &[
     "maestro_bridge_mode",
     "maestro_tool_call_id",
+    // Newer Maestro (platform-contract.md, section 9): the tenant, before the run id.
+    "organization_id",
+    "workspace_id",
     "maestro_agent_run_id",
     "maestro_agent_run_step_id",
     "maestro_actor_id",
@@ -358,6 +361,10 @@ pub struct ToolExecution {
     pub linkage: Option<Linkage>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool: Option<ToolRef>,
+    /// The (sanitized) arguments the execution was opened with. Lets a second governance layer
+    /// tell which command an execution is for (attaching to Maestro's own bridge execution).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<Arguments>,
     #[serde(default, skip_serializing_if = "Option::is_none", alias = "risk_level")]
     pub risk_level: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

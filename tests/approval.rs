@@ -35,6 +35,8 @@ fn waiting(p: &DevPlatform, step: &str) -> Gov {
     .env("MAESTRO_SESSION_ID", "sess-approval")
     .env("MAESTRO_AGENT_RUN_ID", "run-approval")
     .env("MAESTRO_SH_HEARTBEAT_MS", "200")
+    // These tests read the wait's status lines, shown off a terminal only when asked.
+    .env("MAESTRO_SH_STATUS", "always")
 }
 
 /// Wait (bounded) until the sidecar shows the pending approval; its data.

@@ -601,6 +601,8 @@ fn wire_conformance_of_execute_tool() {
             [
                 "maestro_bridge_mode",
                 "maestro_tool_call_id",
+                "organization_id",
+                "workspace_id",
                 "maestro_agent_run_id",
                 "maestro_agent_run_step_id",
                 "maestro_actor_id",

@@ -778,6 +778,7 @@ fn view(e: &Execution, inner: &Inner, with_token: bool) -> wire::ToolExecution {
         approval_wait,
         linkage: Some(e.request.linkage.clone()),
         tool: Some(e.request.tool.clone()),
+        arguments: Some(e.request.arguments.clone()),
         risk_level: Some(e.request.risk_level.clone()),
         metadata: Some(e.metadata.clone()),
         output: e.output.clone(),
