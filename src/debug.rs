@@ -120,6 +120,74 @@ fn explain(env: &dyn Env, args: &[OsString]) -> i32 {
     0
 }
 
+/// `--doctor` lines about running under Maestro's bash tool: where sidecar events go, what
+/// maestro-sh writes on stderr, and whether it attaches to Maestro's own bridge executions.
+fn parity_lines(env: &dyn Env, line: &mut dyn FnMut(bool, &str, String)) {
+    use crate::events::{EVENTS_FD_VAR, EVENTS_FILE_VAR};
+    let fd = env.first_value(&[EVENTS_FD_VAR]);
+    let file = env.first_value(&[EVENTS_FILE_VAR]);
+    match (fd, file) {
+        (Some(fd), file) => {
+            let open = fd
+                .parse::<i32>()
+                .ok()
+                .filter(|n| *n > 2)
+                .is_some_and(|n| unsafe { libc::fcntl(n, libc::F_GETFD) } >= 0);
+            let fallback = file.map(|f| format!("; events go to {EVENTS_FILE_VAR}={f}"));
+            line(
+                open || fallback.is_some(),
+                "sidecar",
+                if open {
+                    format!("{EVENTS_FD_VAR}={fd}")
+                } else {
+                    format!(
+                        "{EVENTS_FD_VAR}={fd} is not an open fd above 2 (Maestro's bash tool passes only fds 0-2; use {EVENTS_FILE_VAR}){}",
+                        fallback.unwrap_or_default()
+                    )
+                },
+            )
+        }
+        (None, Some(f)) => line(
+            true,
+            "sidecar",
+            format!("appended to {f} ({EVENTS_FILE_VAR})"),
+        ),
+        (None, None) => line(
+            true,
+            "sidecar",
+            format!("none (under Maestro set {EVENTS_FILE_VAR})"),
+        ),
+    }
+    let status = env
+        .first_value(&[crate::status::STATUS_VAR])
+        .unwrap_or_else(|| "auto".into());
+    line(
+        crate::status::Status::parse(&status).is_some(),
+        "stderr status lines",
+        format!("{}={status}", crate::status::STATUS_VAR),
+    );
+    match crate::attach::settings(env) {
+        Ok((setting, window)) => line(
+            true,
+            "attach to Maestro's bridge",
+            format!(
+                "{}={} (looks now: {}), window {} ms",
+                crate::attach::ATTACH_VAR,
+                format!("{setting:?}").to_ascii_lowercase(),
+                match setting {
+                    crate::attach::Setting::Off => "never",
+                    crate::attach::Setting::On => "for every governed command",
+                    crate::attach::Setting::Auto if mode::bridge_flag_on(env) =>
+                        "for governed commands without MAESTRO_TOOL_CALL_ID",
+                    crate::attach::Setting::Auto => "no, the bridge flag is off",
+                },
+                window.as_millis()
+            ),
+        ),
+        Err(e) => line(false, "attach to Maestro's bridge", e.to_string()),
+    }
+}
+
 /// `--doctor`: one line per check; exit 0 when everything needed for the current mode works.
 fn doctor(env: &dyn Env) -> i32 {
     let mut ok = true;
@@ -149,6 +217,20 @@ fn doctor(env: &dyn Env) -> i32 {
         ),
         Err(e) => line(false, "mode", e.to_string()),
     }
+    // A flags service without a snapshot: Maestro may govern while we pass through.
+    match mode::remote_flags_problem(env) {
+        Some(w) => line(false, "feature flags", w),
+        None if env.first_value(&[mode::FLAGS_URL_VAR]).is_some() => line(
+            true,
+            "feature flags",
+            format!(
+                "from the snapshot file ({} is not called)",
+                mode::FLAGS_URL_VAR
+            ),
+        ),
+        None => {}
+    }
+    parity_lines(env, &mut line);
     let needs_platform = policy.as_ref().map(|p| !p.is_off()).unwrap_or(true);
     let ctx = Context::from_env(env, || context::new_id("call_"));
     line(

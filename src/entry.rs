@@ -60,7 +60,13 @@ pub fn main() -> i32 {
     // A local policy file is a mode input too: with it set, classification always runs.
     let local_policy_set = env.get(policy::POLICY_FILE_VAR).is_some();
     let policy = match mode::decide(&env) {
-        Ok(p) if p.is_off() && !local_policy_set => return passthrough(personality, &argv),
+        Ok(p) if p.is_off() && !local_policy_set => {
+            // A flags service without a snapshot: say so rather than run silently ungoverned.
+            if let Some(w) = mode::remote_flags_problem(&env) {
+                crate::status::warn(&w);
+            }
+            return passthrough(personality, &argv);
+        }
         Ok(p) => p,
         // Governance may be on and we cannot tell: refuse.
         Err(e) => return refuse_early(&env, Refusal::new(Outcome::Misconfigured, e.to_string())),
@@ -155,7 +161,7 @@ fn govern(
 ) -> i32 {
     let started = Instant::now();
     supervise::shield_sigpipe();
-    let ctx = Context::from_env(env, || context::new_id("call_"));
+    let mut ctx = Context::from_env(env, || context::new_id("call_"));
     let mut sidecar = open_sidecar(env, &ctx);
 
     let cfg = match PlatformConfig::load(env) {
@@ -187,8 +193,27 @@ fn govern(
     });
     // What Platform and the sidecar may see of the command: sanitized once.
     let sanitized = crate::redact::sanitize_command(&subject.command);
-    let execute = tenant.map(|t| request::execute_tool(&ctx, t, &subject, &sanitized, mode));
     let client = cfg.as_ref().map(|c| Arc::new(Client::new(c)));
+    // Maestro's own bridge may already govern this very call: adopt its execution and its
+    // tool call id instead of opening a second one (attach.rs). Recording then stays with it.
+    let attached = match (&client, &cfg) {
+        (Some(client), Some(cfg)) if mode == Mode::Governed => crate::attach::for_command(
+            env,
+            client,
+            cfg,
+            &ctx,
+            subject.classification.risk.as_wire(),
+            &sanitized.text,
+        ),
+        _ => None,
+    };
+    if let Some(a) = &attached {
+        ctx.step_id = a.step_id.clone();
+        sidecar.rebind(env, &ctx);
+    }
+    let execute = tenant
+        .filter(|_| attached.is_none())
+        .map(|t| request::execute_tool(&ctx, t, &subject, &sanitized, mode));
 
     sidecar.emit(
         events::ATTEMPTED,
@@ -204,12 +229,15 @@ fn govern(
             "redactions": sanitized.kinds,
             "idempotency_key": ctx.idempotency_key(),
             "mode": mode.as_str(),
+            "attached_to": attached.as_ref().map(|_| "maestro_bridge"),
             "attempted_at": events::rfc3339(std::time::SystemTime::now()),
         }),
     );
 
     // Decide (governed only). Observe runs first and records after.
-    let (outcome, mut execution_id, approval_id) = if mode == Mode::Governed {
+    let (outcome, mut execution_id, approval_id) = if let Some(a) = &attached {
+        (Outcome::Allowed, Some(a.execution_id.clone()), None)
+    } else if mode == Mode::Governed {
         let (Some(client), Some(execute), Some(cfg)) = (&client, &execute, &cfg) else {
             unreachable!("governed mode has a config")
         };
@@ -277,6 +305,7 @@ fn govern(
             "tool_execution_id": execution_id,
             "approval_request_id": approval_id,
             "governed_outcome": outcome.as_str(),
+            "attached_to": attached.as_ref().map(|_| "maestro_bridge"),
             "status": events::run_status(run.exit),
             "exit_status": run.exit.status(),
             "signal": run.exit.signal_name(),

@@ -5,6 +5,7 @@
 
 pub mod approval;
 pub mod argv;
+pub mod attach;
 pub mod classify;
 pub mod config;
 pub mod context;

@@ -11,6 +11,10 @@ use crate::classify::policy::Decision;
 use crate::env::Env;
 
 pub const FLAGS_PATH_VAR: &str = "EVALOPS_FEATURE_FLAGS_PATH";
+/// Newer Maestro may evaluate its flags remotely at this service (platform-contract.md,
+/// section 9). maestro-sh never calls it (no network before deciding pass-through); it reads
+/// the snapshot file only, and says so when the service is configured without a snapshot.
+pub const FLAGS_URL_VAR: &str = "EVALOPS_FEATURE_FLAGS_URL";
 /// Manual and CI override: `observe` or `governed` (stricter only), `off` (only when the flags
 /// agree).
 pub const MODE_VAR: &str = "MAESTRO_SH_MODE";
@@ -157,6 +161,40 @@ pub fn decide(env: &dyn Env) -> Result<Policy, ModeError> {
     Ok(policy)
 }
 
+/// The warning for a flags service configured without a snapshot file: Maestro may be
+/// governing from remote flags while maestro-sh, seeing no snapshot, passes everything
+/// through. `None` when there is nothing to say. Env lookups only (pass-through path).
+pub fn remote_flags_problem(env: &dyn Env) -> Option<String> {
+    let url = env.first_value(&[FLAGS_URL_VAR])?;
+    if env.first_value(&[FLAGS_PATH_VAR]).is_some() {
+        return None;
+    }
+    let url = crate::redact::redact(&url).text;
+    Some(format!(
+        "{FLAGS_URL_VAR}={url:?} is set but {FLAGS_PATH_VAR} is not: maestro-sh reads feature \
+         flags only from a snapshot file and never calls a flags service, so commands run \
+         ungoverned; set {FLAGS_PATH_VAR} to a snapshot of the flags (or {MODE_VAR}=governed)"
+    ))
+}
+
+/// Whether the flags snapshot turns Maestro's ToolExecution bridge on (the kill switch off):
+/// then Maestro itself, reading the same snapshot, may govern a Bash call before spawning the
+/// shell (attach.rs). Reads the snapshot again; called on the governed path only.
+pub fn bridge_flag_on(env: &dyn Env) -> bool {
+    let Some(path) = env.first_value(&[FLAGS_PATH_VAR]) else {
+        return false;
+    };
+    let Ok(flags) = read_flags(&path) else {
+        return false;
+    };
+    let on = |key: &str| {
+        flags
+            .iter()
+            .any(|f| f.key.trim() == key && f.enabled == serde_json::Value::Bool(true))
+    };
+    on(FLAG_BRIDGE) && !on(FLAG_KILL_SWITCH)
+}
+
 fn read_flags(path: &str) -> Result<Vec<Flag>, ModeError> {
     let fail = |problem: String| ModeError::Flags {
         path: path.to_string(),
@@ -286,6 +324,20 @@ mod tests {
             err.to_string().contains("not a feature-flag snapshot"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_flags_service_without_a_snapshot_is_named() {
+        let env = MapEnv::from_pairs([(FLAGS_URL_VAR, "https://flags.example.com")]);
+        let w = remote_flags_problem(&env).unwrap();
+        assert!(
+            w.contains(FLAGS_URL_VAR) && w.contains(FLAGS_PATH_VAR),
+            "{w}"
+        );
+        assert!(decide(&env).unwrap().is_off());
+        assert_eq!(remote_flags_problem(&MapEnv::default()), None);
+        let both = MapEnv::from_pairs([(FLAGS_URL_VAR, "https://f"), (FLAGS_PATH_VAR, "/x")]);
+        assert_eq!(remote_flags_problem(&both), None);
     }
 
     #[test]

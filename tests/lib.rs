@@ -7,6 +7,7 @@ mod approval;
 mod classify;
 mod fuzz;
 mod governed;
+mod maestro;
 mod passthrough;
 mod recursion;
 mod redact;
