@@ -38,10 +38,10 @@
 //!
 //! Cost: with `MAESTRO_SH_ATTACH=auto` (the default) the lookup happens only for governed
 //! commands when the bridge flag is on in the flags snapshot (the flag that turns Maestro's
-//! bridge on too) and no `MAESTRO_TOOL_CALL_ID` was given (a caller that exports its tool call
-//! id gets Maestro's execution through the idempotency key instead). It is one List call, in
-//! addition to the ExecuteTool and Record a governed command makes anyway. `on` looks for
-//! every governed command, `off` never does. Pass-through and observe never look.
+//! bridge on too). It is one List call, in addition to the ExecuteTool and Record a governed
+//! command makes anyway. `on` looks for every governed command (Maestro's flags may come from
+//! elsewhere), `off` never does. Pass-through and observe never look. When the caller gives
+//! its tool call id (`MAESTRO_TOOL_CALL_ID`), only an execution for that step qualifies.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -84,6 +84,9 @@ pub struct Want<'a> {
     pub workspace_id: &'a str,
     pub agent_id: &'a str,
     pub run_id: Option<&'a str>,
+    /// The tool call id we were given (`MAESTRO_TOOL_CALL_ID`), if any: the bridge's execution
+    /// must then be for that very call.
+    pub step_id: Option<&'a str>,
     pub session_id: Option<&'a str>,
     /// The sanitized command (`arguments.command` of our own request).
     pub command: &'a str,
@@ -122,11 +125,11 @@ pub fn settings(env: &dyn Env) -> Result<(Setting, Duration), SettingError> {
 }
 
 /// Whether to look at all, for a governed command.
-pub fn should_look(setting: Setting, ctx: &Context, bridge_flag_on: impl FnOnce() -> bool) -> bool {
+pub fn should_look(setting: Setting, bridge_flag_on: impl FnOnce() -> bool) -> bool {
     match setting {
         Setting::Off => false,
         Setting::On => true,
-        Setting::Auto => ctx.step_id_generated && bridge_flag_on(),
+        Setting::Auto => bridge_flag_on(),
     }
 }
 
@@ -144,7 +147,7 @@ pub fn for_command(
         crate::status::warn(&format!("{e}; using auto"));
         (Setting::Auto, DEFAULT_WINDOW)
     });
-    if !should_look(setting, ctx, || crate::mode::bridge_flag_on(env)) {
+    if !should_look(setting, || crate::mode::bridge_flag_on(env)) {
         return None;
     }
     let want = Want {
@@ -152,6 +155,7 @@ pub fn for_command(
         workspace_id: &cfg.workspace_id,
         agent_id: &ctx.agent_id,
         run_id: ctx.agent_run_id.as_deref(),
+        step_id: (!ctx.step_id_generated).then_some(ctx.step_id.as_str()),
         session_id: ctx.session_id.as_deref(),
         command: sanitized_command,
         risk_level,
@@ -287,6 +291,9 @@ pub fn qualifies(
         return None;
     }
     let step = l.step_id.as_deref().filter(|s| !s.trim().is_empty())?;
+    if want.step_id.is_some_and(|ours| ours != step) {
+        return None;
+    }
     let m = e.metadata.as_ref()?;
     let meta = |k: &str| m.get(k).map(String::as_str);
     if meta("maestro_bridge_mode") != Some("governed")
@@ -385,6 +392,7 @@ mod tests {
                 workspace_id: "ws",
                 agent_id: "maestro",
                 run_id: Some("run-1"),
+                step_id: None,
                 session_id: None,
                 command: "rm -rf build",
                 risk_level: "RISK_LEVEL_CRITICAL",
@@ -507,6 +515,17 @@ mod tests {
             ..w.clone()
         };
         assert!(qualifies(&good, &w3, now).is_some());
+        // A given tool call id must be the execution's.
+        let w5 = Want {
+            step_id: Some("toolu_2"),
+            ..w.clone()
+        };
+        assert!(qualifies(&good, &w5, now).is_none());
+        let w6 = Want {
+            step_id: Some("toolu_1"),
+            ..w.clone()
+        };
+        assert!(qualifies(&good, &w6, now).is_some());
         // A higher recorded risk than ours is fine.
         let w4 = Want {
             risk_level: "RISK_LEVEL_HIGH",
@@ -550,16 +569,10 @@ mod tests {
             .to_string()
             .contains(ATTACH_VAR));
         assert!(settings(&MapEnv::from_pairs([(ATTACH_WINDOW_VAR, "0")])).is_err());
-        let generated = Context::from_env(&MapEnv::default(), || "call_x".into());
-        let given = Context::from_env(
-            &MapEnv::from_pairs([("MAESTRO_TOOL_CALL_ID", "toolu_9")]),
-            || unreachable!(),
-        );
-        assert!(should_look(Setting::Auto, &generated, || true));
-        assert!(!should_look(Setting::Auto, &generated, || false));
-        assert!(!should_look(Setting::Auto, &given, || true));
-        assert!(should_look(Setting::On, &given, || false));
-        assert!(!should_look(Setting::Off, &generated, || true));
+        assert!(should_look(Setting::Auto, || true));
+        assert!(!should_look(Setting::Auto, || false));
+        assert!(should_look(Setting::On, || false));
+        assert!(!should_look(Setting::Off, || true));
     }
 
     #[test]

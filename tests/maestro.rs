@@ -544,14 +544,31 @@ fn attaching_costs_nothing_without_the_bridge_flag_and_one_list_with_it() {
     assert_eq!(r.text, "ok");
     assert_eq!(lookups(&p), 1);
     assert_eq!(p.executions().len(), 2);
-    // Read-only commands (observed) and a caller that gives its tool call id: no lookup.
+    // Read-only commands (observed): no lookup.
     let r = bridge_session(&s, &p).run("ls");
     assert_eq!(r.code, Some(0), "{}", r.text);
-    let r = bridge_session(&s, &p)
-        .env("MAESTRO_TOOL_CALL_ID", "call-given-1")
-        .run("touch \"$MARKER\"");
-    assert_eq!(r.code, Some(0), "{}", r.text);
     assert_eq!(lookups(&p), 1);
+    // A caller that exports its tool call id: only the bridge's execution of that call is
+    // adopted (and maestro-sh sends no ExecuteTool and no Record of its own).
+    let command = "touch \"$MARKER\" && echo given";
+    bridge_execute(&p, "toolu_given_other", command, "RISK_LEVEL_HIGH");
+    let exec = bridge_execute(&p, "toolu_given_1", command, "RISK_LEVEL_HIGH");
+    assert_eq!(exec["state"], "TOOL_EXECUTION_STATE_RUNNING");
+    let (executes, records) = (
+        p.requests_for("ExecuteTool").len(),
+        p.requests_for("RecordToolExecutionOutput").len(),
+    );
+    let s = Session::new();
+    let r = bridge_session(&s, &p)
+        .env("MAESTRO_TOOL_CALL_ID", "toolu_given_1")
+        .run(command);
+    assert_eq!(r.text, "given");
+    assert_eq!(lookups(&p), 2);
+    assert_eq!(p.requests_for("ExecuteTool").len(), executes);
+    assert_eq!(p.requests_for("RecordToolExecutionOutput").len(), records);
+    let done = s.events().pop().unwrap();
+    assert_eq!(done["data"]["tool_execution_id"], exec["id"]);
+    assert_eq!(done["data"]["tool_call_id"], "toolu_given_1");
 }
 
 /// maestro-sh's lookups for a bridge execution (the test's own listings are not filtered on
