@@ -300,19 +300,20 @@ fn govern(
         }
     }
 
-    sidecar.emit_result(json!({
-            "tool_call_id": ctx.step_id,
-            "tool_execution_id": execution_id,
-            "approval_request_id": approval_id,
-            "governed_outcome": outcome.as_str(),
-            "attached_to": attached.as_ref().map(|_| "maestro_bridge"),
-            "status": events::run_status(run.exit),
-            "exit_status": run.exit.status(),
-            "signal": run.exit.signal_name(),
-            "duration_ms": duration_ms,
-            "duration": events::duration_string(duration_ms),
-            "completed_at": events::rfc3339(std::time::SystemTime::now()),
-    }));
+    let done = json!({
+        "tool_call_id": ctx.step_id,
+        "tool_execution_id": execution_id,
+        "approval_request_id": approval_id,
+        "governed_outcome": outcome.as_str(),
+        "attached_to": attached.as_ref().map(|_| "maestro_bridge"),
+        "status": events::run_status(run.exit),
+        "exit_status": run.exit.status(),
+        "signal": run.exit.signal_name(),
+        "duration_ms": duration_ms,
+        "duration": events::duration_string(duration_ms),
+        "completed_at": events::rfc3339(std::time::SystemTime::now()),
+    });
+    sidecar.emit_result(done);
     drop(sidecar);
     supervise::exit_like(run.exit)
 }

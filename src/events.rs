@@ -236,18 +236,19 @@ impl Sidecar {
     /// The `tool_call.completed` event of a command that did not run: its outcome, the ids
     /// Platform gave it, the (redacted) reason, and how long deciding took when known.
     pub fn emit_refusal(&mut self, ctx: &Context, r: &Refusal, duration_ms: Option<u64>) {
-        self.emit_result(json!({
-                "tool_call_id": ctx.step_id,
-                "tool_execution_id": r.tool_execution_id,
-                "approval_request_id": r.approval_request_id,
-                "governed_outcome": r.outcome.as_str(),
-                "status": refused_status(r.outcome),
-                "error_code": r.outcome.as_str(),
-                "error_message": crate::redact::redact(&r.reason).text,
-                "duration_ms": duration_ms,
-                "duration": duration_ms.map(duration_string),
-                "completed_at": rfc3339(SystemTime::now()),
-        }));
+        let fields = json!({
+            "tool_call_id": ctx.step_id,
+            "tool_execution_id": r.tool_execution_id,
+            "approval_request_id": r.approval_request_id,
+            "governed_outcome": r.outcome.as_str(),
+            "status": refused_status(r.outcome),
+            "error_code": r.outcome.as_str(),
+            "error_message": crate::redact::redact(&r.reason).text,
+            "duration_ms": duration_ms,
+            "duration": duration_ms.map(duration_string),
+            "completed_at": rfc3339(SystemTime::now()),
+        });
+        self.emit_result(fields);
     }
 }
 
