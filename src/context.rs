@@ -225,6 +225,57 @@ mod tests {
     }
 
     #[test]
+    fn newer_names_come_after_the_recorded_ones() {
+        let org = |pairs: &[(&str, &str)]| {
+            Context::from_env(&MapEnv::from_pairs(pairs.iter().copied()), || "s".into())
+        };
+        let c = org(&[
+            ("EVALOPS_ORG_ID", "o-new"),
+            ("npm_package_version", "1.2.3"),
+        ]);
+        assert_eq!(c.organization_id.as_deref(), Some("o-new"));
+        // Maestro's default organization list doubles as the workspace.
+        assert_eq!(c.workspace_id.as_deref(), Some("o-new"));
+        assert_eq!(c.tool_version.as_deref(), Some("1.2.3"));
+        let c = org(&[
+            ("MAESTRO_PLATFORM_ORGANIZATION_ID", "o-rust"),
+            ("EVALOPS_ORG_ID", "o-new"),
+            ("MAESTRO_ENTERPRISE_ORG_ID", "o-old"),
+            ("MAESTRO_PLATFORM_WORKSPACE_ID", "w-rust"),
+            ("MAESTRO_WORKSPACE_ID", "w-old"),
+        ]);
+        assert_eq!(c.organization_id.as_deref(), Some("o-old"));
+        assert_eq!(c.workspace_id.as_deref(), Some("w-old"));
+        let c = org(&[
+            ("MAESTRO_PLATFORM_ORGANIZATION_ID", "o-rust"),
+            ("EVALOPS_ORG_ID", "o-new"),
+            ("MAESTRO_PLATFORM_WORKSPACE_ID", "w-rust"),
+        ]);
+        assert_eq!(c.organization_id.as_deref(), Some("o-new"));
+        assert_eq!(c.workspace_id.as_deref(), Some("w-rust"));
+        assert_eq!(c.tool_version, None);
+        // The recorded lists keep their order; the new names are appended.
+        assert_eq!(
+            &ORGANIZATION_VARS[..5],
+            &[
+                "TOOL_EXECUTION_SERVICE_ORGANIZATION_ID",
+                "MAESTRO_TOOL_EXECUTION_ORGANIZATION_ID",
+                "MAESTRO_EVALOPS_ORG_ID",
+                "EVALOPS_ORGANIZATION_ID",
+                "MAESTRO_ENTERPRISE_ORG_ID",
+            ]
+        );
+        assert_eq!(
+            WORKSPACE_VARS.last(),
+            Some(&"MAESTRO_PLATFORM_WORKSPACE_ID")
+        );
+        assert_eq!(
+            crate::config::TOKEN_VARS.last(),
+            Some(&"MAESTRO_PLATFORM_ACCESS_TOKEN")
+        );
+    }
+
+    #[test]
     fn generated_step_id() {
         let ctx = Context::from_env(&MapEnv::default(), || new_id("call_"));
         assert!(ctx.step_id_generated);

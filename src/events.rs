@@ -1,6 +1,8 @@
 //! The sidecar: JSON lines for Maestro, in its event bus's CloudEvents-style envelope
 //! (platform-contract.md, section 7), on `MAESTRO_SH_EVENTS_FD` or appended to
 //! `MAESTRO_SH_EVENTS_FILE`. The fd is marked close-on-exec, so the command never inherits it.
+//! Under Maestro's bash tool only fds 0-2 reach the shell, so the file is the route there: many
+//! maestro-sh processes may append to it at once, and each line is written whole (see `emit`).
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
