@@ -40,7 +40,10 @@
 //! commands when the bridge flag is on in the flags snapshot (the flag that turns Maestro's
 //! bridge on too). It is one List call, in addition to the ExecuteTool and Record a governed
 //! command makes anyway. `on` looks for every governed command (Maestro's flags may come from
-//! elsewhere), `off` never does. Pass-through and observe never look. When the caller gives
+//! elsewhere), `off` never does, and `bridge` (the operator knows Maestro's own bridge is on)
+//! looks like `on` and also leaves observe records to Maestro's bridge, which records every
+//! observed call itself: otherwise a read-only call is recorded twice (no approval is involved,
+//! but two executions). Pass-through and observe never look. When the caller gives
 //! its tool call id (`MAESTRO_TOOL_CALL_ID`), only an execution for that step qualifies.
 
 use std::path::Path;
@@ -64,12 +67,16 @@ pub enum Setting {
     Auto,
     On,
     Off,
+    /// The operator says Maestro's own bridge is on here (its own token and flags): look for
+    /// every governed command, and leave observe records to the bridge, which records every
+    /// observed call itself after the tool result (one execution per read-only call too).
+    Bridge,
 }
 
 /// Why the setting cannot be used (names the variable).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SettingError {
-    #[error("{ATTACH_VAR}={0:?} is not one of auto, on, off; fix or unset it")]
+    #[error("{ATTACH_VAR}={0:?} is not one of auto, on, off, bridge; fix or unset it")]
     Attach(String),
     #[error(
         "{ATTACH_WINDOW_VAR}={0:?} is not a number of milliseconds in 1..=3600000; fix or unset it"
@@ -111,6 +118,7 @@ pub fn settings(env: &dyn Env) -> Result<(Setting, Duration), SettingError> {
             "auto" => Setting::Auto,
             "on" => Setting::On,
             "off" => Setting::Off,
+            "bridge" => Setting::Bridge,
             _ => return Err(SettingError::Attach(v)),
         },
     };
@@ -128,9 +136,14 @@ pub fn settings(env: &dyn Env) -> Result<(Setting, Duration), SettingError> {
 pub fn should_look(setting: Setting, bridge_flag_on: impl FnOnce() -> bool) -> bool {
     match setting {
         Setting::Off => false,
-        Setting::On => true,
+        Setting::On | Setting::Bridge => true,
         Setting::Auto => bridge_flag_on(),
     }
+}
+
+/// Observe: whether the record is left to Maestro's bridge (`MAESTRO_SH_ATTACH=bridge`).
+pub fn observe_left_to_bridge(env: &dyn Env) -> bool {
+    matches!(settings(env), Ok((Setting::Bridge, _)))
 }
 
 /// For a governed command: read the settings, decide whether to look, and look. A bad setting
@@ -572,6 +585,12 @@ mod tests {
         assert!(should_look(Setting::Auto, || true));
         assert!(!should_look(Setting::Auto, || false));
         assert!(should_look(Setting::On, || false));
+        assert!(should_look(Setting::Bridge, || false));
+        let bridge = MapEnv::from_pairs([(ATTACH_VAR, "Bridge")]);
+        assert!(observe_left_to_bridge(&bridge));
+        assert!(!observe_left_to_bridge(&MapEnv::from_pairs([(
+            ATTACH_VAR, "on"
+        )])));
         assert!(!should_look(Setting::Off, || true));
     }
 

@@ -177,6 +177,8 @@ fn parity_lines(env: &dyn Env, line: &mut dyn FnMut(bool, &str, String)) {
                 match setting {
                     crate::attach::Setting::Off => "never",
                     crate::attach::Setting::On => "for every governed command",
+                    crate::attach::Setting::Bridge =>
+                        "for every governed command; observe records left to Maestro's bridge",
                     crate::attach::Setting::Auto if mode::bridge_flag_on(env) =>
                         "for governed commands without MAESTRO_TOOL_CALL_ID",
                     crate::attach::Setting::Auto => "no, the bridge flag is off",

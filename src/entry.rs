@@ -211,8 +211,12 @@ fn govern(
         ctx.step_id = a.step_id.clone();
         sidecar.rebind(env, &ctx);
     }
+    // Nothing to send when Maestro's bridge holds this call's execution: adopted, or (observe,
+    // MAESTRO_SH_ATTACH=bridge) recorded by the bridge after the tool result.
+    let bridge_holds =
+        attached.is_some() || (mode == Mode::Observe && crate::attach::observe_left_to_bridge(env));
     let execute = tenant
-        .filter(|_| attached.is_none())
+        .filter(|_| !bridge_holds)
         .map(|t| request::execute_tool(&ctx, t, &subject, &sanitized, mode));
 
     sidecar.emit(
@@ -229,7 +233,7 @@ fn govern(
             "redactions": sanitized.kinds,
             "idempotency_key": ctx.idempotency_key(),
             "mode": mode.as_str(),
-            "attached_to": attached.as_ref().map(|_| "maestro_bridge"),
+            "attached_to": bridge_holds.then_some("maestro_bridge"),
             "attempted_at": events::rfc3339(std::time::SystemTime::now()),
         }),
     );
@@ -305,7 +309,7 @@ fn govern(
         "tool_execution_id": execution_id,
         "approval_request_id": approval_id,
         "governed_outcome": outcome.as_str(),
-        "attached_to": attached.as_ref().map(|_| "maestro_bridge"),
+        "attached_to": bridge_holds.then_some("maestro_bridge"),
         "status": events::run_status(run.exit),
         "exit_status": run.exit.status(),
         "signal": run.exit.signal_name(),

@@ -580,6 +580,26 @@ fn lookups(p: &DevPlatform) -> usize {
         .count()
 }
 
+#[test]
+fn bridge_setting_leaves_observe_records_to_maestro() {
+    let p = DevPlatform::start();
+    let s = Session::new();
+    let sh = bridge_session(&s, &p).env("MAESTRO_SH_ATTACH", "bridge");
+    // Read-only under the bridge flag: observed, and the record is the bridge's to make.
+    assert_eq!(sh.run("ls -a"), s.bash().run("ls -a"));
+    assert_eq!(p.requests_for("ExecuteTool").len(), 0);
+    assert_eq!(p.requests_for("RecordToolExecutionOutput").len(), 0);
+    let done = s.events().pop().unwrap();
+    assert_eq!(done["data"]["governed_outcome"], "observed");
+    assert_eq!(done["data"]["attached_to"], "maestro_bridge");
+    assert!(done["data"].get("tool_execution_id").is_none(), "{done}");
+    // Governed: still governed (nothing to adopt here), one execution of our own.
+    let r = sh.run("touch \"$MARKER\" && echo governed");
+    assert_eq!(r.text, "governed");
+    assert_eq!(lookups(&p), 1);
+    assert_eq!(p.requests_for("ExecuteTool").len(), 1);
+}
+
 /// Resolve an approval as a person would (Platform's ApprovalService).
 fn approve_when_pending(p: &DevPlatform) {
     let deadline = Instant::now() + Duration::from_secs(30);
