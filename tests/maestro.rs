@@ -322,6 +322,35 @@ fn tool_results_equal_bash_for_ordinary_commands() {
 }
 
 #[test]
+fn long_output_is_cut_the_same_way() {
+    // Over 40 KiB on each stream: Maestro keeps what arrived while under the limit (chunk
+    // boundaries vary from run to run), then says so. The kept text is a prefix of the output.
+    let p = DevPlatform::start();
+    let s = Session::new();
+    let cmd = "seq 1 30000; seq 1 30000 >&2";
+    let full: String = (1..=30000).map(|i| format!("{i}\n")).collect();
+    for (name, tool) in [
+        ("bash", s.bash()),
+        ("maestro-sh", s.maestro_sh(Some(&p), "governed")),
+    ] {
+        let r = tool.run(cmd);
+        let note = "\n\n⚠️ Output truncated: stdout exceeded 40KB limit and was truncated; stderr exceeded 40KB limit and was truncated. Consider piping output to a file or using head/tail.";
+        let kept = r
+            .text
+            .strip_suffix(note)
+            .unwrap_or_else(|| panic!("{name}: no note"));
+        // Stdout may end mid-line; Maestro adds one newline before stderr's "1\n2\n…".
+        let at = MAX_BUFFER - 1 + kept[MAX_BUFFER - 1..].find("\n1\n2\n3\n4\n5\n").unwrap();
+        let (out, err) = (&kept[..at], &kept[at + 1..]);
+        assert!(full.starts_with(out) && out.len() >= MAX_BUFFER, "{name}");
+        assert!(
+            full.starts_with(err) && err.len() >= MAX_BUFFER - 8,
+            "{name}"
+        );
+    }
+}
+
+#[test]
 fn the_harness_behaves_like_maestro() {
     // Secret-named variables never reach the shell, fds above 2 are closed, stdin is
     // /dev/null, the shell leads its own session, and a timeout kills the whole group.
