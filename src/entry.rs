@@ -175,8 +175,11 @@ fn govern(
             );
         }
         Err(e) => {
-            // Observe never blocks the command: run, and say why nothing is recorded.
-            crate::status::warn(&format!("observe mode cannot record: {e}"));
+            // Observe never blocks the command: run, and say why nothing is recorded (unless
+            // the record is Maestro's bridge's to make: MAESTRO_SH_ATTACH=bridge).
+            if !crate::attach::observe_left_to_bridge(env) {
+                crate::status::warn(&format!("observe mode cannot record: {e}"));
+            }
             None
         }
     };

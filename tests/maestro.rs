@@ -622,6 +622,18 @@ fn bridge_setting_leaves_observe_records_to_maestro() {
     assert_eq!(done["data"]["governed_outcome"], "observed");
     assert_eq!(done["data"]["attached_to"], "maestro_bridge");
     assert!(done["data"].get("tool_execution_id").is_none(), "{done}");
+    // Without a Platform config of its own, nothing to warn about: the record is not ours.
+    let alone = s
+        .maestro_sh(None, "observe")
+        .env("MAESTRO_SH_ATTACH", "bridge");
+    assert_eq!(alone.run("echo hi"), s.bash().run("echo hi"));
+    let r = s.maestro_sh(None, "observe").run("echo hi");
+    assert!(
+        r.text
+            .starts_with("hi\n\nmaestro-sh: warning: observe mode cannot record: "),
+        "{}",
+        r.text
+    );
     // Governed: still governed (nothing to adopt here), one execution of our own.
     let r = sh.run("touch \"$MARKER\" && echo governed");
     assert_eq!(r.text, "governed");
