@@ -206,21 +206,16 @@ pub fn find(
     // The most recently changed first: the bridge allowed or resumed it moments ago.
     candidates.sort_by_key(|c| std::cmp::Reverse(c.0));
     for (_, a) in candidates {
-        if let Some(dir) = claims {
-            if !claim(dir, &a.execution_id) {
-                continue;
-            }
-        }
         // Read it once more right before running: still RUNNING, still this command.
         let get = crate::decide::get_request(cfg, &a.execution_id, 0);
-        match client.get_tool_execution(&get, Duration::ZERO) {
-            Ok(got)
-                if got.id == a.execution_id
-                    && qualifies(&got.raw, want, SystemTime::now()).is_some() =>
-            {
-                return Some(a)
-            }
-            _ => continue,
+        let still = client
+            .get_tool_execution(&get, Duration::ZERO)
+            .is_ok_and(|got| {
+                got.id == a.execution_id && qualifies(&got.raw, want, SystemTime::now()).is_some()
+            });
+        // Then claim it: two shells running the same command adopt one execution each.
+        if still && claims.is_none_or(|dir| claim(dir, &a.execution_id)) {
+            return Some(a);
         }
     }
     None

@@ -501,6 +501,40 @@ fn double_governance_attaches_one_execution_one_approval() {
 }
 
 #[test]
+fn two_calls_of_one_command_adopt_one_execution_each() {
+    let p = DevPlatform::start();
+    let s = Session::new();
+    let command = "touch \"$MARKER\" && echo twin";
+    let ids: HashSet<String> = ["toolu_twin_1", "toolu_twin_2"]
+        .iter()
+        .map(|id| {
+            bridge_execute(&p, id, command, "RISK_LEVEL_HIGH")["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let results: Vec<ToolResult> = std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..2)
+            .map(|_| {
+                let sh = bridge_session(&s, &p);
+                scope.spawn(move || sh.run(command))
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    assert!(results.iter().all(|r| r.text == "twin"), "{results:?}");
+    assert_eq!(p.requests_for("ExecuteTool").len(), 2, "only the bridge's");
+    let adopted: HashSet<String> = s
+        .events()
+        .iter()
+        .filter(|e| e["type"] == "maestro.events.tool_call.completed")
+        .map(|e| e["data"]["tool_execution_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(adopted, ids);
+}
+
+#[test]
 fn nothing_is_adopted_that_platform_did_not_allow_for_this_command() {
     let p = DevPlatform::start();
     // (what the bridge opened, what the shell runs, the bridge's risk, resumed?)
