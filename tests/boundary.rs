@@ -1,0 +1,323 @@
+//! The governed agent cannot get around governance (issue 9): runs at most once per tool call,
+//! only a human approves, the token stays with maestro-sh, grants cannot be minted, and the
+//! transport refuses what it cannot trust. The adversary is a process of the same user that can
+//! run whatever a governed shell lets it run.
+
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::support::platform::{stderr, DevPlatform, Gov, REVIEWER_TOKEN, TOKEN};
+
+const EXECUTE: &str = "/toolexecution.v1.ToolExecutionService/ExecuteTool";
+const GET: &str = "/toolexecution.v1.ToolExecutionService/GetToolExecution";
+const LIST: &str = "/toolexecution.v1.ToolExecutionService/ListToolExecutions";
+const RESUME: &str = "/toolexecution.v1.ToolExecutionService/ResumeToolExecution";
+const RESOLVE: &str = "/approvals.v1.ApprovalService/ResolveApproval";
+const PENDING: &str = "/approvals.v1.ApprovalService/ListPending";
+
+/// Every command starting `echo approve-me` needs a human; everything else is allowed.
+const APPROVAL_POLICY: &str = r#"{"default":"allow","rules":[
+  {"action":"require_approval","command_prefixes":["echo approve-me"],"reason":"needs a human"}]}"#;
+
+fn approval_platform() -> (DevPlatform, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.json");
+    std::fs::write(&policy, APPROVAL_POLICY).unwrap();
+    let p = DevPlatform::start_with(&["--policy", policy.to_str().unwrap()]);
+    (p, dir)
+}
+
+/// Lines in the counter file: how many times the command ran.
+fn runs(counter: &Path) -> usize {
+    std::fs::read_to_string(counter)
+        .unwrap_or_default()
+        .lines()
+        .count()
+}
+
+/// Wait (bounded) until `cond` holds.
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A governed invocation of `step` that appends a line to `counter` when it runs, then `rest`.
+fn counted(url: &str, step: &str, counter: &Path, rest: &str) -> Gov {
+    Gov::new(
+        Some(url),
+        "governed",
+        &format!("echo ran >> \"$COUNTER\"; {rest}"),
+    )
+    .env("MAESTRO_TOOL_CALL_ID", step)
+    .env("COUNTER", counter)
+}
+
+/// The refusal line says `outcome`, and the sidecar agrees.
+fn assert_refused(g: &Gov, out: &Output, outcome: &str) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(126), "{err}");
+    assert!(
+        err.contains(&format!("maestro-sh: {outcome}: ")),
+        "expected {outcome}: {err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert_eq!(g.completed()["governed_outcome"], outcome);
+}
+
+fn kill(pid: i32, sig: i32) {
+    // SAFETY: plain kill(2) on a pid (or -pgid) this test started.
+    unsafe { libc::kill(pid, sig) };
+}
+
+// ---- 5. One tool call runs at most once -------------------------------------------------
+
+#[test]
+fn double_run_table_kill9_of_the_shim_then_retry() {
+    let p = DevPlatform::start();
+    let dir = tempfile::tempdir().unwrap();
+    let counter = dir.path().join("count");
+    let mut g = counted(&p.url, "call-kill9", &counter, "sleep 30");
+    g.command().process_group(0);
+    let mut child = g.spawn();
+    wait_for("the first run", || runs(&counter) == 1);
+    kill(child.id() as i32, libc::SIGKILL);
+    let _ = child.wait();
+    // The retry, as a client would make it after losing the shim.
+    let mut again = counted(&p.url, "call-kill9", &counter, "sleep 30");
+    let out = again.run();
+    kill(-(child.id() as i32), libc::SIGKILL); // the orphaned `sleep`
+    assert_refused(&again, &out, "already_ran");
+    assert!(
+        stderr(&out).contains("new tool call id"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(runs(&counter), 1);
+}
+
+#[test]
+fn double_run_table_process_group_kill_then_retry() {
+    let p = DevPlatform::start();
+    let dir = tempfile::tempdir().unwrap();
+    let counter = dir.path().join("count");
+    let mut g = counted(&p.url, "call-pgkill", &counter, "sleep 30");
+    g.command().process_group(0);
+    let mut child = g.spawn();
+    wait_for("the first run", || runs(&counter) == 1);
+    kill(-(child.id() as i32), libc::SIGKILL);
+    let _ = child.wait();
+    let mut again = counted(&p.url, "call-pgkill", &counter, "sleep 30");
+    let out = again.run();
+    assert_refused(&again, &out, "already_ran");
+    assert_eq!(runs(&counter), 1);
+    // Exactly one execution for the step.
+    assert_eq!(p.timeline(json!({"stepId": "call-pgkill"})).len(), 1);
+}
+
+#[test]
+fn double_run_table_eight_concurrent_invocations_of_one_step() {
+    let p = DevPlatform::start();
+    let dir = tempfile::tempdir().unwrap();
+    let counter = dir.path().join("count");
+    // Separate data dirs: the local journal cannot help; Platform alone hands RUNNING once.
+    let mut gs: Vec<Gov> = (0..8)
+        .map(|_| counted(&p.url, "call-eight", &counter, "true"))
+        .collect();
+    let children: Vec<Child> = gs.iter_mut().map(Gov::spawn).collect();
+    let outs: Vec<Output> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    assert_eq!(runs(&counter), 1);
+    let ok = outs.iter().filter(|o| o.status.code() == Some(0)).count();
+    assert_eq!(ok, 1, "exactly one attempt runs");
+    for (g, out) in gs.iter().zip(&outs) {
+        if out.status.code() != Some(0) {
+            assert_refused(g, out, "already_ran");
+        }
+    }
+    assert_eq!(p.timeline(json!({"stepId": "call-eight"})).len(), 1);
+}
+
+#[test]
+fn double_run_table_three_concurrent_under_one_approval() {
+    let (p, _policy) = approval_platform();
+    let dir = tempfile::tempdir().unwrap();
+    let counter = dir.path().join("count");
+    let mut gs: Vec<Gov> = (0..3)
+        .map(|_| {
+            Gov::new(
+                Some(&p.url),
+                "governed",
+                "echo approve-me; echo ran >> \"$COUNTER\"",
+            )
+            .env("MAESTRO_TOOL_CALL_ID", "call-three")
+            .env("COUNTER", &counter)
+        })
+        .collect();
+    let mut children: Vec<Option<Child>> = gs.iter_mut().map(|g| Some(g.spawn())).collect();
+    // The two that were not first are refused at once, without waiting for the approval.
+    let mut refused = 0;
+    wait_for("two refusals", || {
+        for (g, c) in gs.iter().zip(children.iter_mut()) {
+            if let Some(child) = c {
+                if let Ok(Some(_)) = child.try_wait() {
+                    let out = c.take().unwrap().wait_with_output().unwrap();
+                    assert_refused(g, &out, "already_ran");
+                    assert!(stderr(&out).contains("waiting for approval"));
+                    refused += 1;
+                }
+            }
+        }
+        refused == 2
+    });
+    let pending = p.pending();
+    assert_eq!(pending.len(), 1);
+    let id = pending[0]["id"].as_str().unwrap();
+    let (status, _) = p.call_as(
+        REVIEWER_TOKEN,
+        RESOLVE,
+        json!({"approvalRequestId": id, "decision": "DECISION_TYPE_APPROVED", "decidedBy": "alice"}),
+    );
+    assert_eq!(status, 200);
+    let last = children.into_iter().flatten().next().unwrap();
+    let out = last.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(runs(&counter), 1);
+}
+
+#[test]
+fn a_reused_step_id_with_another_command_is_refused_and_says_so() {
+    let p = DevPlatform::start();
+    let mut first =
+        Gov::new(Some(&p.url), "governed", "exit 3").env("MAESTRO_TOOL_CALL_ID", "call-reused");
+    assert_eq!(first.run().status.code(), Some(3));
+    // A wrapper exporting one tool call id for a whole session: another command.
+    let mut other =
+        Gov::marked(Some(&p.url), "governed", "true").env("MAESTRO_TOOL_CALL_ID", "call-reused");
+    let out = other.run();
+    assert_refused(&other, &out, "step_id_reused");
+    assert!(
+        stderr(&out).contains("different command"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!other.ran());
+    // The same command again: the replay outcome, with the recorded result.
+    let mut same =
+        Gov::new(Some(&p.url), "governed", "exit 3").env("MAESTRO_TOOL_CALL_ID", "call-reused");
+    let out = same.run();
+    assert_refused(&same, &out, "already_ran");
+    assert!(stderr(&out).contains("exit status 3"), "{}", stderr(&out));
+    assert_eq!(p.executions().len(), 1);
+}
+
+// ---- 3. Only a human approves ------------------------------------------------------------
+
+/// A valid ExecuteTool body, as maestro-sh sends it, re-aimed at `step` and `command`.
+fn execute_body(p: &DevPlatform, step: &str, command: &str) -> Value {
+    let mut g =
+        Gov::new(Some(&p.url), "governed", "true").env("MAESTRO_TOOL_CALL_ID", "call-template");
+    assert_eq!(g.run().status.code(), Some(0));
+    let mut body = p.requests_for("ExecuteTool")[0]["body"].clone();
+    body["arguments"]["command"] = json!(command);
+    body["linkage"]["stepId"] = json!(step);
+    body["idempotencyKey"] = json!(format!("maestro:{step}"));
+    body
+}
+
+#[test]
+fn the_agent_credential_cannot_approve_and_no_answer_leaks_the_resume_token() {
+    let (p, _policy) = approval_platform();
+    let body = execute_body(&p, "call-self-approve", "echo approve-me && rm -rf /tmp/x");
+    let (status, first) = p.call(EXECUTE, body.clone());
+    assert_eq!(status, 200, "{first}");
+    let exec = &first["execution"];
+    assert_eq!(exec["state"], "TOOL_EXECUTION_STATE_WAITING_APPROVAL");
+    let exec_id = exec["id"].as_str().unwrap().to_string();
+    let approval_id = exec["approvalWait"]["approvalRequestId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let token = exec["approvalWait"]["resumeToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // No other answer carries the resume token: replay, Get, List.
+    let (_, replay) = p.call(EXECUTE, body);
+    assert_eq!(replay["idempotentReplay"], true);
+    let (_, got) = p.call(GET, json!({"id": exec_id}));
+    let (_, listed) = p.call(LIST, json!({}));
+    for answer in [&replay, &got, &listed] {
+        assert!(
+            !answer.to_string().contains(&token),
+            "resume token leaked: {answer}"
+        );
+        assert!(!answer.to_string().contains("resumeToken"), "{answer}");
+    }
+
+    // The agent's credential: no ResolveApproval, no ListPending, and a resume with the right
+    // token is not an approval.
+    let (status, e) = p.call(
+        RESOLVE,
+        json!({"approvalRequestId": approval_id, "decision": "DECISION_TYPE_APPROVED", "decidedBy": "reviewer@example.com"}),
+    );
+    assert_eq!(status, 403, "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("reviewer credential"),
+        "{e}"
+    );
+    let (status, _) = p.call(PENDING, json!({}));
+    assert_eq!(status, 403);
+    let resume = json!({"executionId": exec_id, "approvalRequestId": approval_id, "resumeToken": token, "approved": true, "decidedBy": "reviewer@example.com"});
+    let (status, e) = p.call(RESUME, resume.clone());
+    assert_eq!(status, 403, "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("not been approved by a reviewer"),
+        "{e}"
+    );
+    let (_, got) = p.call(GET, json!({"id": exec_id}));
+    assert_eq!(
+        got["execution"]["state"],
+        "TOOL_EXECUTION_STATE_WAITING_APPROVAL"
+    );
+
+    // A reviewer approves; `--by` is a label on the reviewer credential's decision.
+    let (status, d) = p.call_as(
+        REVIEWER_TOKEN,
+        RESOLVE,
+        json!({"approvalRequestId": approval_id, "decision": "DECISION_TYPE_APPROVED", "decidedBy": "alice"}),
+    );
+    assert_eq!(status, 200, "{d}");
+    let (status, r) = p.call(RESUME, resume);
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["execution"]["state"], "TOOL_EXECUTION_STATE_RUNNING");
+    let t = p.timeline(json!({"toolExecutionId": exec_id}));
+    let resolved: Vec<&Value> = t[0]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "dev.evalops.toolexecution.approval_resolved")
+        .collect();
+    assert_eq!(resolved.len(), 1);
+    assert_eq!(resolved[0]["data"]["credential"], "reviewer");
+    assert_eq!(resolved[0]["data"]["decidedBy"], "alice");
+    // The reviewer credential cannot open executions.
+    let (status, _) = p.call_as(REVIEWER_TOKEN, EXECUTE, json!({}));
+    assert_eq!(status, 403);
+    let _ = TOKEN;
+}
