@@ -321,3 +321,254 @@ fn the_agent_credential_cannot_approve_and_no_answer_leaks_the_resume_token() {
     assert_eq!(status, 403);
     let _ = TOKEN;
 }
+
+// ---- 1. The token stays with maestro-sh --------------------------------------------------
+
+/// Run maestro-sh (and so the command) as `nobody`: root could read any process anyway.
+const NOBODY: u32 = 65534;
+
+fn am_root() -> bool {
+    // SAFETY: plain id getter.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// What a hostile command tries from inside a governed run; one line per door that opened.
+/// The control lines show the probe itself works on a dumpable process of the same user.
+fn probe(out: &Path) -> String {
+    format!(
+        r#"o={o}
+env | grep -q '{t}' && echo env-has-token >>"$o"
+env | grep -q MAESTRO_SH_CREDENTIALS_FILE && echo env-has-credentials-path >>"$o"
+env | grep -q '^MAESTRO_SH_GRANT=' || echo no-grant >>"$o"
+grep -qa '{t}' /proc/$PPID/environ 2>/dev/null && echo parent-environ-has-token >>"$o"
+cat /proc/$PPID/environ >/dev/null 2>&1 && echo parent-environ-readable >>"$o"
+( exec 3</proc/$PPID/mem ) 2>/dev/null && echo parent-mem-openable >>"$o"
+sleep 30 & s=$!
+( exec 3</proc/$s/mem ) 2>/dev/null && echo control-mem-openable >>"$o"
+cat /proc/$s/environ >/dev/null 2>&1 && echo control-environ-readable >>"$o"
+kill $s
+echo done >>"$o""#,
+        o = out.display(),
+        t = TOKEN
+    )
+}
+
+/// A governed run of the probe as `nobody`, its report.
+fn probe_as_nobody(p: &DevPlatform, with: impl FnOnce(Gov, &Path) -> Gov) -> String {
+    let scratch = tempfile::tempdir().unwrap();
+    chmod(scratch.path(), 0o777);
+    let out = scratch.path().join("report");
+    let g = Gov::new(Some(&p.url), "governed", &probe(&out));
+    chmod(g.dir.path(), 0o777);
+    let dir = g.dir.path().to_path_buf();
+    let mut g = with(g, &dir);
+    let run = as_nobody_via_exec(g.command()).output().unwrap();
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    assert_eq!(g.completed()["governed_outcome"], "allowed");
+    std::fs::read_to_string(&out).unwrap_or_default()
+}
+
+/// `cmd` run as `nobody` through an `exec` from a shell: a process exec'd straight after the
+/// uid change is non-dumpable whatever it does, which would make the probe prove nothing.
+fn as_nobody_via_exec(cmd: &mut std::process::Command) -> std::process::Command {
+    let mut run = std::process::Command::new("/bin/sh");
+    run.arg("-c")
+        .arg("exec \"$0\" \"$@\"")
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .env_clear();
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            run.env(k, v);
+        }
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        run.current_dir(dir);
+    }
+    run.uid(NOBODY)
+        .gid(NOBODY)
+        .stdin(std::process::Stdio::null());
+    run
+}
+
+#[test]
+fn control_the_probe_opens_the_doors_of_an_ordinary_parent() {
+    if !am_root() {
+        eprintln!("skipped: needs root to run the command as another user (nobody)");
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    chmod(scratch.path(), 0o777);
+    let out = scratch.path().join("report");
+    // The same probe under a plain bash parent holding the token in its environment.
+    let mut cmd = std::process::Command::new("/bin/bash");
+    cmd.args(["-c", "/bin/bash -c \"$PROBE\"; true"])
+        .env_clear()
+        .env("PROBE", probe(&out))
+        .env("PATH", "/usr/bin:/bin")
+        .env("EVALOPS_TOKEN", TOKEN);
+    let status = as_nobody_via_exec(&mut cmd).status().unwrap();
+    assert!(status.success());
+    let report = std::fs::read_to_string(&out).unwrap();
+    for door in [
+        "env-has-token",
+        "parent-environ-has-token",
+        "parent-environ-readable",
+        "parent-mem-openable",
+    ] {
+        assert!(report.contains(door), "{door} not in {report}");
+    }
+}
+
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+const CLEAN_REPORT: &str = "control-mem-openable\ncontrol-environ-readable\ndone\n";
+
+#[test]
+fn the_token_in_the_environment_is_not_visible_to_the_command() {
+    if !am_root() {
+        eprintln!("skipped: needs root to run the command as another user (nobody)");
+        return;
+    }
+    let p = DevPlatform::start();
+    let report = probe_as_nobody(&p, |g, _| {
+        // Every alias Maestro's clients read, and our own grant (a read-only probe would be
+        // observed; this one is governed because it writes).
+        g.env("MAESTRO_PLATFORM_ACCESS_TOKEN", TOKEN)
+            .env("EVALOPS_TOKEN", TOKEN)
+    });
+    // A governed (allowed) step does hand out a grant: only `no-grant` would say otherwise.
+    assert_eq!(report, CLEAN_REPORT);
+}
+
+#[test]
+fn the_credentials_file_path_is_not_passed_to_the_command() {
+    if !am_root() {
+        eprintln!("skipped: needs root to run the command as another user (nobody)");
+        return;
+    }
+    let p = DevPlatform::start();
+    let report = probe_as_nobody(&p, |g, dir| {
+        let creds = dir.join("credentials");
+        std::fs::write(&creds, format!("{TOKEN}\n")).unwrap();
+        chmod(&creds, 0o600);
+        std::os::unix::fs::chown(&creds, Some(NOBODY), Some(NOBODY)).unwrap();
+        g.env_remove("TOOL_EXECUTION_SERVICE_TOKEN")
+            .env("MAESTRO_SH_CREDENTIALS_FILE", &creds)
+    });
+    assert_eq!(report, CLEAN_REPORT);
+}
+
+// ---- 6. Transport --------------------------------------------------------------------------
+
+/// An address of this machine that is not loopback, if it has one (the outbound interface).
+fn non_loopback_ip() -> Option<std::net::IpAddr> {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.connect("192.0.2.1:9").ok()?;
+    let ip = s.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+#[test]
+fn plain_http_to_a_non_loopback_host_is_refused_before_any_connection() {
+    // A listener on a non-loopback address of this machine counts connection attempts; where
+    // there is none, TEST-NET-1 (never routed) stands in.
+    let listener = non_loopback_ip().and_then(|ip| std::net::TcpListener::bind((ip, 0)).ok());
+    let url = match &listener {
+        Some(l) => format!("http://{}", l.local_addr().unwrap()),
+        None => "http://192.0.2.1:9".to_string(),
+    };
+    if let Some(l) = &listener {
+        l.set_nonblocking(true).unwrap();
+    }
+    let started = Instant::now();
+    let mut g = Gov::marked(Some(&url), "governed", "true")
+        .env("TOOL_EXECUTION_SERVICE_TIMEOUT_MS", "20000");
+    let out = g.run();
+    assert_refused(&g, &out, "misconfigured");
+    let err = stderr(&out);
+    assert!(err.contains("TOOL_EXECUTION_SERVICE_URL="), "{err}");
+    assert!(err.contains("MAESTRO_SH_ALLOW_INSECURE_HTTP=1"), "{err}");
+    assert!(!g.ran());
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "it tried to connect"
+    );
+    if let Some(l) = &listener {
+        assert!(l.accept().is_err(), "a connection was made");
+        // With the lab opt-in it does connect (so the listener would have seen the refused one).
+        let mut g = Gov::marked(Some(&url), "governed", "true")
+            .env("MAESTRO_SH_ALLOW_INSECURE_HTTP", "1")
+            .env("TOOL_EXECUTION_SERVICE_TIMEOUT_MS", "300")
+            .env("TOOL_EXECUTION_SERVICE_MAX_ATTEMPTS", "1");
+        let out = g.run();
+        assert_refused(&g, &out, "platform_unavailable");
+        l.set_nonblocking(false).unwrap();
+        assert!(l.accept().is_ok(), "the opted-in attempt did not connect");
+    }
+}
+
+/// A one-shot HTTP server answering every request with `status` and an allowing body; returns
+/// its URL and the number of requests it saw.
+fn redirecting_server(
+    status: u16,
+    location: &str,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = seen.clone();
+    let location = location.to_string();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0u8; len];
+            let _ = reader.read_exact(&mut body);
+            count.fetch_add(1, Ordering::SeqCst);
+            let answer =
+                r#"{"execution":{"id":"te_redirected","state":"TOOL_EXECUTION_STATE_RUNNING"}}"#;
+            let mut conn = conn;
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {status} Moved\r\nLocation: {location}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+        }
+    });
+    (url, seen)
+}
+
+#[test]
+fn a_redirect_with_an_allowing_body_is_a_refusal_and_is_not_followed() {
+    for status in [307u16, 302, 301, 308] {
+        let (target, target_seen) = redirecting_server(200, "/");
+        let (url, seen) = redirecting_server(
+            status,
+            &format!("{target}/toolexecution.v1.ToolExecutionService/ExecuteTool"),
+        );
+        let mut g = Gov::marked(Some(&url), "governed", "true");
+        let out = g.run();
+        assert_refused(&g, &out, "platform_malformed");
+        let err = stderr(&out);
+        assert!(err.contains(&format!("HTTP {status}")), "{err}");
+        assert!(err.contains("redirects are not followed"), "{err}");
+        assert!(!g.ran());
+        assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(target_seen.load(std::sync::atomic::Ordering::SeqCst), 0);
+    }
+}
