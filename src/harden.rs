@@ -62,6 +62,7 @@ pub fn startup() -> Result<(), String> {
         let _ = PROTECTED.set(Protected::No);
         return Ok(());
     }
+    restore_environment();
     let protected = open_protected();
     // SAFETY: setresgid with our own real gid: drop the group for good.
     if unsafe { libc::setresgid(rgid, rgid, rgid) } != 0 {
@@ -71,7 +72,6 @@ pub fn startup() -> Result<(), String> {
         ));
     }
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
-    restore_environment();
     let _ = PROTECTED.set(protected);
     Ok(())
 }
@@ -101,7 +101,14 @@ fn open_protected() -> Protected {
 
 /// Replace the environment with the kernel's copy of the one we were started with.
 fn restore_environment() {
-    let Ok(raw) = std::fs::read("/proc/self/environ") else {
+    // A non-dumpable process's /proc files belong to root, so even we cannot open our own
+    // environ. We are still setgid here: ptrace and /proc access by a process of the user need
+    // its gid to match ours (the group's), so being dumpable for this read exposes nothing.
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) };
+    let raw = std::fs::read("/proc/self/environ");
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    let Ok(raw) = raw else {
         return;
     };
     let wanted: Vec<(OsString, OsString)> = raw

@@ -375,7 +375,14 @@ fn transport_reason(t: &ureq::Transport) -> String {
         s.push_str(": ");
         s.push_str(m);
     }
-    truncate(&s, 200)
+    // The cause (e.g. the TLS certificate error) says what to fix.
+    let mut cause = std::error::Error::source(t);
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
+    }
+    truncate(&s, 300)
 }
 
 /// One line of at most `max` chars, control characters replaced.

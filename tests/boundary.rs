@@ -572,3 +572,370 @@ fn a_redirect_with_an_allowing_body_is_a_refusal_and_is_not_followed() {
         assert_eq!(target_seen.load(std::sync::atomic::Ordering::SeqCst), 0);
     }
 }
+
+/// A test CA and a server certificate it signed for localhost / 127.0.0.1.
+struct TestPki {
+    ca_pem: String,
+    server: Arc<rustls::ServerConfig>,
+}
+
+use std::sync::Arc;
+
+fn test_pki() -> TestPki {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "maestro-sh test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let params =
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    let cert = params.signed_by(&key, &ca_cert, &ca_key).unwrap();
+    let key_der = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+    let server = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert.der().clone()], key_der)
+    .unwrap();
+    TestPki {
+        ca_pem: ca_cert.pem(),
+        server: Arc::new(server),
+    }
+}
+
+/// Read one HTTP/1.1 request (head and Content-Length body) from `s`; None at EOF.
+/// Path, headers, body.
+type Request = (String, Vec<(String, String)>, Vec<u8>);
+
+fn read_request(s: &mut impl std::io::Read) -> Option<Request> {
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match s.read(&mut b) {
+            Ok(1) => head.push(b[0]),
+            _ => return None,
+        }
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let mut lines = head.split("\r\n");
+    let path = lines.next()?.split(' ').nth(1)?.to_string();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let len = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0usize);
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).ok()?;
+    Some((path, headers, body))
+}
+
+/// An https front for the local Platform: TLS with `pki`'s certificate, each request passed to
+/// `backend` over plain http. Its URL.
+fn tls_front(pki: &TestPki, backend: &str) -> String {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "https://localhost:{}",
+        listener.local_addr().unwrap().port()
+    );
+    let config = pki.server.clone();
+    let backend = backend.to_string();
+    std::thread::spawn(move || {
+        for tcp in listener.incoming().flatten() {
+            let config = config.clone();
+            let backend = backend.clone();
+            std::thread::spawn(move || {
+                let conn = rustls::ServerConnection::new(config).unwrap();
+                let mut tls = rustls::StreamOwned::new(conn, tcp);
+                while let Some((path, headers, body)) = read_request(&mut tls) {
+                    let mut req = ureq::post(&format!("{backend}{path}"));
+                    for (k, v) in &headers {
+                        if ["authorization", "x-organization-id", "content-type"]
+                            .contains(&k.to_ascii_lowercase().as_str())
+                        {
+                            req = req.set(k, v);
+                        }
+                    }
+                    let (status, text) = match req.send_bytes(&body) {
+                        Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
+                        Err(ureq::Error::Status(c, r)) => (c, r.into_string().unwrap_or_default()),
+                        Err(_) => (502, String::new()),
+                    };
+                    let _ = write!(
+                        tls,
+                        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{text}",
+                        text.len()
+                    );
+                    let _ = tls.flush();
+                }
+            });
+        }
+    });
+    url
+}
+
+#[test]
+fn https_with_a_private_ca_is_accepted_and_an_unknown_ca_refused() {
+    let p = DevPlatform::start();
+    let pki = test_pki();
+    let url = tls_front(&pki, &p.url);
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &pki.ca_pem).unwrap();
+    let other_ca = dir.path().join("other-ca.pem");
+    std::fs::write(&other_ca, test_pki().ca_pem).unwrap();
+
+    for var in ["MAESTRO_SH_CA_FILE", "SSL_CERT_FILE"] {
+        let mut g = Gov::marked(Some(&url), "governed", "true").env(var, &ca);
+        let out = g.run();
+        assert_eq!(out.status.code(), Some(0), "{var}: {}", stderr(&out));
+        assert!(g.ran());
+        assert_eq!(g.completed()["governed_outcome"], "allowed");
+    }
+    // Built-in roots only, or another CA: the certificate is not trusted; nothing runs.
+    for ca in [None, Some(&other_ca)] {
+        let mut g = Gov::marked(Some(&url), "governed", "true")
+            .env("TOOL_EXECUTION_SERVICE_MAX_ATTEMPTS", "1");
+        if let Some(ca) = ca {
+            g = g.env("MAESTRO_SH_CA_FILE", ca);
+        }
+        let out = g.run();
+        assert_refused(&g, &out, "platform_unavailable");
+        assert!(
+            stderr(&out).contains("invalid peer certificate"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(!g.ran());
+    }
+    // A CA file that is not PEM: misconfigured, said before any connection.
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "not a certificate").unwrap();
+    let mut g = Gov::marked(Some(&url), "governed", "true").env("MAESTRO_SH_CA_FILE", &junk);
+    let out = g.run();
+    assert_refused(&g, &out, "misconfigured");
+    assert!(stderr(&out).contains("junk.pem"), "{}", stderr(&out));
+    assert_eq!(p.executions().len(), 2);
+}
+
+// ---- 2. Protected install mode ---------------------------------------------------------------
+
+/// A group nobody is not in; numeric, so the test needs no /etc/group entry.
+const PROTECTED_GID: u32 = 4242;
+
+/// A protected install under a temp prefix: `bin/maestro-sh` setgid to PROTECTED_GID and
+/// `etc/maestro-sh/platform.json` readable by that group only (what install.sh does as root).
+fn protected_install(
+    config: &Value,
+) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    use std::os::unix::fs::chown;
+    let prefix = tempfile::tempdir().unwrap();
+    chmod(prefix.path(), 0o755);
+    let bin = prefix.path().join("bin");
+    let etc = prefix.path().join("etc/maestro-sh");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(&etc).unwrap();
+    let sh = bin.join("maestro-sh");
+    std::fs::copy(env!("CARGO_BIN_EXE_maestro-sh"), &sh).unwrap();
+    chown(&sh, Some(0), Some(PROTECTED_GID)).unwrap();
+    chmod(&sh, 0o2755);
+    let cfg = etc.join("platform.json");
+    std::fs::write(&cfg, config.to_string()).unwrap();
+    chown(&cfg, Some(0), Some(PROTECTED_GID)).unwrap();
+    chmod(&cfg, 0o640);
+    (prefix, sh, cfg)
+}
+
+#[test]
+fn protected_mode_the_command_cannot_read_the_configuration_or_the_token() {
+    if !am_root() {
+        eprintln!("skipped: needs root to install setgid and run as another user (nobody)");
+        return;
+    }
+    let p = DevPlatform::start();
+    let config = json!({"url": p.url, "token": TOKEN, "organization_id": crate::support::platform::ORG,
+        "workspace_id": crate::support::platform::WORKSPACE});
+    let (_prefix, sh, cfg) = protected_install(&config);
+    // An agent that points maestro-sh at its own listener gets nothing: the URL and tenant come
+    // from the protected file, and no token is in the environment at all.
+    let (decoy, decoy_seen) = redirecting_server(200, "/");
+    let scratch = tempfile::tempdir().unwrap();
+    chmod(scratch.path(), 0o777);
+    let out = scratch.path().join("report");
+    let probe = format!(
+        "{}\ncat '{}' >/dev/null 2>&1 && echo config-readable >>'{}'\n[ -r '{}' ] && echo config-r >>'{}'\ntrue",
+        probe(&out),
+        cfg.display(),
+        out.display(),
+        cfg.display(),
+        out.display()
+    );
+    let mut g = Gov::new(Some(&decoy), "governed", &probe)
+        .env_remove("TOOL_EXECUTION_SERVICE_TOKEN")
+        .env("TMPDIR", "/tmp/kept-for-the-command")
+        .env("MAESTRO_TOOL_CALL_ID", "call-protected");
+    chmod(g.dir.path(), 0o777);
+    let mut cmd = std::process::Command::new(&sh);
+    cmd.args(g.command().get_args().collect::<Vec<_>>());
+    for (k, v) in g.command().get_envs() {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    cmd.current_dir(g.dir.path());
+    let run = as_nobody_via_exec(&mut cmd).output().unwrap();
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    assert_eq!(g.completed()["governed_outcome"], "allowed");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), CLEAN_REPORT);
+    assert_eq!(decoy_seen.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_eq!(p.timeline(json!({"stepId": "call-protected"})).len(), 1);
+
+    // The C library drops TMPDIR & co. from a setgid process's environment; the command still
+    // gets them (transparency), and the group is gone before the shell starts.
+    let mut cmd = std::process::Command::new(&sh);
+    cmd.args(["-c", "echo \"$TMPDIR $LD_LIBRARY_PATH\"; id -g; id -G"])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("TMPDIR", "/tmp/kept")
+        .env("LD_LIBRARY_PATH", "/opt/kept")
+        .env("MAESTRO_SH_MODE", "off");
+    let run = as_nobody_via_exec(&mut cmd).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout),
+        "/tmp/kept /opt/kept\n65534\n65534\n"
+    );
+
+    // --doctor says the token is protected.
+    let mut cmd = std::process::Command::new(&sh);
+    cmd.arg("--doctor")
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("MAESTRO_SH_MODE", "governed");
+    let run = as_nobody_via_exec(&mut cmd).output().unwrap();
+    let text = String::from_utf8_lossy(&run.stdout);
+    assert!(text.contains("token custody: protected"), "{text}");
+    assert!(!text.contains(TOKEN), "{text}");
+}
+
+#[test]
+fn protected_mode_an_unreadable_configuration_fails_closed() {
+    if !am_root() {
+        eprintln!("skipped: needs root to install setgid and run as another user (nobody)");
+        return;
+    }
+    let p = DevPlatform::start();
+    let (_prefix, sh, cfg) = protected_install(&json!({"url": p.url}));
+    std::fs::remove_file(&cfg).unwrap();
+    let mut g = Gov::marked(Some(&p.url), "governed", "true");
+    chmod(g.dir.path(), 0o777);
+    let mut cmd = std::process::Command::new(&sh);
+    cmd.args(g.command().get_args().collect::<Vec<_>>());
+    for (k, v) in g.command().get_envs() {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    cmd.current_dir(g.dir.path());
+    let run = as_nobody_via_exec(&mut cmd).output().unwrap();
+    assert_refused(&g, &run, "misconfigured");
+    assert!(stderr(&run).contains("platform.json"), "{}", stderr(&run));
+    assert!(!g.ran());
+    assert_eq!(p.executions().len(), 0);
+}
+
+#[test]
+fn doctor_says_an_environment_token_is_only_hidden() {
+    let p = DevPlatform::start();
+    let mut g = Gov::new(Some(&p.url), "governed", "true");
+    let mut cmd = std::process::Command::new(g.command().get_program());
+    cmd.arg("--doctor").env_clear();
+    for (k, v) in g.command().get_envs() {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    let out = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("token custody: hidden only"), "{text}");
+    assert!(text.contains("maestro-sh is non-dumpable"), "{text}");
+}
+
+#[test]
+fn install_sh_protect_sets_up_the_group_the_modes_and_says_so() {
+    use std::os::unix::fs::MetadataExt;
+    if !am_root() {
+        eprintln!("skipped: install.sh --protect needs root");
+        return;
+    }
+    let p = DevPlatform::start();
+    let prefix = tempfile::tempdir().unwrap();
+    chmod(prefix.path(), 0o755);
+    let cfg = prefix.path().join("given.json");
+    std::fs::write(
+        &cfg,
+        json!({"url": p.url, "token": TOKEN, "organization_id": crate::support::platform::ORG})
+            .to_string(),
+    )
+    .unwrap();
+    let dist = Path::new(env!("CARGO_BIN_EXE_maestro-sh"))
+        .parent()
+        .unwrap();
+    let install = |args: &[&str]| {
+        std::process::Command::new("sh")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/install.sh"))
+            .args(args)
+            .arg("--prefix")
+            .arg(prefix.path())
+            .env("MAESTRO_SH_DIST", dist)
+            .output()
+            .unwrap()
+    };
+    let out = install(&[
+        "--protect",
+        "--group",
+        "4242",
+        "--config",
+        cfg.to_str().unwrap(),
+    ]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said} {}", stderr(&out));
+    assert!(said.contains("setgid 4242 (mode 2755)"), "{said}");
+    let sh = prefix.path().join("bin/maestro-sh");
+    let conf = prefix.path().join("etc/maestro-sh/platform.json");
+    let (m, c) = (
+        std::fs::metadata(&sh).unwrap(),
+        std::fs::metadata(&conf).unwrap(),
+    );
+    assert_eq!((m.mode() & 0o7777, m.uid(), m.gid()), (0o2755, 0, 4242));
+    assert_eq!((c.mode() & 0o777, c.uid(), c.gid()), (0o640, 0, 4242));
+    // As the user: the file is unreadable, and --doctor says the token is protected.
+    let mut doctor = std::process::Command::new(&sh);
+    doctor
+        .arg("--doctor")
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("MAESTRO_SH_MODE", "governed");
+    let run = as_nobody_via_exec(&mut doctor).output().unwrap();
+    let text = String::from_utf8_lossy(&run.stdout);
+    assert!(text.contains("token custody: protected"), "{text}");
+    assert!(
+        text.contains("reachable and the token is accepted"),
+        "{text}"
+    );
+    let mut cat = std::process::Command::new("cat");
+    cat.arg(&conf);
+    assert!(!as_nobody_via_exec(&mut cat).status().unwrap().success());
+    // Uninstall removes what it installed, the protected file included.
+    let out = install(&["--uninstall"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!sh.exists() && !conf.exists());
+}
