@@ -242,9 +242,14 @@ fn govern(
     };
 
     // Run. The child gets our step id (and, for nested shells, a grant) and loses credentials.
-    let grant = grant::issue(&ctx.step_id)
-        .map_err(|e| eprintln!("maestro-sh: warning: nested shells will be governed anew: {e}"))
-        .ok();
+    // Only a governed step grants: a shell inside an observed one is governed anew.
+    let grant = if mode == Mode::Governed {
+        grant::issue(&ctx.step_id)
+            .map_err(|e| eprintln!("maestro-sh: warning: nested shells will be governed anew: {e}"))
+            .ok()
+    } else {
+        None
+    };
     let plan = ExecPlan::new(&shell, argv).with_env(child_env(&ctx, grant.as_deref()));
     let run = match supervise::run(&plan) {
         Ok(run) => run,

@@ -339,7 +339,6 @@ fn probe(out: &Path) -> String {
         r#"o={o}
 env | grep -q '{t}' && echo env-has-token >>"$o"
 env | grep -q MAESTRO_SH_CREDENTIALS_FILE && echo env-has-credentials-path >>"$o"
-env | grep -q '^MAESTRO_SH_GRANT=' || echo no-grant >>"$o"
 grep -qa '{t}' /proc/$PPID/environ 2>/dev/null && echo parent-environ-has-token >>"$o"
 cat /proc/$PPID/environ >/dev/null 2>&1 && echo parent-environ-readable >>"$o"
 ( exec 3</proc/$PPID/mem ) 2>/dev/null && echo parent-mem-openable >>"$o"
@@ -440,7 +439,6 @@ fn the_token_in_the_environment_is_not_visible_to_the_command() {
         g.env("MAESTRO_PLATFORM_ACCESS_TOKEN", TOKEN)
             .env("EVALOPS_TOKEN", TOKEN)
     });
-    // A governed (allowed) step does hand out a grant: only `no-grant` would say otherwise.
     assert_eq!(report, CLEAN_REPORT);
 }
 
@@ -938,4 +936,165 @@ fn install_sh_protect_sets_up_the_group_the_modes_and_says_so() {
     let out = install(&["--uninstall"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!sh.exists() && !conf.exists());
+}
+
+// ---- 4. Grants a command cannot mint -------------------------------------------------------
+
+/// A grant forger, as an agent would write one: `python3 forge.py KEYFILE STEP PID`.
+const FORGE_PY: &str = r#"import hashlib, hmac, sys
+key = open(sys.argv[1], "rb").read()
+step, pid = sys.argv[2], sys.argv[3]
+start = open("/proc/%s/stat" % pid).read().rsplit(") ", 1)[1].split()[19]
+msg = ("v1\0%s\0%s\0%s" % (step, pid, start)).encode()
+print("v1.%s.%s.%s" % (pid, start, hmac.new(key, msg, hashlib.sha256).hexdigest()))
+"#;
+
+/// The real per-user grant key (created by a governed run if need be).
+fn real_key_path(p: &DevPlatform) -> std::path::PathBuf {
+    let home = nix::unistd::User::from_uid(nix::unistd::geteuid())
+        .unwrap()
+        .unwrap()
+        .dir;
+    let mut g = Gov::new(Some(&p.url), "governed", "true");
+    assert_eq!(g.run().status.code(), Some(0));
+    home.join(".local/share/maestro-sh/grant.key")
+}
+
+fn executions_for(p: &DevPlatform, step: &str) -> usize {
+    p.requests_for("ExecuteTool")
+        .iter()
+        .filter(|r| r["body"]["linkage"]["stepId"] == step)
+        .count()
+}
+
+/// A governed outer step whose command runs `inner` with the shims first on PATH.
+fn outer(p: &DevPlatform, step: &str, inner: &str, forge: &Path) -> Gov {
+    let shims = crate::support::shell::shim_dir().display().to_string();
+    let g = Gov::new(Some(&p.url), "governed", inner)
+        .env("PATH", format!("{shims}:/usr/bin:/bin"))
+        .env("MAESTRO_TOOL_CALL_ID", step)
+        .env("FORGE", forge);
+    // A nested shell governed anew finds the token where Maestro's shells must: the default
+    // private credentials file (the command's environment has none).
+    let creds = g.dir.path().join(".config/maestro-sh/credentials");
+    std::fs::create_dir_all(creds.parent().unwrap()).unwrap();
+    std::fs::write(&creds, TOKEN).unwrap();
+    chmod(&creds, 0o600);
+    g
+}
+
+#[test]
+fn forged_grants_are_governed_anew() {
+    if python3_missing() {
+        return;
+    }
+    let p = DevPlatform::start();
+    let tools = tempfile::tempdir().unwrap();
+    let forge = tools.path().join("forge.py");
+    std::fs::write(&forge, FORGE_PY).unwrap();
+    let key = real_key_path(&p);
+
+    // Control: the forger is right. With the real key, naming the live supervisor, for the
+    // same step, the nested shell passes through (the documented limit, SECURITY.md).
+    let mut g = outer(
+        &p,
+        "call-grant-control",
+        &format!("g=$(python3 \"$FORGE\" {} call-grant-control $PPID) && MAESTRO_SH_GRANT=$g bash -c 'touch \"$MARKER\"'", key.display()),
+        &forge,
+    );
+    assert_eq!(g.run().status.code(), Some(0));
+    assert!(g.ran());
+    assert_eq!(executions_for(&p, "call-grant-control"), 1);
+
+    // 1. Wrong step: the supervisor's real grant, another tool call id.
+    let mut g = outer(
+        &p,
+        "call-grant-1",
+        "MAESTRO_TOOL_CALL_ID=call-grant-1b bash -c 'touch \"$MARKER\"'",
+        &forge,
+    );
+    let out = g.run();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(executions_for(&p, "call-grant-1b"), 1);
+
+    // 2. An ancestor that is not maestro-sh (this test process), with the real key.
+    let me = std::process::id();
+    let out = std::process::Command::new("python3")
+        .arg(&forge)
+        .arg(&key)
+        .arg("call-grant-2")
+        .arg(me.to_string())
+        .output()
+        .unwrap();
+    let forged = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(forged.starts_with(&format!("v1.{me}.")), "{forged}");
+    let mut g = Gov::marked(Some(&p.url), "governed", "true")
+        .env("MAESTRO_TOOL_CALL_ID", "call-grant-2")
+        .env("MAESTRO_SH_GRANT", &forged);
+    assert_eq!(g.run().status.code(), Some(0));
+    assert_eq!(executions_for(&p, "call-grant-2"), 1);
+
+    // 3. A key of its own via MAESTRO_SH_DATA_DIR, naming the live supervisor, new step.
+    let mut g = outer(
+        &p,
+        "call-grant-3",
+        "own=$(mktemp -d) && head -c 32 /dev/urandom > $own/grant.key && chmod 600 $own/grant.key && \
+         g=$(python3 \"$FORGE\" $own/grant.key call-grant-3b $PPID) && \
+         MAESTRO_SH_DATA_DIR=$own MAESTRO_TOOL_CALL_ID=call-grant-3b MAESTRO_SH_GRANT=$g bash -c 'touch \"$MARKER\"'",
+        &forge,
+    );
+    let out = g.run();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(executions_for(&p, "call-grant-3b"), 1);
+
+    // 4. A real grant copied out, used after its supervisor exited (same step: a replay).
+    let saved = tools.path().join("grant");
+    let mut g = Gov::new(
+        Some(&p.url),
+        "governed",
+        &format!("printf %s \"$MAESTRO_SH_GRANT\" > {}", saved.display()),
+    )
+    .env("MAESTRO_TOOL_CALL_ID", "call-grant-4");
+    assert_eq!(g.run().status.code(), Some(0));
+    let copied = std::fs::read_to_string(&saved).unwrap();
+    assert!(copied.starts_with("v1."), "{copied}");
+    let mut g = Gov::new(
+        Some(&p.url),
+        "governed",
+        &format!("printf %s \"$MAESTRO_SH_GRANT\" > {}", saved.display()),
+    )
+    .env("MAESTRO_TOOL_CALL_ID", "call-grant-4")
+    .env("MAESTRO_SH_GRANT", &copied);
+    let out = g.run();
+    assert_refused(&g, &out, "already_ran");
+    assert_eq!(executions_for(&p, "call-grant-4"), 2);
+
+    // 5. An observed (read-only) step hands out no grant at all.
+    let dir = tempfile::tempdir().unwrap();
+    let flags = crate::support::platform::flags_file(
+        dir.path(),
+        &["maestro.platform_runtime.tool_execution_bridge"],
+    );
+    let mut g = Gov::new(Some(&p.url), "governed", "env")
+        .env_remove("MAESTRO_SH_MODE")
+        .env("EVALOPS_FEATURE_FLAGS_PATH", &flags)
+        .env("MAESTRO_TOOL_CALL_ID", "call-grant-5")
+        .env("MAESTRO_SH_GRANT", &copied);
+    let out = g.run();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(g.completed()["governed_outcome"], "observed");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("MAESTRO_SH_GRANT"));
+}
+
+fn python3_missing() -> bool {
+    let missing = std::process::Command::new("python3")
+        .arg("-c")
+        .arg("")
+        .status()
+        .map(|s| !s.success())
+        .unwrap_or(true);
+    if missing {
+        eprintln!("skipped: the grant forger needs python3");
+    }
+    missing
 }
