@@ -44,7 +44,12 @@ pub fn decide(
     let decision = client.execute_tool(req).map_err(|e| refusal_for(&e))?;
     // An idempotent replay is an execution some earlier invocation of this step started:
     // whatever its state, it is never our permission to run (at most once per tool call).
-    if decision.idempotent_replay {
+    // The one exception: our own earlier attempt (same invocation id), whose answer was lost
+    // in transit and which our client retried; it is still ours to run if Platform allowed it.
+    if decision.idempotent_replay
+        && !(own_attempt(req, &decision.execution)
+            && decision.execution.state == ExecutionState::Running)
+    {
         return Err(replay_refusal(req, &decision.execution));
     }
     let mut execution = decision.execution;
@@ -108,6 +113,19 @@ pub fn decide(
 
 /// Metadata key carrying the SHA-256 of the sanitized command (our addition to the request).
 pub const COMMAND_DIGEST_KEY: &str = "maestro_sh_command_sha256";
+/// Metadata key carrying a random id of this maestro-sh invocation (our addition).
+pub const INVOCATION_KEY: &str = "maestro_sh_invocation_id";
+
+/// Did this invocation open the replayed execution (a retry of our own lost answer)?
+fn own_attempt(req: &wire::ExecuteToolRequest, replayed: &Checked) -> bool {
+    let ours = req.metadata.get(INVOCATION_KEY);
+    let theirs = replayed
+        .raw
+        .metadata
+        .as_ref()
+        .and_then(|m| m.get(INVOCATION_KEY));
+    ours.is_some() && ours == theirs
+}
 
 /// Why a replayed execution does not let this invocation run: another command under the same
 /// step id (`step_id_reused`), a denial (`denied`), or an attempt that already started

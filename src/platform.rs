@@ -136,7 +136,16 @@ impl Client {
                 .set("Connect-Protocol-Version", "1")
                 .send_string(&body);
             let retry_after = match result {
-                Ok(resp) if (200..300).contains(&resp.status()) => return decode(method, resp),
+                Ok(resp) if (200..300).contains(&resp.status()) => match read_body(method, resp) {
+                    Ok(buf) => return parse_body(method, &buf),
+                    // The answer was cut off: like a dropped connection, worth another attempt
+                    // (an ExecuteTool retry replays our own execution, crate::decide).
+                    Err(e @ CallError::Unavailable(_)) => {
+                        last = e;
+                        None
+                    }
+                    Err(e) => return Err(e),
+                },
                 // A redirect (never followed) or any other non-2xx: a refusal, whatever the
                 // body says — an allowing body behind a 3xx is not Platform's answer.
                 Ok(resp) => {
@@ -343,7 +352,7 @@ fn validate(execution: ToolExecution, method: &str) -> Result<Checked, CallError
     })
 }
 
-fn decode<T: DeserializeOwned>(method: &str, resp: ureq::Response) -> Result<T, CallError> {
+fn read_body(method: &str, resp: ureq::Response) -> Result<Vec<u8>, CallError> {
     let mut buf = Vec::new();
     resp.into_reader()
         .take(MAX_BODY + 1)
@@ -354,7 +363,11 @@ fn decode<T: DeserializeOwned>(method: &str, resp: ureq::Response) -> Result<T, 
             "{method} answer is larger than {MAX_BODY} bytes"
         )));
     }
-    serde_json::from_slice(&buf).map_err(|e| {
+    Ok(buf)
+}
+
+fn parse_body<T: DeserializeOwned>(method: &str, buf: &[u8]) -> Result<T, CallError> {
+    serde_json::from_slice(buf).map_err(|e| {
         CallError::Malformed(format!("{method} answer is not the expected JSON ({e})"))
     })
 }

@@ -204,6 +204,12 @@ fn metadata(
         crate::decide::COMMAND_DIGEST_KEY,
         Some(&command_digest(&sanitized.text)),
     );
+    // Random per invocation: a replay carrying our own id is our own earlier attempt whose
+    // answer was lost (crate::decide), not another invocation of the step.
+    put(
+        crate::decide::INVOCATION_KEY,
+        Some(&crate::context::new_id("msh_")),
+    );
     m
 }
 

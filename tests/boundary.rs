@@ -219,6 +219,22 @@ fn a_reused_step_id_with_another_command_is_refused_and_says_so() {
     assert_eq!(p.executions().len(), 1);
 }
 
+#[test]
+fn our_own_retry_after_a_lost_answer_still_runs_once() {
+    let p = DevPlatform::start();
+    p.set_faults(json!([{"method": "ExecuteTool", "kind": "drop_after", "times": 1}]));
+    let dir = tempfile::tempdir().unwrap();
+    let counter = dir.path().join("count");
+    let mut g = counted(&p.url, "call-lost-answer", &counter, "true");
+    let out = g.run();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(g.completed()["governed_outcome"], "allowed");
+    assert_eq!(runs(&counter), 1);
+    // Two ExecuteTool requests (the lost one and the retry), one execution.
+    assert_eq!(p.requests_for("ExecuteTool").len(), 2);
+    assert_eq!(p.executions().len(), 1);
+}
+
 // ---- 3. Only a human approves ------------------------------------------------------------
 
 /// A valid ExecuteTool body, as maestro-sh sends it, re-aimed at `step` and `command`.

@@ -25,7 +25,7 @@ pub struct Fault {
     /// RPC method name (`ExecuteTool`, `GetApproval`, ...) or `*`.
     pub method: String,
     /// status | delay | malformed | drop | oversize | unknown_state | missing_id | wrong_id |
-    /// no_resume_token | empty
+    /// no_resume_token | empty | drop_after (handle the call, then drop the answer)
     pub kind: String,
     #[serde(default)]
     pub status: Option<u16>,
@@ -47,6 +47,7 @@ const FAULT_KINDS: &[&str] = &[
     "wrong_id",
     "no_resume_token",
     "empty",
+    "drop_after",
 ];
 
 /// Which credential a request carried. Roles are separate so that the governed agent, which
@@ -207,6 +208,14 @@ impl Server {
             }
         }
         let mut answer = self.route(&path, body, role);
+        if fault.as_ref().is_some_and(|f| f.kind == "drop_after") {
+            // The call took effect; the client never learns it (a lost answer).
+            let mut w = request.into_writer();
+            let _ = w.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"exec");
+            let _ = w.flush();
+            eprintln!("{method} {path} handled, answer dropped (fault)");
+            return;
+        }
         if let (Ok(v), Some(f)) = (&mut answer, &fault) {
             rewrite(v, &f.kind);
         }
