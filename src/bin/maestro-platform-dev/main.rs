@@ -336,8 +336,17 @@ fn timeline(
                     .trim_start_matches("dev.evalops.toolexecution.")
                     .to_string(),
             };
+            // A decision says who made it: the label and the credential that authenticated it.
+            let who = match (d["decision"].as_str(), d["credential"].as_str()) {
+                (Some(decision), Some(cred)) => format!(
+                    "{} by {} ({cred} credential) ",
+                    decision.trim_start_matches("DECISION_TYPE_"),
+                    d["decidedBy"].as_str().unwrap_or("?")
+                ),
+                _ => String::new(),
+            };
             println!(
-                "    {}  {what}  {}",
+                "    {}  {what}  {who}{}",
                 ev["time"].as_str().unwrap_or(""),
                 d["reason"]
                     .as_str()

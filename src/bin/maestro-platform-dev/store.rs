@@ -401,7 +401,8 @@ impl Store {
             ExecutionState::Denied
         };
         let why = format!(
-            "resumed by {}: {}",
+            "resumed with the {} credential, decided by {}: {}",
+            role.as_str(),
             if req.decided_by.is_empty() {
                 "unknown"
             } else {
