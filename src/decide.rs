@@ -46,9 +46,12 @@ pub fn decide(
     // whatever its state, it is never our permission to run (at most once per tool call).
     // The one exception: our own earlier attempt (same invocation id), whose answer was lost
     // in transit and which our client retried; it is still ours to run if Platform allowed it.
-    if decision.idempotent_replay
-        && !(own_attempt(req, &decision.execution)
-            && decision.execution.state == ExecutionState::Running)
+    // An execution carrying another invocation's id is someone else's even if Platform forgot
+    // the replay flag: that is our second guard, and costs no local state.
+    let attempt = attempt_of(req, &decision.execution);
+    let replayed = decision.idempotent_replay || attempt == Attempt::Other;
+    if replayed
+        && !(attempt == Attempt::Ours && decision.execution.state == ExecutionState::Running)
     {
         return Err(replay_refusal(req, &decision.execution));
     }
@@ -116,15 +119,27 @@ pub const COMMAND_DIGEST_KEY: &str = "maestro_sh_command_sha256";
 /// Metadata key carrying a random id of this maestro-sh invocation (our addition).
 pub const INVOCATION_KEY: &str = "maestro_sh_invocation_id";
 
-/// Did this invocation open the replayed execution (a retry of our own lost answer)?
-fn own_attempt(req: &wire::ExecuteToolRequest, replayed: &Checked) -> bool {
+/// Whose attempt opened the execution, by the invocation id Platform echoes in its metadata.
+#[derive(Debug, PartialEq, Eq)]
+enum Attempt {
+    Ours,
+    Other,
+    /// Platform does not echo our metadata: only its replay flag tells.
+    Unknown,
+}
+
+fn attempt_of(req: &wire::ExecuteToolRequest, execution: &Checked) -> Attempt {
     let ours = req.metadata.get(INVOCATION_KEY);
-    let theirs = replayed
+    let theirs = execution
         .raw
         .metadata
         .as_ref()
         .and_then(|m| m.get(INVOCATION_KEY));
-    ours.is_some() && ours == theirs
+    match (ours, theirs) {
+        (Some(a), Some(b)) if a == b => Attempt::Ours,
+        (Some(_), Some(_)) => Attempt::Other,
+        _ => Attempt::Unknown,
+    }
 }
 
 /// Why a replayed execution does not let this invocation run: another command under the same

@@ -225,18 +225,10 @@ fn govern(
         let (Some(client), Some(execute), Some(cfg)) = (&client, &execute, &cfg) else {
             unreachable!("governed mode has a config")
         };
-        let allowed = match decide::decide(client, cfg, &ctx, execute, &mut sidecar) {
-            Ok(a) => a,
+        match decide::decide(client, cfg, &ctx, execute, &mut sidecar) {
+            Ok(a) => (a.outcome, Some(a.execution_id), a.approval_request_id),
             Err(r) => return report_refusal(&mut sidecar, &ctx, &r, Some(started)),
-        };
-        if let Err(r) = claim_step(cfg, execute, &allowed) {
-            return report_refusal(&mut sidecar, &ctx, &r, Some(started));
         }
-        (
-            allowed.outcome,
-            Some(allowed.execution_id),
-            allowed.approval_request_id,
-        )
     } else {
         (Outcome::Observed, None, None)
     };
@@ -314,46 +306,6 @@ fn govern(
     );
     drop(sidecar);
     supervise::exit_like(run.exit)
-}
-
-/// The local journal's word on an allowed step (crate::journal): refused when an earlier
-/// invocation on this machine already claimed it. No data dir, or one we cannot write: run on
-/// Platform's word alone, with a warning.
-fn claim_step(
-    cfg: &PlatformConfig,
-    execute: &crate::wire::ExecuteToolRequest,
-    allowed: &decide::Allowed,
-) -> Result<(), Refusal> {
-    let Some(dir) = paths::data_dir() else {
-        return Ok(());
-    };
-    let entry = crate::journal::entry_path(
-        &dir,
-        &cfg.base_url,
-        &cfg.organization_id,
-        &cfg.workspace_id,
-        &execute.idempotency_key,
-    );
-    match crate::journal::claim(&entry) {
-        Ok(crate::journal::Claim::First) => Ok(()),
-        Ok(crate::journal::Claim::Taken(path)) => Err(Refusal::new(
-            Outcome::AlreadyRan,
-            format!(
-                "tool call {:?} was already run from this machine (journal {}), although Platform allowed it again",
-                execute.linkage.step_id.as_deref().unwrap_or("?"),
-                path.display()
-            ),
-        )
-        .with_execution(Some(&allowed.execution_id))
-        .with_approval(allowed.approval_request_id.as_deref())),
-        Err(e) => {
-            eprintln!(
-                "maestro-sh: warning: cannot write the step journal {}: {e}; relying on Platform alone to run this tool call once",
-                entry.display()
-            );
-            Ok(())
-        }
-    }
 }
 
 /// The command's environment: ours, minus credentials and sidecar plumbing, plus the step id

@@ -15,7 +15,6 @@ pub mod env;
 pub mod events;
 pub mod grant;
 pub mod harden;
-pub mod journal;
 pub mod mode;
 pub mod outbox;
 pub mod outcome;

@@ -126,7 +126,7 @@ fn double_run_table_eight_concurrent_invocations_of_one_step() {
     let p = DevPlatform::start();
     let dir = tempfile::tempdir().unwrap();
     let counter = dir.path().join("count");
-    // Separate data dirs: the local journal cannot help; Platform alone hands RUNNING once.
+    // Separate processes, separate data dirs: Platform alone hands RUNNING once.
     let mut gs: Vec<Gov> = (0..8)
         .map(|_| counted(&p.url, "call-eight", &counter, "true"))
         .collect();
@@ -217,6 +217,41 @@ fn a_reused_step_id_with_another_command_is_refused_and_says_so() {
     assert_refused(&same, &out, "already_ran");
     assert!(stderr(&out).contains("exit status 3"), "{}", stderr(&out));
     assert_eq!(p.executions().len(), 1);
+}
+
+#[test]
+fn a_platform_that_forgets_the_replay_flag_still_runs_a_step_once() {
+    let p = DevPlatform::start();
+    p.set_faults(json!([{"method": "ExecuteTool", "kind": "no_replay_flag"}]));
+    let dir = tempfile::tempdir().unwrap();
+    let counter = dir.path().join("count");
+    // Sequential: a retry after the first run.
+    let mut first = counted(&p.url, "call-forgetful", &counter, "true");
+    assert_eq!(first.run().status.code(), Some(0));
+    let mut again = counted(&p.url, "call-forgetful", &counter, "true");
+    let out = again.run();
+    assert_refused(&again, &out, "already_ran");
+    // Concurrent: eight at once.
+    let mut gs: Vec<Gov> = (0..8)
+        .map(|_| counted(&p.url, "call-forgetful-8", &counter, "true"))
+        .collect();
+    let outs: Vec<Output> = gs
+        .iter_mut()
+        .map(Gov::spawn)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    assert_eq!(
+        outs.iter().filter(|o| o.status.code() == Some(0)).count(),
+        1
+    );
+    for (g, out) in gs.iter().zip(&outs) {
+        if out.status.code() != Some(0) {
+            assert_refused(g, out, "already_ran");
+        }
+    }
+    assert_eq!(runs(&counter), 2, "once per step");
 }
 
 #[test]

@@ -25,7 +25,8 @@ pub struct Fault {
     /// RPC method name (`ExecuteTool`, `GetApproval`, ...) or `*`.
     pub method: String,
     /// status | delay | malformed | drop | oversize | unknown_state | missing_id | wrong_id |
-    /// no_resume_token | empty | drop_after (handle the call, then drop the answer)
+    /// no_resume_token | empty | drop_after (handle the call, then drop the answer) |
+    /// no_replay_flag (answer without `idempotentReplay`, as a forgetful Platform would)
     pub kind: String,
     #[serde(default)]
     pub status: Option<u16>,
@@ -48,6 +49,7 @@ const FAULT_KINDS: &[&str] = &[
     "no_resume_token",
     "empty",
     "drop_after",
+    "no_replay_flag",
 ];
 
 /// Which credential a request carried. Roles are separate so that the governed agent, which
@@ -431,6 +433,11 @@ fn read_body(request: &mut Request) -> ApiResult<Value> {
 
 /// Post-process a good answer for the rewriting faults.
 fn rewrite(v: &mut Value, kind: &str) {
+    if kind == "no_replay_flag" {
+        if let Some(o) = v.as_object_mut() {
+            o.remove("idempotentReplay");
+        }
+    }
     let Some(exec) = v.get_mut("execution").and_then(Value::as_object_mut) else {
         return;
     };
