@@ -251,7 +251,13 @@ impl PlatformConfig {
             organization_id: f.organization_id,
             timeout: Duration::from_millis(timeout_ms),
             attempts,
-            proxy: proxy_for(env, &base_url),
+            // A proxy the environment names could read a plain-http request, token included:
+            // in protected mode only https (whose certificate the agent cannot forge) is proxied.
+            proxy: if base_url.starts_with("https://") {
+                proxy_for(env, &base_url)
+            } else {
+                None
+            },
             base_url,
             ca_file: f.ca_file,
         })
@@ -609,6 +615,25 @@ mod tests {
             (cfg.organization_id.as_str(), cfg.workspace_id.as_str()),
             ("o", "w")
         );
+        // Plain http (lab opt-in in the file) is never handed to a proxy the env names.
+        let env_proxy = MapEnv::from_pairs(full().into_iter().chain([
+            ("HTTP_PROXY", "http://agent-proxy:1"),
+            ("HTTPS_PROXY", "http://agent-proxy:1"),
+        ]));
+        let lab = PlatformConfig::from_protected(
+            &env_proxy,
+            path,
+            r#"{"url": "http://10.0.0.5", "token": "t", "organization_id": "o", "allow_insecure_http": true}"#,
+        )
+        .unwrap();
+        assert_eq!(lab.proxy, None);
+        let tls = PlatformConfig::from_protected(
+            &env_proxy,
+            path,
+            r#"{"url": "https://p.example.com", "token": "t", "organization_id": "o"}"#,
+        )
+        .unwrap();
+        assert_eq!(tls.proxy.as_deref(), Some("http://agent-proxy:1"));
         // Errors never echo the file's text (it holds the token).
         for bad in [
             r#"{"url": "http://192.0.2.1", "token": "sekrit", "organization_id": "o"}"#,

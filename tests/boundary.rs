@@ -639,8 +639,12 @@ fn test_pki() -> TestPki {
         .push(DnType::CommonName, "maestro-sh test CA");
     let ca_cert = ca.self_signed(&ca_key).unwrap();
     let key = KeyPair::generate().unwrap();
-    let params =
-        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    let params = CertificateParams::new(vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "platform.test".to_string(),
+    ])
+    .unwrap();
     let cert = params.signed_by(&key, &ca_cert, &ca_key).unwrap();
     let key_der = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
     let server = rustls::ServerConfig::builder_with_provider(Arc::new(
@@ -706,6 +710,11 @@ fn tls_front(pki: &TestPki, backend: &str) -> String {
                 let conn = rustls::ServerConnection::new(config).unwrap();
                 let mut tls = rustls::StreamOwned::new(conn, tcp);
                 while let Some((path, headers, body)) = read_request(&mut tls) {
+                    // Through a proxy the request line carries the absolute URL.
+                    let path = match path.split_once("://") {
+                        Some((_, rest)) => rest[rest.find('/').unwrap_or(rest.len())..].to_string(),
+                        None => path,
+                    };
                     let mut req = ureq::post(&format!("{backend}{path}"));
                     for (k, v) in &headers {
                         if ["authorization", "x-organization-id", "content-type"]
@@ -1148,4 +1157,79 @@ fn python3_missing() -> bool {
         eprintln!("skipped: the grant forger needs python3");
     }
     missing
+}
+
+/// A CONNECT proxy that tunnels every request to `target` (whatever host it is asked for);
+/// its URL and the CONNECT lines it received.
+fn connect_proxy(target: std::net::SocketAddr) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for mut client in listener.incoming().flatten() {
+            let Some((target_line, _, _)) = read_request(&mut client) else {
+                continue;
+            };
+            log.lock().unwrap().push(target_line);
+            let Ok(upstream) = std::net::TcpStream::connect(target) else {
+                continue;
+            };
+            let _ = client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+            let (mut c2, mut u2) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+            let (mut c1, mut u1) = (client, upstream);
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c2, &mut u2);
+                let _ = u2.shutdown(std::net::Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut u1, &mut c1);
+                let _ = c1.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    (url, seen)
+}
+
+#[test]
+fn https_goes_through_https_proxy_unless_no_proxy_names_the_host() {
+    let p = DevPlatform::start();
+    let pki = test_pki();
+    let front = tls_front(&pki, &p.url);
+    let port: u16 = front.rsplit(':').next().unwrap().parse().unwrap();
+    let (proxy, seen) = connect_proxy(([127, 0, 0, 1], port).into());
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &pki.ca_pem).unwrap();
+    // platform.test does not resolve: only the proxy can reach it.
+    let url = "https://platform.test:443";
+    let mut g = Gov::marked(Some(url), "governed", "true")
+        .env("MAESTRO_SH_CA_FILE", &ca)
+        .env("HTTPS_PROXY", &proxy);
+    let out = g.run();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(g.ran());
+    assert!(
+        seen.lock()
+            .unwrap()
+            .iter()
+            .any(|l| l == "platform.test:443"),
+        "{:?}",
+        seen.lock().unwrap()
+    );
+    let before = seen.lock().unwrap().len();
+    let mut g = Gov::marked(Some(url), "governed", "true")
+        .env("MAESTRO_SH_CA_FILE", &ca)
+        .env("https_proxy", &proxy)
+        .env("NO_PROXY", "example.com,.test")
+        .env("TOOL_EXECUTION_SERVICE_MAX_ATTEMPTS", "1");
+    let out = g.run();
+    assert_refused(&g, &out, "platform_unavailable");
+    assert!(!g.ran());
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        before,
+        "NO_PROXY was not honoured"
+    );
 }
