@@ -384,7 +384,8 @@ fn am_root() -> bool {
 }
 
 /// What a hostile command tries from inside a governed run; one line per door that opened.
-/// The control lines show the probe itself works on a dumpable process of the same user.
+/// The control lines show the probe itself works on a dumpable process of the same user (the
+/// probing shell, read from a subshell: an ancestor, so Yama's ptrace scope 1 allows it too).
 fn probe(out: &Path) -> String {
     format!(
         r#"o={o}
@@ -393,10 +394,8 @@ env | grep -q MAESTRO_SH_CREDENTIALS_FILE && echo env-has-credentials-path >>"$o
 grep -qa '{t}' /proc/$PPID/environ 2>/dev/null && echo parent-environ-has-token >>"$o"
 cat /proc/$PPID/environ >/dev/null 2>&1 && echo parent-environ-readable >>"$o"
 ( exec 3</proc/$PPID/mem ) 2>/dev/null && echo parent-mem-openable >>"$o"
-sleep 30 & s=$!
-( exec 3</proc/$s/mem ) 2>/dev/null && echo control-mem-openable >>"$o"
-cat /proc/$s/environ >/dev/null 2>&1 && echo control-environ-readable >>"$o"
-kill $s
+( exec 3</proc/$$/mem ) 2>/dev/null && echo control-mem-openable >>"$o"
+cat /proc/$$/environ >/dev/null 2>&1 && echo control-environ-readable >>"$o"
 echo done >>"$o""#,
         o = out.display(),
         t = TOKEN
