@@ -23,13 +23,15 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOKEN, ORG = "bench-token", "org-bench"
+# Approvals are resolved with the reviewer credential (the agent's token gets 403).
+REVIEWER_TOKEN = "bench-reviewer-token"
 
 
-def call(url, path, body):
+def call(url, path, body, token=TOKEN):
     req = urllib.request.Request(
         url + path,
         data=json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {TOKEN}", "X-Organization-ID": ORG,
+        headers={"Authorization": f"Bearer {token}", "X-Organization-ID": ORG,
                  "Content-Type": "application/json"},
     )
     with urllib.request.urlopen(req, timeout=10) as r:
@@ -90,7 +92,8 @@ def main():
     with open(policy, "w") as f:
         json.dump({"default": "require_approval", "rules": []}, f)
     plat = subprocess.Popen([os.path.join(dist, "maestro-platform-dev"), "serve", "--addr", "127.0.0.1:0",
-                             "--token", TOKEN, "--org", ORG, "--policy", policy],
+                             "--token", TOKEN, "--reviewer-token", REVIEWER_TOKEN, "--org", ORG,
+                             "--policy", policy],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         url = plat.stdout.readline().strip()
@@ -102,7 +105,7 @@ def main():
             time.sleep(random.uniform(0.2, 4.0))
             call(url, "/approvals.v1.ApprovalService/ResolveApproval",
                  {"approvalRequestId": approval, "decision": "DECISION_TYPE_APPROVED",
-                  "decidedBy": "bench", "reason": ""})
+                  "decidedBy": "bench", "reason": ""}, token=REVIEWER_TOKEN)
             resolved = time.time_ns()
             proc.wait(timeout=30)
             with open(stamp) as f:
@@ -121,7 +124,7 @@ def main():
         waiting = [r for r in reqs if r["method"] in ("GetApproval", "GetToolExecution")]
         call(url, "/approvals.v1.ApprovalService/ResolveApproval",
              {"approvalRequestId": approval, "decision": "DECISION_TYPE_DENIED", "decidedBy": "bench",
-              "reason": "benchmark over"})
+              "reason": "benchmark over"}, token=REVIEWER_TOKEN)
         proc.wait(timeout=30)
         print(f"waiting {args.idle_seconds:.0f} s for a decision: {len(waiting)} Platform requests "
               f"({len(waiting) / args.idle_seconds:.2f} per second)")

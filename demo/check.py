@@ -91,6 +91,14 @@ def verify(events_path, timeline_path, expect_path):
         ]:
             if ours != theirs:
                 problems.append(f"{step}: {name} id {ours} on the sidecar, {theirs} on Platform")
+        if outcome == "approved":
+            resolved = [
+                ev["data"]
+                for ev in t.get("events", [])
+                if ev.get("type", "").endswith(".approval_resolved")
+            ]
+            if [r.get("credential") for r in resolved] != ["reviewer"]:
+                problems.append(f"{step}: approved, but not by one reviewer credential: {resolved}")
         checked += 1
     for e in evs:
         text = json.dumps(e).lower()

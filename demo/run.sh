@@ -35,7 +35,8 @@ trap cleanup EXIT
 start_platform() {
     local name=$1
     shift
-    "$PLATFORM" serve --addr 127.0.0.1:0 --token demo-token --org org-demo "$@" \
+    "$PLATFORM" serve --addr 127.0.0.1:0 --token demo-token --reviewer-token demo-reviewer-token \
+        --org org-demo "$@" \
         >"$work/$name.url" 2>"$work/$name.log" &
     pids+=($!)
     for _ in $(seq 200); do
@@ -111,8 +112,15 @@ step "3. a destructive command: Platform asks a human; a second process approves
         id=$(python3 "$root/demo/check.py" pending-approval "$events" call-demo-3 2>/dev/null || true)
         if [ -n "$id" ]; then
             sleep 1
+            # The agent's token cannot approve (403): only the reviewer credential resolves.
+            if "$PLATFORM" approve "$id" --reviewer-token demo-token --by agent >/dev/null 2>&1; then
+                echo "  [reviewer] the agent's credential approved: governance broken" >&2
+                exit 1
+            fi
+            echo "  [reviewer] (the agent's credential was refused: 403)"
             echo "  [reviewer] maestro-platform-dev approve $id --by reviewer@example.com"
-            "$PLATFORM" approve "$id" --by reviewer@example.com --reason "build dir is disposable" |
+            MAESTRO_PLATFORM_DEV_REVIEWER_TOKEN=demo-reviewer-token \
+                "$PLATFORM" approve "$id" --by reviewer@example.com --reason "build dir is disposable" |
                 sed 's/^/  [reviewer] /'
             exit 0
         fi

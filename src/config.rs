@@ -36,6 +36,10 @@ const ATTEMPTS_VARS: &[&str] = &[
 ];
 /// Names a credentials file; deliberately free of TOKEN/KEY/SECRET so Maestro passes it on.
 pub const CREDENTIALS_FILE_VAR: &str = "MAESTRO_SH_CREDENTIALS_FILE";
+/// `1`: allow sending the token over plain http to a non-loopback host (a lab only).
+pub const ALLOW_INSECURE_HTTP_VAR: &str = "MAESTRO_SH_ALLOW_INSECURE_HTTP";
+/// A PEM bundle of extra CA certificates for a private Platform (also `SSL_CERT_FILE`).
+pub const CA_FILE_VARS: &[&str] = &["MAESTRO_SH_CA_FILE", "SSL_CERT_FILE"];
 
 const SERVICE_SUFFIX: &str = "/toolexecution.v1.ToolExecutionService";
 const DEFAULT_TIMEOUT_MS: u64 = 2500;
@@ -66,6 +70,15 @@ impl fmt::Debug for Secret {
 pub enum TokenSource {
     Env(&'static str),
     File(PathBuf),
+    /// The protected configuration (setgid install): unreadable by the governed command.
+    Protected(PathBuf),
+}
+
+impl TokenSource {
+    /// True when the governed command (same user) cannot read the token's source.
+    pub fn is_protected(&self) -> bool {
+        matches!(self, TokenSource::Protected(_))
+    }
 }
 
 impl fmt::Display for TokenSource {
@@ -73,6 +86,7 @@ impl fmt::Display for TokenSource {
         match self {
             TokenSource::Env(v) => write!(f, "env {v}"),
             TokenSource::File(p) => write!(f, "file {}", p.display()),
+            TokenSource::Protected(p) => write!(f, "protected file {}", p.display()),
         }
     }
 }
@@ -87,6 +101,11 @@ pub struct PlatformConfig {
     pub workspace_id: String,
     pub timeout: Duration,
     pub attempts: u32,
+    /// Extra CA certificates (PEM) trusted besides the built-in roots.
+    pub ca_file: Option<PathBuf>,
+    /// The proxy for this URL from `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY`, unless `NO_PROXY`
+    /// (or loopback) exempts it.
+    pub proxy: Option<String>,
 }
 
 /// Why Platform cannot be called; each names the variable or file to fix.
@@ -96,7 +115,7 @@ pub enum ConfigError {
     MissingUrl,
     #[error("{var}={value:?} is not an http(s) URL; set it to the Platform base URL, e.g. https://platform.example.com")]
     BadUrl { var: &'static str, value: String },
-    #[error("no Platform token: set {} or {} (a file readable only by you), or create {}", TOKEN_VARS[0], CREDENTIALS_FILE_VAR, .default_file)]
+    #[error("no Platform token found (set {} or {}, a file readable only by you, or create {})", TOKEN_VARS[0], CREDENTIALS_FILE_VAR, .default_file)]
     MissingToken { default_file: String },
     #[error("credentials file {path}: {problem}")]
     CredentialsFile { path: String, problem: String },
@@ -104,6 +123,10 @@ pub enum ConfigError {
     MissingOrganization,
     #[error("no workspace id: set {}", WORKSPACE_VARS[0])]
     MissingWorkspace,
+    #[error("{var}={value:?} would send the Platform token unencrypted to a host that is not this machine; use https://, or set {ALLOW_INSECURE_HTTP_VAR}=1 for a lab network")]
+    InsecureUrl { var: &'static str, value: String },
+    #[error("protected configuration {path}: {problem}")]
+    Protected { path: String, problem: String },
     #[error("{var}={value:?} is not a valid number ({range}); fix or unset it")]
     BadNumber {
         var: &'static str,
@@ -115,9 +138,33 @@ pub enum ConfigError {
 impl PlatformConfig {
     /// Read the configuration; the first problem found is returned.
     pub fn load(env: &dyn Env) -> Result<PlatformConfig, ConfigError> {
+        match crate::harden::protected() {
+            crate::harden::Protected::No => {}
+            crate::harden::Protected::Open { path, file } => {
+                let text = read_protected(file)
+                    .map_err(|e| protected_error(path, format!("cannot read it ({e})")))?;
+                return PlatformConfig::from_protected(env, path, &text);
+            }
+            crate::harden::Protected::Unreadable { path, error } => {
+                return Err(protected_error(
+                    path,
+                    format!("maestro-sh is installed setgid but cannot open it ({error}); run install.sh again as root"),
+                ))
+            }
+        }
         let (var, raw) = env.first(URL_VARS).ok_or(ConfigError::MissingUrl)?;
-        let base_url = normalize_base_url(&raw).ok_or(ConfigError::BadUrl { var, value: raw })?;
+        let base_url = normalize_base_url(&raw).ok_or(ConfigError::BadUrl {
+            var,
+            value: raw.clone(),
+        })?;
+        if !transport_allowed(
+            &base_url,
+            env.get(ALLOW_INSECURE_HTTP_VAR).as_deref() == Some("1"),
+        ) {
+            return Err(ConfigError::InsecureUrl { var, value: raw });
+        }
         let (token, token_source) = load_token(env)?;
+        let proxy = proxy_for(env, &base_url);
         let organization_id = env
             .first_value(ORGANIZATION_VARS)
             .ok_or(ConfigError::MissingOrganization)?;
@@ -140,7 +187,162 @@ impl PlatformConfig {
             workspace_id,
             timeout: Duration::from_millis(timeout_ms),
             attempts,
+            ca_file: env.first_value(CA_FILE_VARS).map(PathBuf::from),
+            proxy,
         })
+    }
+
+    /// The protected configuration (JSON: `url`, `token`, `organization_id`, `workspace_id`,
+    /// optional `ca_file`, `allow_insecure_http`). The URL, tenant, token and CA come only from
+    /// it; the environment still sets timeouts and attempts, which cannot leak the token.
+    pub fn from_protected(
+        env: &dyn Env,
+        path: &Path,
+        text: &str,
+    ) -> Result<PlatformConfig, ConfigError> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct File {
+            url: String,
+            token: String,
+            organization_id: String,
+            workspace_id: Option<String>,
+            ca_file: Option<PathBuf>,
+            #[serde(default)]
+            allow_insecure_http: bool,
+        }
+        // Never echo the file's text: serde's messages name fields and positions only.
+        let f: File = serde_json::from_str(text).map_err(|e| {
+            protected_error(
+                path,
+                format!(
+                    "is not the expected JSON ({:?} error at line {} column {}; fields: url, token, organization_id, workspace_id, ca_file, allow_insecure_http)",
+                    e.classify(),
+                    e.line(),
+                    e.column()
+                ),
+            )
+        })?;
+        let base_url = normalize_base_url(&f.url)
+            .ok_or_else(|| protected_error(path, "\"url\" is not an http(s) URL".into()))?;
+        if !transport_allowed(&base_url, f.allow_insecure_http) {
+            return Err(protected_error(
+                path,
+                "\"url\" is plain http to a host that is not this machine; use https or set \"allow_insecure_http\": true".into(),
+            ));
+        }
+        let token = f.token.trim().to_string();
+        if token.is_empty() || token.contains(char::is_whitespace) {
+            return Err(protected_error(
+                path,
+                "\"token\" is empty or not one word".into(),
+            ));
+        }
+        let timeout_ms = number(
+            env,
+            TIMEOUT_VARS,
+            DEFAULT_TIMEOUT_MS,
+            1,
+            120_000,
+            "1..=120000 ms",
+        )?;
+        let attempts = number(env, ATTEMPTS_VARS, DEFAULT_ATTEMPTS.into(), 1, 10, "1..=10")? as u32;
+        Ok(PlatformConfig {
+            token: Secret(token),
+            token_source: TokenSource::Protected(path.to_path_buf()),
+            workspace_id: f.workspace_id.unwrap_or_else(|| f.organization_id.clone()),
+            organization_id: f.organization_id,
+            timeout: Duration::from_millis(timeout_ms),
+            attempts,
+            // A proxy the environment names could read a plain-http request, token included:
+            // in protected mode only https (whose certificate the agent cannot forge) is proxied.
+            proxy: if base_url.starts_with("https://") {
+                proxy_for(env, &base_url)
+            } else {
+                None
+            },
+            base_url,
+            ca_file: f.ca_file,
+        })
+    }
+}
+
+fn protected_error(path: &Path, problem: String) -> ConfigError {
+    ConfigError::Protected {
+        path: path.display().to_string(),
+        problem,
+    }
+}
+
+/// The whole protected file from its start (the descriptor is shared, so positioned reads).
+fn read_protected(file: &std::fs::File) -> std::io::Result<String> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut len = 0;
+    loop {
+        let n = file.read_at(&mut buf[len..], len as u64)?;
+        if n == 0 {
+            break;
+        }
+        len += n;
+        if len == buf.len() {
+            return Err(std::io::Error::other("larger than 64 KiB"));
+        }
+    }
+    buf.truncate(len);
+    String::from_utf8(buf).map_err(|_| std::io::Error::other("not UTF-8"))
+}
+
+/// May the token travel to `base_url`? https always; plain http only to a loopback address
+/// (`localhost`, 127.0.0.0/8, ::1), or anywhere with the explicit lab opt-in.
+pub fn transport_allowed(base_url: &str, allow_insecure_http: bool) -> bool {
+    let Ok(url) = url::Url::parse(base_url) else {
+        return false;
+    };
+    match url.scheme() {
+        "https" => true,
+        "http" => allow_insecure_http || is_loopback(&url),
+        _ => false,
+    }
+}
+
+/// The proxy to use for `base_url`, as curl reads the variables: `https_proxy`/`HTTPS_PROXY`
+/// (or `http_proxy`/`HTTP_PROXY` for http), then `all_proxy`/`ALL_PROXY`; none for loopback
+/// or a host matched by `NO_PROXY` (`*`, a host, or a domain suffix, with or without a dot).
+pub fn proxy_for(env: &dyn Env, base_url: &str) -> Option<String> {
+    let url = url::Url::parse(base_url).ok()?;
+    if is_loopback(&url) {
+        return None;
+    }
+    let host = url
+        .host_str()?
+        .trim_matches(['[', ']'])
+        .to_ascii_lowercase();
+    let no_proxy = env
+        .first_value(&["no_proxy", "NO_PROXY"])
+        .unwrap_or_default();
+    let exempt = no_proxy.split(',').map(str::trim).any(|e| {
+        let e = e.trim_start_matches('.').to_ascii_lowercase();
+        let e = e.split(':').next().unwrap_or_default();
+        e == "*" || (!e.is_empty() && (host == e || host.ends_with(&format!(".{e}"))))
+    });
+    if exempt {
+        return None;
+    }
+    let vars: &[&'static str] = if url.scheme() == "https" {
+        &["https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"]
+    } else {
+        &["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"]
+    };
+    env.first_value(vars)
+}
+
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
     }
 }
 
@@ -345,6 +547,108 @@ mod tests {
             err.contains("TOOL_EXECUTION_SERVICE_TIMEOUT_MS=\"soon\""),
             "{err}"
         );
+    }
+
+    #[test]
+    fn plain_http_only_to_loopback_unless_opted_in() {
+        for (url, ok) in [
+            ("https://p.example.com", true),
+            ("http://127.0.0.1:8080", true),
+            ("http://127.9.9.9", true),
+            ("http://localhost:1", true),
+            ("http://[::1]:1", true),
+            ("http://192.0.2.1", false),
+            ("http://p.example.com", false),
+            ("http://localhost.example.com", false),
+            ("http://127.0.0.1@evil.example.com", false),
+        ] {
+            assert_eq!(transport_allowed(url, false), ok, "{url}");
+            assert!(transport_allowed(url, true), "{url}");
+        }
+        let mut pairs = full();
+        pairs[0] = ("MAESTRO_PLATFORM_BASE_URL", "http://192.0.2.1/");
+        let err = PlatformConfig::load(&MapEnv::from_pairs(pairs.clone())).unwrap_err();
+        assert!(
+            err.to_string().contains("MAESTRO_PLATFORM_BASE_URL"),
+            "{err}"
+        );
+        assert!(err.to_string().contains(ALLOW_INSECURE_HTTP_VAR), "{err}");
+        pairs.push((ALLOW_INSECURE_HTTP_VAR, "1"));
+        assert!(PlatformConfig::load(&MapEnv::from_pairs(pairs)).is_ok());
+    }
+
+    #[test]
+    fn proxies_follow_the_usual_variables() {
+        let env = |pairs: &[(&'static str, &'static str)]| MapEnv::from_pairs(pairs.to_vec());
+        let e = env(&[
+            ("HTTPS_PROXY", "http://proxy:3128"),
+            ("NO_PROXY", "internal.example,.corp"),
+        ]);
+        assert_eq!(
+            proxy_for(&e, "https://p.example.com").as_deref(),
+            Some("http://proxy:3128")
+        );
+        assert_eq!(proxy_for(&e, "https://p.internal.example"), None);
+        assert_eq!(proxy_for(&e, "https://x.corp:8443"), None);
+        assert_eq!(proxy_for(&e, "http://127.0.0.1:1"), None);
+        assert_eq!(
+            proxy_for(
+                &env(&[("NO_PROXY", "*"), ("HTTPS_PROXY", "http://p:1")]),
+                "https://a.b"
+            ),
+            None
+        );
+        assert_eq!(proxy_for(&env(&[]), "https://a.b"), None);
+    }
+
+    #[test]
+    fn protected_configuration_ignores_the_environment() {
+        let env = MapEnv::from_pairs(full());
+        let path = Path::new("/opt/etc/maestro-sh/platform.json");
+        let cfg = PlatformConfig::from_protected(
+            &env,
+            path,
+            r#"{"url": "https://platform.example.com", "token": "real", "organization_id": "o", "workspace_id": "w"}"#,
+        )
+        .unwrap();
+        assert_eq!(cfg.base_url, "https://platform.example.com");
+        assert_eq!(cfg.token.expose(), "real");
+        assert!(cfg.token_source.is_protected());
+        assert_eq!(
+            (cfg.organization_id.as_str(), cfg.workspace_id.as_str()),
+            ("o", "w")
+        );
+        // Plain http (lab opt-in in the file) is never handed to a proxy the env names.
+        let env_proxy = MapEnv::from_pairs(full().into_iter().chain([
+            ("HTTP_PROXY", "http://agent-proxy:1"),
+            ("HTTPS_PROXY", "http://agent-proxy:1"),
+        ]));
+        let lab = PlatformConfig::from_protected(
+            &env_proxy,
+            path,
+            r#"{"url": "http://10.0.0.5", "token": "t", "organization_id": "o", "allow_insecure_http": true}"#,
+        )
+        .unwrap();
+        assert_eq!(lab.proxy, None);
+        let tls = PlatformConfig::from_protected(
+            &env_proxy,
+            path,
+            r#"{"url": "https://p.example.com", "token": "t", "organization_id": "o"}"#,
+        )
+        .unwrap();
+        assert_eq!(tls.proxy.as_deref(), Some("http://agent-proxy:1"));
+        // Errors never echo the file's text (it holds the token).
+        for bad in [
+            r#"{"url": "http://192.0.2.1", "token": "sekrit", "organization_id": "o"}"#,
+            r#"{"url": "https://x", "token": "sekrit", "organization_id": "o", "extra": 1}"#,
+            "sekrit",
+        ] {
+            let err = PlatformConfig::from_protected(&env, path, bad)
+                .unwrap_err()
+                .to_string();
+            assert!(!err.contains("sekrit"), "{err}");
+            assert!(err.contains("platform.json"), "{err}");
+        }
     }
 
     #[test]

@@ -269,6 +269,7 @@ fn doctor(env: &dyn Env) -> i32 {
                     cfg.base_url, cfg.organization_id, cfg.workspace_id, cfg.token_source
                 ),
             );
+            line(true, "token custody", token_custody(&cfg.token_source));
             let client = Client::new(&cfg);
             let req = wire::ListToolExecutionsRequest {
                 workspace_id: Some(cfg.workspace_id.clone()),
@@ -294,5 +295,19 @@ fn doctor(env: &dyn Env) -> i32 {
         0
     } else {
         1
+    }
+}
+
+/// Whether the governed command could read the token (SECURITY.md).
+fn token_custody(source: &crate::config::TokenSource) -> String {
+    let dump = if crate::harden::non_dumpable() {
+        "maestro-sh is non-dumpable"
+    } else {
+        "WARNING: maestro-sh could not make itself non-dumpable"
+    };
+    if source.is_protected() {
+        format!("protected: only maestro-sh's setgid group reads {source}; the governed command, running as you, cannot ({dump})")
+    } else {
+        format!("hidden only: the governed command's environment never has it and {dump}, but {source} is readable by every process of your user, the agent's included; install.sh run as root sets up protected mode")
     }
 }

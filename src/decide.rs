@@ -42,6 +42,19 @@ pub fn decide(
     sidecar: &mut Sidecar,
 ) -> Result<Allowed, Refusal> {
     let decision = client.execute_tool(req).map_err(|e| refusal_for(&e))?;
+    // An idempotent replay is an execution some earlier invocation of this step started:
+    // whatever its state, it is never our permission to run (at most once per tool call).
+    // The one exception: our own earlier attempt (same invocation id), whose answer was lost
+    // in transit and which our client retried; it is still ours to run if Platform allowed it.
+    // An execution carrying another invocation's id is someone else's even if Platform forgot
+    // the replay flag: that is our second guard, and costs no local state.
+    let attempt = attempt_of(req, &decision.execution);
+    let replayed = decision.idempotent_replay || attempt == Attempt::Other;
+    if replayed
+        && !(attempt == Attempt::Ours && decision.execution.state == ExecutionState::Running)
+    {
+        return Err(replay_refusal(req, &decision.execution));
+    }
     let mut execution = decision.execution;
     // Decided states come straight back; ACCEPTED / POLICY_EVALUATING mean "not yet": watch the
     // execution until it moves, within the same budget as one call.
@@ -93,16 +106,128 @@ pub fn decide(
         other => Err(Refusal::new(
             Outcome::PlatformMalformed,
             format!(
-                "ExecuteTool answered state {}{}, which does not allow running",
+                "ExecuteTool answered state {}, which does not allow running",
                 other.as_wire(),
-                if decision.idempotent_replay {
-                    " on replay (this step already ran; use a new MAESTRO_TOOL_CALL_ID)"
-                } else {
-                    ""
-                }
             ),
         )
         .with_execution(Some(&id))),
+    }
+}
+
+/// Metadata key carrying the SHA-256 of the sanitized command (our addition to the request).
+pub const COMMAND_DIGEST_KEY: &str = "maestro_sh_command_sha256";
+/// Metadata key carrying a random id of this maestro-sh invocation (our addition).
+pub const INVOCATION_KEY: &str = "maestro_sh_invocation_id";
+
+/// Whose attempt opened the execution, by the invocation id Platform echoes in its metadata.
+#[derive(Debug, PartialEq, Eq)]
+enum Attempt {
+    Ours,
+    Other,
+    /// Platform does not echo our metadata: only its replay flag tells.
+    Unknown,
+}
+
+fn attempt_of(req: &wire::ExecuteToolRequest, execution: &Checked) -> Attempt {
+    let ours = req.metadata.get(INVOCATION_KEY);
+    let theirs = execution
+        .raw
+        .metadata
+        .as_ref()
+        .and_then(|m| m.get(INVOCATION_KEY));
+    match (ours, theirs) {
+        (Some(a), Some(b)) if a == b => Attempt::Ours,
+        (Some(_), Some(_)) => Attempt::Other,
+        _ => Attempt::Unknown,
+    }
+}
+
+/// Why a replayed execution does not let this invocation run: another command under the same
+/// step id (`step_id_reused`), a denial (`denied`), or an attempt that already started
+/// (`already_ran`, with what Platform recorded about it).
+pub fn replay_refusal(req: &wire::ExecuteToolRequest, replayed: &Checked) -> Refusal {
+    let step = req.linkage.step_id.as_deref().unwrap_or("?");
+    let id = Some(replayed.id.as_str());
+    let approval = replayed
+        .raw
+        .approval_wait
+        .as_ref()
+        .and_then(|w| w.approval_request_id.as_deref());
+    let theirs = replayed
+        .raw
+        .metadata
+        .as_ref()
+        .and_then(|m| m.get(COMMAND_DIGEST_KEY));
+    let ours = req.metadata.get(COMMAND_DIGEST_KEY);
+    if let (Some(theirs), Some(ours)) = (theirs, ours) {
+        if theirs != ours {
+            return Refusal::new(
+                Outcome::StepIdReused,
+                format!(
+                    "tool call id {step:?} was already used for a different command \
+                     (execution {}, state {})",
+                    replayed.id,
+                    replayed.state.as_wire()
+                ),
+            )
+            .with_execution(id)
+            .with_approval(approval);
+        }
+    }
+    let state = replayed.state;
+    let what = match state {
+        ExecutionState::Denied => {
+            let why = replayed
+                .raw
+                .error_message
+                .as_deref()
+                .filter(|m| !m.trim().is_empty())
+                .unwrap_or("Platform policy denied the command");
+            return Refusal::new(
+                Outcome::Denied,
+                format!("{why} (tool call {step:?} was denied before)"),
+            )
+            .with_execution(id)
+            .with_approval(approval);
+        }
+        ExecutionState::Running => {
+            "is running in another invocation (or one that was killed)".to_string()
+        }
+        ExecutionState::Succeeded | ExecutionState::Failed => {
+            format!("already ran{}", recorded_result(&replayed.raw))
+        }
+        ExecutionState::WaitingApproval => {
+            "is waiting for approval in another invocation".to_string()
+        }
+        ExecutionState::Cancelled => "was cancelled earlier".to_string(),
+        _ => "was already started by another invocation".to_string(),
+    };
+    Refusal::new(
+        Outcome::AlreadyRan,
+        format!(
+            "tool call {step:?} {what} (Platform replayed execution state {})",
+            state.as_wire()
+        ),
+    )
+    .with_execution(id)
+    .with_approval(approval)
+}
+
+/// `" (exit 3)"`-style note of the recorded result, when Platform has one.
+fn recorded_result(execution: &wire::ToolExecution) -> String {
+    let safe = execution
+        .output
+        .as_ref()
+        .and_then(|o| o.safe_output.as_ref());
+    let status = safe.and_then(|s| s.get("status")).and_then(|v| v.as_str());
+    let exit = safe
+        .and_then(|s| s.get("exit_status"))
+        .and_then(|v| v.as_i64());
+    match (status, exit) {
+        (Some(s), Some(e)) => format!(" ({}, exit status {e})", crate::platform::truncate(s, 32)),
+        (None, Some(e)) => format!(" (exit status {e})"),
+        (Some(s), None) => format!(" ({})", crate::platform::truncate(s, 32)),
+        (None, None) => String::new(),
     }
 }
 

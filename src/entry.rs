@@ -30,17 +30,28 @@ use crate::{decide, paths};
 
 /// Exit status when no real shell can be found (as a shell reports "command not found").
 const NO_SHELL: i32 = 127;
-/// Variables the governed command never sees: Platform credentials and our sidecar plumbing.
+/// Variables the governed command never sees: Platform credentials (every alias, and the path
+/// to a credentials file: the command must not be told where the token lives) and our sidecar
+/// plumbing. A nested shell governed anew finds the token in the default credentials file or
+/// the protected configuration, or refuses.
 const NOT_INHERITED: &[&str] = &[
     events::EVENTS_FD_VAR,
     events::EVENTS_FILE_VAR,
     decide::DECISIONS_FD_VAR,
+    crate::config::CREDENTIALS_FILE_VAR,
     "MAESTRO_PLATFORM_DEV_TOKEN",
+    "MAESTRO_PLATFORM_DEV_REVIEWER_TOKEN",
 ];
 
 /// Run maestro-sh with this process's argv and environment; returns the exit status only when
 /// the real shell was not exec'd.
 pub fn main() -> i32 {
+    // Before anything reads the environment or a secret: non-dumpable, and in a setgid
+    // install the protected configuration opened and the group dropped.
+    if let Err(e) = crate::harden::startup() {
+        eprintln!("maestro-sh: {e}");
+        return REFUSED;
+    }
     let argv: Vec<OsString> = std::env::args_os().collect();
     let argv0 = argv
         .first()
@@ -257,9 +268,14 @@ fn govern(
     };
 
     // Run. The child gets our step id (and, for nested shells, a grant) and loses credentials.
-    let grant = grant::issue(&ctx.step_id)
-        .map_err(|e| crate::status::warn(&format!("nested shells will be governed anew: {e}")))
-        .ok();
+    // Only a governed step grants: a shell inside an observed one is governed anew.
+    let grant = if mode == Mode::Governed {
+        grant::issue(&ctx.step_id)
+            .map_err(|e| crate::status::warn(&format!("nested shells will be governed anew: {e}")))
+            .ok()
+    } else {
+        None
+    };
     let plan = ExecPlan::new(&shell, argv).with_env(child_env(&ctx, grant.as_deref()));
     let run = match supervise::run(&plan) {
         Ok(run) => run,

@@ -1,14 +1,19 @@
-//! Nested shells: a shell started inside a command we already governed or observed passes
-//! straight through, so one Maestro tool call is one ToolExecution.
+//! Nested shells: a shell started inside a command we governed passes straight through, so one
+//! Maestro tool call is one ToolExecution.
 //!
-//! The decision travels in `MAESTRO_SH_GRANT`, bound to three things a hand-set variable cannot
-//! fake: the step id (a different `MAESTRO_TOOL_CALL_ID` is governed anew), the supervising
-//! maestro-sh process (pid and start time; it must be an ancestor of the nested shell, so a
-//! grant copied out of the process tree is worthless), and an HMAC under a per-user key kept in
-//! a file readable only by the user.
+//! The decision travels in `MAESTRO_SH_GRANT`, bound to what a hand-set variable cannot fake:
+//! the step id (a different `MAESTRO_TOOL_CALL_ID` is governed anew); the supervising process
+//! (pid and start time), which must be a live ancestor of the nested shell and must be
+//! maestro-sh (see `is_maestro_sh`), so a grant copied out of the process tree or kept after the
+//! supervisor exited is worthless; and an HMAC under a per-user key. The key is read from the
+//! user's home as the password database names it, never from a directory the environment
+//! chooses (`MAESTRO_SH_DATA_DIR` would let a command verify against a key of its own), and
+//! only if it is a regular file owned by the user, mode 0600, exactly 32 bytes, in a directory
+//! owned by the user. Only governed steps issue grants: a shell inside an observed (read-only)
+//! step is governed anew. What a same-user agent can still forge is in SECURITY.md.
 
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use hmac::{Hmac, Mac};
@@ -19,28 +24,81 @@ const VERSION: &str = "v1";
 /// How far up the process tree a nested shell may be from its supervisor.
 const MAX_DEPTH: usize = 64;
 
-/// The per-user key file, in the data dir.
+const KEY_LEN: usize = 32;
+
+/// The per-user key file: `<home from the password database>/.local/share/maestro-sh/grant.key`.
 pub fn key_path() -> Option<PathBuf> {
-    crate::paths::data_dir().map(|d| d.join("grant.key"))
+    let uid = nix::unistd::geteuid();
+    let user = nix::unistd::User::from_uid(uid).ok()??;
+    Some(user.dir.join(".local/share/maestro-sh/grant.key"))
+}
+
+/// Why a key or its directory is not trusted.
+fn untrusted(path: &Path, why: &str) -> std::io::Error {
+    std::io::Error::other(format!("{}: {why}; delete it", path.display()))
+}
+
+/// The directory must be ours and not writable by others.
+fn check_dir(dir: &Path) -> std::io::Result<()> {
+    let meta = std::fs::symlink_metadata(dir)?;
+    if !meta.is_dir() {
+        return Err(untrusted(dir, "not a directory"));
+    }
+    if meta.uid() != nix::unistd::geteuid().as_raw() {
+        return Err(untrusted(dir, "the data directory is not owned by you"));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(untrusted(dir, "the data directory is writable by others"));
+    }
+    Ok(())
+}
+
+/// Read the key if it is trustworthy: a regular file (not a symlink) owned by us, mode 0600
+/// (no group/other bits), exactly 32 bytes, in a directory of ours.
+fn read_key(path: &Path) -> std::io::Result<Vec<u8>> {
+    if let Some(dir) = path.parent() {
+        check_dir(dir)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Err(untrusted(path, "not a regular file"));
+    }
+    if meta.uid() != nix::unistd::geteuid().as_raw() {
+        return Err(untrusted(path, "not owned by you"));
+    }
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(untrusted(
+            path,
+            "readable or writable by others (want mode 600)",
+        ));
+    }
+    if meta.len() != KEY_LEN as u64 {
+        return Err(untrusted(path, "not a 32-byte key"));
+    }
+    let mut key = vec![0u8; KEY_LEN];
+    f.read_exact(&mut key)?;
+    Ok(key)
 }
 
 /// Read the key, creating it (random, mode 0600) on first use.
 fn load_or_create_key(path: &Path) -> std::io::Result<Vec<u8>> {
-    match std::fs::read(path) {
-        Ok(key) if key.len() == 32 => return check_private(path).map(|_| key),
-        Ok(_) => {
-            return Err(std::io::Error::other(format!(
-                "{} is not a 32-byte key; delete it",
-                path.display()
-            )))
-        }
+    match read_key(path) {
+        Ok(key) => return Ok(key),
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
         Err(_) => {}
     }
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        check_dir(dir)?;
     }
-    let mut key = vec![0u8; 32];
+    let mut key = vec![0u8; KEY_LEN];
     getrandom::getrandom(&mut key).map_err(|e| std::io::Error::other(e.to_string()))?;
     // Write under a unique name, then link into place: exactly one creator wins, and nobody
     // ever reads a half-written key.
@@ -56,20 +114,9 @@ fn load_or_create_key(path: &Path) -> std::io::Result<Vec<u8>> {
     let _ = std::fs::remove_file(&tmp);
     match linked {
         Ok(()) => Ok(key),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::read(path),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_key(path),
         Err(e) => Err(e),
     }
-}
-
-fn check_private(path: &Path) -> std::io::Result<()> {
-    let mode = std::fs::metadata(path)?.permissions().mode();
-    if mode & 0o077 != 0 {
-        return Err(std::io::Error::other(format!(
-            "{} is readable by others; delete it",
-            path.display()
-        )));
-    }
-    Ok(())
 }
 
 fn mac(key: &[u8], step_id: &str, pid: u32, start: u64) -> String {
@@ -127,10 +174,10 @@ pub fn verify(grant: &str, step_id: &str) -> bool {
     let (Ok(pid), Ok(start)) = (pid.parse::<u32>(), start.parse::<u64>()) else {
         return false;
     };
-    if !is_ancestor(pid, start) {
+    if !is_ancestor(pid, start) || !is_maestro_sh(pid) {
         return false;
     }
-    let Some(key) = key_path().and_then(|p| std::fs::read(p).ok()) else {
+    let Some(key) = key_path().and_then(|p| read_key(&p).ok()) else {
         return false;
     };
     let want = mac(&key, step_id, pid, start);
@@ -141,6 +188,27 @@ pub fn verify(grant: &str, step_id: &str) -> bool {
             .zip(tag.bytes())
             .fold(0u8, |acc, (a, b)| acc | (a ^ b))
             == 0
+}
+
+/// Is `pid` running the same program as we are? Where the kernel lets us see its executable
+/// (`/proc/<pid>/exe`: dumpable, or we are root), it must be our own file (device and inode).
+/// A maestro-sh supervisor is non-dumpable, so for a non-root user the link is closed; then
+/// the next best evidence must hold: the process is non-dumpable (its /proc entry belongs to
+/// root) and its command name is one maestro-sh runs under. SECURITY.md says what this leaves.
+fn is_maestro_sh(pid: u32) -> bool {
+    let Ok(ours) = std::fs::metadata("/proc/self/exe") else {
+        return false;
+    };
+    match std::fs::metadata(format!("/proc/{pid}/exe")) {
+        Ok(theirs) => theirs.dev() == ours.dev() && theirs.ino() == ours.ino(),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            let non_dumpable = std::fs::metadata(format!("/proc/{pid}"))
+                .is_ok_and(|m| m.uid() == 0 && nix::unistd::geteuid().as_raw() != 0);
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            non_dumpable && matches!(comm.trim_end(), "maestro-sh" | "bash" | "sh")
+        }
+        Err(_) => false,
+    }
 }
 
 fn is_ancestor(pid: u32, start: u64) -> bool {
@@ -175,6 +243,51 @@ mod tests {
             std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o600
         );
+    }
+
+    #[test]
+    fn untrustworthy_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("grant.key");
+        let set_mode =
+            |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
+        // Wrong length.
+        std::fs::write(&path, [7u8; 31]).unwrap();
+        set_mode(&path, 0o600).unwrap();
+        assert!(read_key(&path).unwrap_err().to_string().contains("32-byte"));
+        // Readable by others.
+        std::fs::write(&path, [7u8; 32]).unwrap();
+        set_mode(&path, 0o644).unwrap();
+        assert!(read_key(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("mode 600"));
+        set_mode(&path, 0o600).unwrap();
+        assert_eq!(read_key(&path).unwrap(), vec![7u8; 32]);
+        // A symlink to a key is not the key.
+        let link = dir.path().join("link.key");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        assert!(read_key(&link).is_err());
+        // A directory others can write to.
+        set_mode(dir.path(), 0o777).unwrap();
+        assert!(read_key(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("writable by others"));
+        set_mode(dir.path(), 0o700).unwrap();
+        // Not owned by us (root can hand it to someone else).
+        if nix::unistd::geteuid().is_root() {
+            std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+            assert!(read_key(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("not owned"));
+            std::os::unix::fs::chown(dir.path(), Some(65534), None).unwrap();
+            assert!(read_key(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("not owned"));
+        }
     }
 
     #[test]

@@ -18,6 +18,11 @@ pub enum Outcome {
     PlatformMalformed,
     Misconfigured,
     Cancelled,
+    /// ExecuteTool replayed an execution of this step that was already started (running,
+    /// finished, waiting in another invocation): never permission to run again.
+    AlreadyRan,
+    /// The caller reused a step id (tool call id) for a different command.
+    StepIdReused,
 }
 
 impl Outcome {
@@ -32,6 +37,8 @@ impl Outcome {
             Outcome::PlatformMalformed => "platform_malformed",
             Outcome::Misconfigured => "misconfigured",
             Outcome::Cancelled => "cancelled",
+            Outcome::AlreadyRan => "already_ran",
+            Outcome::StepIdReused => "step_id_reused",
         }
     }
 
@@ -52,6 +59,8 @@ impl Outcome {
             Outcome::PlatformMalformed => "the command was not run; Platform's answer could not be trusted: tell the user (maestro-sh --doctor)",
             Outcome::Misconfigured => "the command was not run; retrying will not help: tell the user to fix the configuration (maestro-sh --doctor)",
             Outcome::Cancelled => "the command was not run",
+            Outcome::AlreadyRan => "the command was not run again; to run it again use a new tool call id (MAESTRO_TOOL_CALL_ID)",
+            Outcome::StepIdReused => "the command was not run; give each command its own tool call id (MAESTRO_TOOL_CALL_ID)",
             Outcome::Observed | Outcome::Allowed | Outcome::Approved => "",
         }
     }

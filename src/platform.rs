@@ -37,23 +37,29 @@ pub enum CallError {
     /// A 2xx answer we cannot trust: bad JSON, oversize, missing ids, unknown state.
     #[error("Platform answer malformed: {0}")]
     Malformed(String),
+    /// The connection cannot be set up as configured (CA bundle, proxy): nothing was sent.
+    #[error("cannot connect to Platform as configured: {0}")]
+    Setup(String),
 }
 
 impl CallError {
-    /// 401, 403 and 404 mean our configuration is wrong (token, organization, URL).
+    /// 401, 403 and 404 mean our configuration is wrong (token, organization, URL), as does a
+    /// connection we cannot set up.
     pub fn is_config_problem(&self) -> bool {
         matches!(
             self,
             CallError::Rejected {
                 status: 401 | 403 | 404,
                 ..
-            }
+            } | CallError::Setup(_)
         )
     }
 }
 
 pub struct Client {
     agent: ureq::Agent,
+    /// Why the agent could not be built as configured; every call fails with it.
+    setup_error: Option<String>,
     base_url: String,
     authorization: String,
     organization_id: String,
@@ -62,15 +68,32 @@ pub struct Client {
 }
 
 impl Client {
+    /// Redirects are never followed (a 3xx is a refusal, see `call`); proxies only as
+    /// `cfg.proxy` says (never from ureq's own reading of the environment); TLS with the
+    /// built-in roots plus `cfg.ca_file`, set up only for https URLs.
     pub fn new(cfg: &PlatformConfig) -> Client {
-        let agent = ureq::AgentBuilder::new()
+        let mut setup_error = None;
+        let mut builder = ureq::AgentBuilder::new()
             .timeout_connect(cfg.timeout)
             .timeout(cfg.timeout)
             .redirects(0)
-            .user_agent(concat!("maestro-sh/", env!("CARGO_PKG_VERSION")))
-            .build();
+            .try_proxy_from_env(false)
+            .user_agent(concat!("maestro-sh/", env!("CARGO_PKG_VERSION")));
+        if let Some(proxy) = &cfg.proxy {
+            match ureq::Proxy::new(proxy) {
+                Ok(p) => builder = builder.proxy(p),
+                Err(e) => setup_error = Some(format!("proxy {proxy:?}: {e}")),
+            }
+        }
+        if cfg.base_url.starts_with("https://") {
+            match crate::tls::client_config(cfg.ca_file.as_deref()) {
+                Ok(tls) => builder = builder.tls_config(tls),
+                Err(e) => setup_error = Some(e),
+            }
+        }
         Client {
-            agent,
+            agent: builder.build(),
+            setup_error,
             base_url: cfg.base_url.clone(),
             authorization: format!("Bearer {}", cfg.token.expose()),
             organization_id: cfg.organization_id.clone(),
@@ -94,6 +117,9 @@ impl Client {
         req: &Req,
         extra_wait: Duration,
     ) -> Result<Resp, CallError> {
+        if let Some(e) = &self.setup_error {
+            return Err(CallError::Setup(e.clone()));
+        }
         let body = serde_json::to_string(req)
             .map_err(|e| CallError::Malformed(format!("cannot encode {method}: {e}")))?;
         let url = format!("{}{}", self.base_url, path);
@@ -110,7 +136,31 @@ impl Client {
                 .set("Connect-Protocol-Version", "1")
                 .send_string(&body);
             let retry_after = match result {
-                Ok(resp) => return decode(method, resp),
+                Ok(resp) if (200..300).contains(&resp.status()) => match read_body(method, resp) {
+                    Ok(buf) => return parse_body(method, &buf),
+                    // The answer was cut off: like a dropped connection, worth another attempt
+                    // (an ExecuteTool retry replays our own execution, crate::decide).
+                    Err(e @ CallError::Unavailable(_)) => {
+                        last = e;
+                        None
+                    }
+                    Err(e) => return Err(e),
+                },
+                // A redirect (never followed) or any other non-2xx: a refusal, whatever the
+                // body says — an allowing body behind a 3xx is not Platform's answer.
+                Ok(resp) => {
+                    let status = resp.status();
+                    let location = resp.header("Location").map(|l| truncate(l, 120));
+                    return Err(CallError::Rejected {
+                        method,
+                        status,
+                        code: "redirect".into(),
+                        message: match location {
+                            Some(l) => format!("redirects are not followed (Location: {l}); set the URL Platform really serves"),
+                            None => "not a 2xx answer".into(),
+                        },
+                    });
+                }
                 Err(ureq::Error::Status(status, resp)) => {
                     let retry_after = server_retry_delay(
                         resp.header("Retry-After-Ms"),
@@ -302,7 +352,7 @@ fn validate(execution: ToolExecution, method: &str) -> Result<Checked, CallError
     })
 }
 
-fn decode<T: DeserializeOwned>(method: &str, resp: ureq::Response) -> Result<T, CallError> {
+fn read_body(method: &str, resp: ureq::Response) -> Result<Vec<u8>, CallError> {
     let mut buf = Vec::new();
     resp.into_reader()
         .take(MAX_BODY + 1)
@@ -313,7 +363,11 @@ fn decode<T: DeserializeOwned>(method: &str, resp: ureq::Response) -> Result<T, 
             "{method} answer is larger than {MAX_BODY} bytes"
         )));
     }
-    serde_json::from_slice(&buf).map_err(|e| {
+    Ok(buf)
+}
+
+fn parse_body<T: DeserializeOwned>(method: &str, buf: &[u8]) -> Result<T, CallError> {
+    serde_json::from_slice(buf).map_err(|e| {
         CallError::Malformed(format!("{method} answer is not the expected JSON ({e})"))
     })
 }
@@ -334,7 +388,14 @@ fn transport_reason(t: &ureq::Transport) -> String {
         s.push_str(": ");
         s.push_str(m);
     }
-    truncate(&s, 200)
+    // The cause (e.g. the TLS certificate error) says what to fix.
+    let mut cause = std::error::Error::source(t);
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
+    }
+    truncate(&s, 300)
 }
 
 /// One line of at most `max` chars, control characters replaced.

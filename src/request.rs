@@ -204,7 +204,28 @@ fn metadata(
     put("maestro_sh_script_path", subject.script_path.as_deref());
     put("maestro_sh_script_sha256", subject.script_sha256.as_deref());
     put("maestro_sh_version", Some(env!("CARGO_PKG_VERSION")));
+    // Lets a replay under the same step id tell "this command again" from "another command"
+    // (crate::decide::replay_refusal); of the sanitized text, so no secret is hashed.
+    put(
+        crate::decide::COMMAND_DIGEST_KEY,
+        Some(&command_digest(&sanitized.text)),
+    );
+    // Random per invocation: a replay carrying our own id is our own earlier attempt whose
+    // answer was lost (crate::decide), not another invocation of the step.
+    put(
+        crate::decide::INVOCATION_KEY,
+        Some(&crate::context::new_id("msh_")),
+    );
     m
+}
+
+/// Hex SHA-256 of the sanitized command text.
+pub fn command_digest(sanitized: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(sanitized.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// `succeeded` for exit status 0, else `failed`.

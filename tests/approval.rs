@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::support::platform::{platform_bin, stderr, DevPlatform, Gov, ORG, TOKEN};
+use crate::support::platform::{
+    platform_bin, stderr, DevPlatform, Gov, ORG, REVIEWER_TOKEN, TOKEN,
+};
 
 /// Every command starting `echo approve-me` needs a human; everything else is allowed.
 const APPROVAL_POLICY: &str = r#"{"default":"allow","rules":[
@@ -72,6 +74,7 @@ fn resolve_cli(p: &DevPlatform, verb: &str, approval_id: &str, by: &str, reason:
             reason,
         ])
         .env("MAESTRO_PLATFORM_DEV_TOKEN", TOKEN)
+        .env("MAESTRO_PLATFORM_DEV_REVIEWER_TOKEN", REVIEWER_TOKEN)
         .env("MAESTRO_PLATFORM_DEV_ORG", ORG)
         .output()
         .unwrap();
@@ -409,7 +412,15 @@ fn decisions_pipe(g: &mut Gov) -> OwnedFd {
 
 #[test]
 fn decision_from_maestro_ui_on_the_decisions_fd() {
-    let (p, _policy) = approval_platform();
+    // Maestro's UI is the human here: a deployment that trusts the agent's approvals.
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.json");
+    std::fs::write(&policy, APPROVAL_POLICY).unwrap();
+    let p = DevPlatform::start_with(&[
+        "--policy",
+        policy.to_str().unwrap(),
+        "--trust-agent-approvals",
+    ]);
     let mut g = waiting(&p, "call-ui-1")
         .env("MAESTRO_SH_DECISIONS_FD", "3")
         .env("MAESTRO_ACTOR_ID", "user-erin");

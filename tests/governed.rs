@@ -352,10 +352,8 @@ fn nested_shells_share_the_decision_of_their_step() {
     assert_eq!(p.executions().len(), 1);
 
     // A new step inside is governed anew. The token never reaches the command's environment,
-    // so the inner shim finds it the way Maestro's shells must: in a private credentials file.
-    let creds = g.dir.path().join("creds");
-    std::fs::write(&creds, crate::support::platform::TOKEN).unwrap();
-    std::fs::set_permissions(&creds, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    // nor does the credentials file's path, so the inner shim finds it the way Maestro's shells
+    // must: in the default private credentials file ($HOME/.config/maestro-sh/credentials).
     let mut g = Gov::new(
         Some(&p.url),
         "governed",
@@ -363,8 +361,11 @@ fn nested_shells_share_the_decision_of_their_step() {
     )
     .env("PATH", format!("{shims}:/usr/bin:/bin"))
     .env("MAESTRO_TOOL_CALL_ID", "call-nested-2")
-    .env_remove("TOOL_EXECUTION_SERVICE_TOKEN")
-    .env("MAESTRO_SH_CREDENTIALS_FILE", &creds);
+    .env_remove("TOOL_EXECUTION_SERVICE_TOKEN");
+    let creds = g.dir.path().join(".config/maestro-sh/credentials");
+    std::fs::create_dir_all(creds.parent().unwrap()).unwrap();
+    std::fs::write(&creds, crate::support::platform::TOKEN).unwrap();
+    std::fs::set_permissions(&creds, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let out = g.run();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(g.ran());

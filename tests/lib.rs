@@ -4,6 +4,7 @@
 mod support;
 
 mod approval;
+mod boundary;
 mod classify;
 mod fuzz;
 mod governed;

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::support::platform::{flags_file, read_events, DevPlatform, Gov, ORG, TOKEN, WORKSPACE};
+use crate::support::platform::{
+    flags_file, read_events, DevPlatform, Gov, ORG, REVIEWER_TOKEN, TOKEN, WORKSPACE,
+};
 
 /// Maestro's per-stream capture limit (`MAX_BUFFER`, 40 KiB).
 const MAX_BUFFER: usize = 40 * 1024;
@@ -419,6 +421,14 @@ fn bridge_execute(p: &DevPlatform, tool_call_id: &str, command: &str, risk: &str
 
 /// Maestro's approval UI said yes: the bridge resumes with the resume token.
 fn bridge_resume(p: &DevPlatform, execution: &Value) {
+    // A human approves first (the reviewer credential); only then does the agent's resume run it.
+    let (status, v) = p.call_as(
+        REVIEWER_TOKEN,
+        "/approvals.v1.ApprovalService/ResolveApproval",
+        json!({"approvalRequestId": execution["approvalWait"]["approvalRequestId"],
+               "decision": "DECISION_TYPE_APPROVED", "decidedBy": "user", "reason": "ok"}),
+    );
+    assert_eq!(status, 200, "{v}");
     let (status, v) = p.call(
         "/toolexecution.v1.ToolExecutionService/ResumeToolExecution",
         json!({
@@ -685,7 +695,8 @@ fn approve_when_pending(p: &DevPlatform) {
         assert!(Instant::now() < deadline, "no pending approval in time");
         std::thread::sleep(Duration::from_millis(20));
     };
-    let (status, v) = p.call(
+    let (status, v) = p.call_as(
+        REVIEWER_TOKEN,
         "/approvals.v1.ApprovalService/ResolveApproval",
         json!({"approvalRequestId": id, "decision": "DECISION_TYPE_APPROVED",
                "decidedBy": "alice", "reason": "ok"}),

@@ -8,6 +8,8 @@ use std::process::{Child, Command, Output, Stdio};
 use serde_json::{json, Value};
 
 pub const TOKEN: &str = "dev-token-for-tests";
+/// The reviewer credential (ResolveApproval, ListPending); the agent never holds it.
+pub const REVIEWER_TOKEN: &str = "dev-reviewer-token-for-tests";
 pub const ORG: &str = "org-test";
 pub const WORKSPACE: &str = "ws-test";
 
@@ -35,6 +37,8 @@ impl DevPlatform {
                 "127.0.0.1:0",
                 "--token",
                 TOKEN,
+                "--reviewer-token",
+                REVIEWER_TOKEN,
                 "--org",
                 ORG,
             ])
@@ -57,8 +61,13 @@ impl DevPlatform {
 
     /// POST `body` to `path`; (HTTP status, JSON body).
     pub fn call(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call_as(TOKEN, path, body)
+    }
+
+    /// POST with the given bearer token (e.g. [`REVIEWER_TOKEN`]).
+    pub fn call_as(&self, token: &str, path: &str, body: Value) -> (u16, Value) {
         let resp = ureq::post(&format!("{}{path}", self.url))
-            .set("Authorization", &format!("Bearer {TOKEN}"))
+            .set("Authorization", &format!("Bearer {token}"))
             .set("X-Organization-ID", ORG)
             .set("Content-Type", "application/json")
             .send_string(&body.to_string());
@@ -110,7 +119,11 @@ impl DevPlatform {
     }
 
     pub fn pending(&self) -> Vec<Value> {
-        let (_, v) = self.call("/approvals.v1.ApprovalService/ListPending", json!({}));
+        let (_, v) = self.call_as(
+            REVIEWER_TOKEN,
+            "/approvals.v1.ApprovalService/ListPending",
+            json!({}),
+        );
         v["requests"].as_array().cloned().unwrap_or_default()
     }
 }

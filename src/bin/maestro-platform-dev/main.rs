@@ -2,8 +2,12 @@
 //! and Approvals Connect JSON contract, for the demo, the tests, and Maestro developers.
 //!
 //!     maestro-platform-dev serve --addr 127.0.0.1:0 [--policy FILE]   # prints its URL when ready
-//!     maestro-platform-dev approve|deny APPROVAL_ID --url URL [--reason R] [--by WHO]
+//!     maestro-platform-dev approve|deny APPROVAL_ID --url URL [--reason R] [--by LABEL]
 //!     maestro-platform-dev pending --url URL
+//!
+//! Two credentials: the agent token (`--token`, what maestro-sh holds) and the reviewer token
+//! (`--reviewer-token`, what the approve/deny/pending CLI sends). Only the reviewer credential
+//! resolves approvals; `--by` is a label attached to that authenticated decision.
 //!     maestro-platform-dev timeline --url URL [--run ID] [--session ID] [--step ID] [--json]
 
 mod policy;
@@ -45,6 +49,18 @@ enum Command {
             hide_env_values = true
         )]
         token: String,
+        /// Bearer token of reviewers (ResolveApproval, ListPending); must differ from --token.
+        #[arg(
+            long,
+            env = "MAESTRO_PLATFORM_DEV_REVIEWER_TOKEN",
+            default_value = "dev-reviewer-token",
+            hide_env_values = true
+        )]
+        reviewer_token: String,
+        /// Let ResumeToolExecution(approved) with the agent token approve a pending request by
+        /// itself (Maestro's own approval UI as the human). Off: only a reviewer approves.
+        #[arg(long)]
+        trust_agent_approvals: bool,
         /// Organization id clients must send in X-Organization-ID.
         #[arg(long, env = "MAESTRO_PLATFORM_DEV_ORG", default_value = "org-dev")]
         org: String,
@@ -89,6 +105,14 @@ struct Conn {
         hide_env_values = true
     )]
     token: String,
+    /// The reviewer credential, sent by approve, deny and pending.
+    #[arg(
+        long,
+        env = "MAESTRO_PLATFORM_DEV_REVIEWER_TOKEN",
+        default_value = "dev-reviewer-token",
+        hide_env_values = true
+    )]
+    reviewer_token: String,
     #[arg(long, env = "MAESTRO_PLATFORM_DEV_ORG", default_value = "org-dev")]
     org: String,
 }
@@ -100,6 +124,7 @@ struct Resolve {
     conn: Conn,
     #[arg(long, default_value = "")]
     reason: String,
+    /// A label for the reviewer, recorded with the decision (the credential is what counts).
     #[arg(long, default_value = "maestro-platform-dev-cli")]
     by: String,
 }
@@ -116,10 +141,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve {
             addr,
             token,
+            reviewer_token,
+            trust_agent_approvals,
             org,
             policy,
             approval_ttl_ms,
-        } => serve(&addr, token, org, policy, approval_ttl_ms),
+        } => {
+            if token == reviewer_token {
+                bail!("--reviewer-token must differ from --token (the agent must not hold it)");
+            }
+            let store =
+                store::Store::new(load_policy(policy, approval_ttl_ms)?, trust_agent_approvals);
+            serve(&addr, store, token, reviewer_token, org)
+        }
         Command::Approve(r) => resolve(r, "DECISION_TYPE_APPROVED"),
         Command::Deny(r) => resolve(r, "DECISION_TYPE_DENIED"),
         Command::Pending(conn) => pending(&conn),
@@ -133,13 +167,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn serve(
-    addr: &str,
-    token: String,
-    org: String,
-    policy: Option<PathBuf>,
-    ttl: Option<u64>,
-) -> anyhow::Result<()> {
+fn load_policy(policy: Option<PathBuf>, ttl: Option<u64>) -> anyhow::Result<policy::Policy> {
     let mut policy = match &policy {
         Some(p) => policy::Policy::load(p)?,
         None => policy::Policy::default(),
@@ -147,6 +175,16 @@ fn serve(
     if let Some(ttl) = ttl {
         policy.approval_ttl_ms = ttl;
     }
+    Ok(policy)
+}
+
+fn serve(
+    addr: &str,
+    store: store::Store,
+    token: String,
+    reviewer_token: String,
+    org: String,
+) -> anyhow::Result<()> {
     let listener =
         std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
     // Accepted sockets inherit TCP_NODELAY from the listener on Linux. tiny_http writes a
@@ -165,7 +203,7 @@ fn serve(
     out.flush()?;
     drop(out);
     eprintln!("maestro-platform-dev: listening on http://{bound} (organization {org})");
-    Arc::new(server::Server::new(store::Store::new(policy), token, org)).run(http);
+    Arc::new(server::Server::new(store, token, reviewer_token, org)).run(http);
     Ok(())
 }
 
@@ -186,9 +224,18 @@ fn set_nodelay(listener: &std::net::TcpListener) {
 
 /// One call to the local Platform; a non-2xx answer becomes an error with its message.
 fn call(conn: &Conn, path: &str, body: Value) -> anyhow::Result<Value> {
+    call_as(conn, &conn.token, path, body)
+}
+
+/// As the reviewer (approve, deny, pending).
+fn call_reviewer(conn: &Conn, path: &str, body: Value) -> anyhow::Result<Value> {
+    call_as(conn, &conn.reviewer_token, path, body)
+}
+
+fn call_as(conn: &Conn, token: &str, path: &str, body: Value) -> anyhow::Result<Value> {
     let url = format!("{}{}", conn.url.trim_end_matches('/'), path);
     let resp = ureq::post(&url)
-        .set("Authorization", &format!("Bearer {}", conn.token))
+        .set("Authorization", &format!("Bearer {token}"))
         .set("Content-Type", "application/json")
         .set("X-Organization-ID", &conn.org)
         .set("Connect-Protocol-Version", "1")
@@ -210,7 +257,7 @@ fn resolve(r: Resolve, decision: &str) -> anyhow::Result<()> {
         decided_by: r.by,
         reason: r.reason,
     };
-    let out = call(&r.conn, wire::RESOLVE_APPROVAL, serde_json::to_value(req)?)?;
+    let out = call_reviewer(&r.conn, wire::RESOLVE_APPROVAL, serde_json::to_value(req)?)?;
     let d = &out["decision"];
     println!(
         "{} {} by {}",
@@ -222,7 +269,7 @@ fn resolve(r: Resolve, decision: &str) -> anyhow::Result<()> {
 }
 
 fn pending(conn: &Conn) -> anyhow::Result<()> {
-    let out = call(conn, wire::LIST_PENDING, json!({}))?;
+    let out = call_reviewer(conn, wire::LIST_PENDING, json!({}))?;
     let resp: wire::ListPendingResponse = serde_json::from_value(out)?;
     if resp.requests.is_empty() {
         println!("no pending approval requests");
@@ -289,8 +336,17 @@ fn timeline(
                     .trim_start_matches("dev.evalops.toolexecution.")
                     .to_string(),
             };
+            // A decision says who made it: the label and the credential that authenticated it.
+            let who = match (d["decision"].as_str(), d["credential"].as_str()) {
+                (Some(decision), Some(cred)) => format!(
+                    "{} by {} ({cred} credential) ",
+                    decision.trim_start_matches("DECISION_TYPE_"),
+                    d["decidedBy"].as_str().unwrap_or("?")
+                ),
+                _ => String::new(),
+            };
             println!(
-                "    {}  {what}  {}",
+                "    {}  {what}  {who}{}",
                 ev["time"].as_str().unwrap_or(""),
                 d["reason"]
                     .as_str()

@@ -25,7 +25,8 @@ pub struct Fault {
     /// RPC method name (`ExecuteTool`, `GetApproval`, ...) or `*`.
     pub method: String,
     /// status | delay | malformed | drop | oversize | unknown_state | missing_id | wrong_id |
-    /// no_resume_token | empty
+    /// no_resume_token | empty | drop_after (handle the call, then drop the answer) |
+    /// no_replay_flag (answer without `idempotentReplay`, as a forgetful Platform would)
     pub kind: String,
     #[serde(default)]
     pub status: Option<u16>,
@@ -47,21 +48,68 @@ const FAULT_KINDS: &[&str] = &[
     "wrong_id",
     "no_resume_token",
     "empty",
+    "drop_after",
+    "no_replay_flag",
 ];
+
+/// Which credential a request carried. Roles are separate so that the governed agent, which
+/// holds (at most) the agent credential, can never approve its own commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// maestro-sh: ExecuteTool, Get/List, Record, GetApproval, Resume with its resume token.
+    Agent,
+    /// A person: ResolveApproval, ListPending, GetApproval, Get/List (the approve/deny CLI).
+    Reviewer,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Agent => "agent",
+            Role::Reviewer => "reviewer",
+        }
+    }
+}
+
+/// The RPCs each role may call (the dev service's test hooks: both).
+fn permitted(role: Role, path: &str) -> bool {
+    if path.starts_with(DEV_SERVICE) {
+        return true;
+    }
+    let common = [
+        wire::GET_TOOL_EXECUTION,
+        wire::LIST_TOOL_EXECUTIONS,
+        wire::GET_APPROVAL,
+    ];
+    if common.contains(&path) {
+        return true;
+    }
+    match role {
+        Role::Agent => [
+            wire::EXECUTE_TOOL,
+            wire::RESUME_TOOL_EXECUTION,
+            wire::RECORD_TOOL_EXECUTION_OUTPUT,
+        ]
+        .contains(&path),
+        Role::Reviewer => [wire::RESOLVE_APPROVAL, wire::LIST_PENDING].contains(&path),
+    }
+}
 
 pub struct Server {
     pub store: Store,
     pub token: String,
+    pub reviewer_token: String,
     pub org: String,
     faults: Mutex<Vec<Fault>>,
     requests: Mutex<Vec<Value>>,
 }
 
 impl Server {
-    pub fn new(store: Store, token: String, org: String) -> Server {
+    pub fn new(store: Store, token: String, reviewer_token: String, org: String) -> Server {
         Server {
             store,
             token,
+            reviewer_token,
             org,
             faults: Mutex::new(Vec::new()),
             requests: Mutex::new(Vec::new()),
@@ -85,13 +133,28 @@ impl Server {
             return;
         }
         let rpc = path.rsplit('/').next().unwrap_or_default().to_string();
-        let result = self.authorize(&request).and_then(|_| {
+        let result = self.authorize(&request).and_then(|role| {
             if method != "POST" {
                 return Err(ApiError::new(405, "unimplemented", "use POST"));
             }
-            read_body(&mut request)
+            if !permitted(role, &path) {
+                return Err(ApiError::new(
+                    403,
+                    "permission_denied",
+                    format!(
+                        "the {} credential may not call {rpc}{}",
+                        role.as_str(),
+                        if role == Role::Agent {
+                            "; approvals are resolved with the reviewer credential"
+                        } else {
+                            ""
+                        }
+                    ),
+                ));
+            }
+            read_body(&mut request).map(|b| (role, b))
         });
-        let body = match result {
+        let (role, body) = match result {
             Ok(b) => b,
             Err(e) => return finish(request, &method, &path, started, Err(e)),
         };
@@ -146,14 +209,22 @@ impl Server {
                 _ => {}
             }
         }
-        let mut answer = self.route(&path, body);
+        let mut answer = self.route(&path, body, role);
+        if fault.as_ref().is_some_and(|f| f.kind == "drop_after") {
+            // The call took effect; the client never learns it (a lost answer).
+            let mut w = request.into_writer();
+            let _ = w.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"exec");
+            let _ = w.flush();
+            eprintln!("{method} {path} handled, answer dropped (fault)");
+            return;
+        }
         if let (Ok(v), Some(f)) = (&mut answer, &fault) {
             rewrite(v, &f.kind);
         }
         finish(request, &method, &path, started, answer)
     }
 
-    fn authorize(&self, request: &Request) -> ApiResult<()> {
+    fn authorize(&self, request: &Request) -> ApiResult<Role> {
         let header = |name: &'static str| {
             request
                 .headers()
@@ -163,13 +234,17 @@ impl Server {
         };
         let bearer =
             header("Authorization").and_then(|v| v.strip_prefix("Bearer ").map(str::to_owned));
-        if !bearer.is_some_and(|t| constant_time_eq(&t, &self.token)) {
-            return Err(ApiError::new(
-                401,
-                "unauthenticated",
-                "missing or invalid bearer token",
-            ));
-        }
+        let role = match bearer {
+            Some(t) if constant_time_eq(&t, &self.token) => Role::Agent,
+            Some(t) if constant_time_eq(&t, &self.reviewer_token) => Role::Reviewer,
+            _ => {
+                return Err(ApiError::new(
+                    401,
+                    "unauthenticated",
+                    "missing or invalid bearer token",
+                ))
+            }
+        };
         if header("X-Organization-ID").as_deref() != Some(self.org.as_str()) {
             return Err(ApiError::new(
                 403,
@@ -177,7 +252,7 @@ impl Server {
                 "X-Organization-ID does not match this token's organization",
             ));
         }
-        Ok(())
+        Ok(role)
     }
 
     fn log_request(&self, rpc: &str, path: &str, request: &Request, body: &Value) {
@@ -219,7 +294,7 @@ impl Server {
         Some(f)
     }
 
-    fn route(&self, path: &str, body: Value) -> ApiResult<Value> {
+    fn route(&self, path: &str, body: Value, role: Role) -> ApiResult<Value> {
         let org = self.org.as_str();
         check_body_org(&body, org)?;
         let out = match path {
@@ -240,7 +315,7 @@ impl Server {
                 json!({"executions": executions, "total": total})
             }
             wire::RESUME_TOOL_EXECUTION => {
-                json!({"execution": self.store.resume(org, &parse(body)?)?})
+                json!({"execution": self.store.resume(org, &parse(body)?, role)?})
             }
             wire::RECORD_TOOL_EXECUTION_OUTPUT => {
                 json!({"execution": self.store.record(org, parse(body)?)?})
@@ -251,7 +326,7 @@ impl Server {
                     .unwrap_or_default()
             }
             wire::RESOLVE_APPROVAL => {
-                json!({"decision": self.store.resolve_approval(org, &parse(body)?)?})
+                json!({"decision": self.store.resolve_approval(org, &parse(body)?, role)?})
             }
             wire::LIST_PENDING => {
                 let (requests, total) = self.store.list_pending(org, &parse(body)?);
@@ -358,6 +433,11 @@ fn read_body(request: &mut Request) -> ApiResult<Value> {
 
 /// Post-process a good answer for the rewriting faults.
 fn rewrite(v: &mut Value, kind: &str) {
+    if kind == "no_replay_flag" {
+        if let Some(o) = v.as_object_mut() {
+            o.remove("idempotentReplay");
+        }
+    }
     let Some(exec) = v.get_mut("execution").and_then(Value::as_object_mut) else {
         return;
     };

@@ -15,6 +15,7 @@ use maestro_sh::events::rfc3339;
 use maestro_sh::wire::{self, ExecutionState};
 
 use crate::policy::{Action, Policy};
+use crate::server::Role;
 
 /// A Connect error: HTTP status, code, message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +84,10 @@ pub struct Store {
     inner: Mutex<Inner>,
     changed: Condvar,
     policy: Policy,
+    /// Let ResumeToolExecution(approved) by the agent credential decide a pending approval
+    /// itself (a deployment where Maestro's own approval UI is the human). Off by default:
+    /// then only a reviewer's ResolveApproval can approve.
+    trust_agent_approvals: bool,
 }
 
 pub fn random_hex(bytes: usize) -> String {
@@ -100,11 +105,12 @@ fn constant_time_eq(a: &str, b: &str) -> bool {
 }
 
 impl Store {
-    pub fn new(policy: Policy) -> Store {
+    pub fn new(policy: Policy, trust_agent_approvals: bool) -> Store {
         Store {
             inner: Mutex::new(Inner::default()),
             changed: Condvar::new(),
             policy,
+            trust_agent_approvals,
         }
     }
 
@@ -142,7 +148,9 @@ impl Store {
         if let Some(id) = inner.by_key.get(&key).cloned() {
             expire_if_due(&mut inner, &id);
             let exec = &inner.executions[&id];
-            return Ok((view(exec, &inner, true), true));
+            // Never the resume token: only the attempt that opened the execution holds it, so
+            // a replay (a retry, a concurrent attempt, an agent asking) cannot resume it.
+            return Ok((view(exec, &inner, false), true));
         }
         let id = format!("te_{}", random_hex(8));
         let now = SystemTime::now();
@@ -306,6 +314,7 @@ impl Store {
         &self,
         org: &str,
         req: &wire::ResumeToolExecutionRequest,
+        role: Role,
     ) -> ApiResult<wire::ToolExecution> {
         if req.execution_id.is_empty() {
             return Err(ApiError::invalid("executionId"));
@@ -354,6 +363,20 @@ impl Store {
                 "the approval request was not approved",
             ));
         }
+        // Only a human approves: the resume token proves who opened the execution, not that
+        // anyone reviewed it. Approving needs a reviewer's APPROVED decision first (unless the
+        // deployment trusts the agent's approval UI); denying or abandoning needs none.
+        if req.approved && approval.is_none() && !self.trust_agent_approvals {
+            return Err(ApiError::new(
+                403,
+                "permission_denied",
+                format!(
+                    "approval request {} has not been approved by a reviewer; the {} credential cannot approve it",
+                    req.approval_request_id,
+                    role.as_str()
+                ),
+            ));
+        }
         let cancelled = !req.approved && req.reason.as_deref() == Some("cancelled");
         let decision_type = if req.approved {
             "DECISION_TYPE_APPROVED"
@@ -367,6 +390,7 @@ impl Store {
                 decision_type,
                 &req.decided_by,
                 req.reason.as_deref().unwrap_or_default(),
+                role.as_str(),
             );
         }
         let next = if req.approved {
@@ -377,7 +401,8 @@ impl Store {
             ExecutionState::Denied
         };
         let why = format!(
-            "resumed by {}: {}",
+            "resumed with the {} credential, decided by {}: {}",
+            role.as_str(),
             if req.decided_by.is_empty() {
                 "unknown"
             } else {
@@ -498,7 +523,15 @@ impl Store {
         &self,
         org: &str,
         req: &wire::ResolveApprovalRequest,
+        role: Role,
     ) -> ApiResult<wire::ApprovalDecision> {
+        if role != Role::Reviewer {
+            return Err(ApiError::new(
+                403,
+                "permission_denied",
+                "only the reviewer credential resolves approvals",
+            ));
+        }
         let decision = match req.decision.as_str() {
             "DECISION_TYPE_APPROVED" | "APPROVED" | "approved" => "DECISION_TYPE_APPROVED",
             "DECISION_TYPE_DENIED" | "DENIED" | "denied" => "DECISION_TYPE_DENIED",
@@ -530,6 +563,7 @@ impl Store {
             decision,
             &req.decided_by,
             &req.reason,
+            role.as_str(),
         );
         drop(inner);
         self.changed.notify_all();
@@ -648,6 +682,7 @@ fn decide(
     decision: &str,
     by: &str,
     reason: &str,
+    credential: &str,
 ) -> wire::ApprovalDecision {
     let d = wire::ApprovalDecision {
         id: Some(format!("dec_{}", random_hex(8))),
@@ -671,7 +706,8 @@ fn decide(
         let ev = event(
             exec,
             "approval_resolved",
-            json!({"decision": decision, "decidedBy": d.decided_by, "reason": reason}),
+            // `decidedBy` is a label; `credential` is who authenticated the decision.
+            json!({"decision": decision, "decidedBy": d.decided_by, "credential": credential, "reason": reason}),
         );
         inner.events.push((exec_id, ev));
     }
@@ -699,6 +735,7 @@ fn expire_if_due(inner: &mut Inner, exec_id: &str) {
         "DECISION_TYPE_EXPIRED",
         "maestro-platform-dev",
         "approval request expired",
+        "platform",
     );
     let exec = inner.executions.get_mut(exec_id).expect("present");
     exec.error_message = Some("approval request expired".into());
