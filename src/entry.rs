@@ -26,7 +26,7 @@ use crate::realshell::{self, ExecPlan};
 use crate::request::{self, Tenant};
 use crate::subject::{self, Subject};
 use crate::supervise::{self, Exit};
-use crate::{decide, paths};
+use crate::{decide, guardian, paths};
 
 /// Exit status when no real shell can be found (as a shell reports "command not found").
 const NO_SHELL: i32 = 127;
@@ -174,6 +174,18 @@ fn govern(
             None
         }
     };
+    // Every setting the approval wait needs is checked before the first Platform call, so a bad
+    // value refuses before an approval request is opened (and would dangle).
+    if mode == Mode::Governed {
+        if let Err(e) = crate::approval::check_settings(env) {
+            return report_refusal(
+                &mut sidecar,
+                &ctx,
+                &Refusal::new(Outcome::Misconfigured, e),
+                Some(started),
+            );
+        }
+    }
     let shell = match realshell::find_from_env(invocation.personality.real_name()) {
         Ok(shell) => shell,
         Err(e) => {
@@ -208,13 +220,27 @@ fn govern(
         }),
     );
 
+    // From here to the final record a guardian outside the caller's process group records what
+    // we cannot if the caller kills us (see guardian.rs).
+    if let (Some(client), Some(execute)) = (&client, &execute) {
+        guardian::spawn(guardian::Job {
+            client: client.clone(),
+            ctx: &ctx,
+            execute,
+            data_dir: paths::data_dir(),
+        });
+    }
+
     // Decide (governed only). Observe runs first and records after.
     let (outcome, mut execution_id, approval_id) = if mode == Mode::Governed {
         let (Some(client), Some(execute), Some(cfg)) = (&client, &execute, &cfg) else {
             unreachable!("governed mode has a config")
         };
         match decide::decide(client, cfg, &ctx, execute, &mut sidecar) {
-            Ok(a) => (a.outcome, Some(a.execution_id), a.approval_request_id),
+            Ok(a) => {
+                guardian::executed(&a.execution_id);
+                (a.outcome, Some(a.execution_id), a.approval_request_id)
+            }
             Err(r) => return report_refusal(&mut sidecar, &ctx, &r, Some(started)),
         }
     } else {
@@ -226,6 +252,7 @@ fn govern(
         .map_err(|e| eprintln!("maestro-sh: warning: nested shells will be governed anew: {e}"))
         .ok();
     let plan = ExecPlan::new(&shell, argv).with_env(child_env(&ctx, grant.as_deref()));
+    guardian::running();
     let run = match supervise::run(&plan) {
         Ok(run) => run,
         Err(e) => {
@@ -271,6 +298,8 @@ fn govern(
             }
         }
     }
+
+    guardian::done();
 
     sidecar.emit(
         events::COMPLETED,

@@ -14,6 +14,7 @@ pub mod entry;
 pub mod env;
 pub mod events;
 pub mod grant;
+pub mod guardian;
 pub mod mode;
 pub mod outbox;
 pub mod outcome;
