@@ -47,7 +47,7 @@ pub fn main() -> i32 {
         .cloned()
         .unwrap_or_else(|| OsString::from("maestro-sh"));
     let args = argv.get(1..).unwrap_or_default();
-    let personality = Personality::from_argv0(&argv0);
+    let personality = Personality::detect(&argv);
 
     // Only under our own name, and only options bash rejects, so no bash invocation changes.
     if personality == Personality::MaestroSh {
@@ -74,7 +74,8 @@ pub fn main() -> i32 {
     }
 
     let terminal = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-    let invocation = argv::parse(&argv0, args, terminal);
+    let mut invocation = argv::parse(&argv0, args, terminal);
+    invocation.personality = personality;
     let Some(subject) = subject::describe(&invocation, args) else {
         return passthrough(personality, &argv); // --version / --help: nothing runs
     };
@@ -106,15 +107,15 @@ fn local_rules(env: &dyn Env, subject: &Subject) -> Result<Option<Decision>, Ref
 
 /// Replace this process with the real shell, argv and environment unchanged.
 fn passthrough(personality: Personality, argv: &[OsString]) -> i32 {
-    let shell = match realshell::find_from_env(personality.real_name()) {
+    let shell = match realshell::shell_from_env(personality.real_name()) {
         Ok(shell) => shell,
         Err(e) => {
             eprintln!("maestro-sh: {e}");
             return NO_SHELL;
         }
     };
-    let err = ExecPlan::new(&shell, argv).exec();
-    eprintln!("maestro-sh: cannot execute {}: {err}", shell.display());
+    let err = ExecPlan::new(&shell.path, &shell.argv(argv)).exec();
+    eprintln!("maestro-sh: cannot execute {}: {err}", shell.path.display());
     ExecPlan::failure_status(err)
 }
 
@@ -186,7 +187,7 @@ fn govern(
             );
         }
     }
-    let shell = match realshell::find_from_env(invocation.personality.real_name()) {
+    let shell = match realshell::shell_from_env(invocation.personality.real_name()) {
         Ok(shell) => shell,
         Err(e) => {
             eprintln!("maestro-sh: {e}");
@@ -251,12 +252,13 @@ fn govern(
     let grant = grant::issue(&ctx.step_id)
         .map_err(|e| eprintln!("maestro-sh: warning: nested shells will be governed anew: {e}"))
         .ok();
-    let plan = ExecPlan::new(&shell, argv).with_env(child_env(&ctx, grant.as_deref()));
+    let plan =
+        ExecPlan::new(&shell.path, &shell.argv(argv)).with_env(child_env(&ctx, grant.as_deref()));
     guardian::running();
     let run = match supervise::run(&plan) {
         Ok(run) => run,
         Err(e) => {
-            eprintln!("maestro-sh: cannot start {}: {e}", shell.display());
+            eprintln!("maestro-sh: cannot start {}: {e}", shell.path.display());
             return REFUSED;
         }
     };
