@@ -8,6 +8,7 @@ mod classify;
 mod fuzz;
 mod governed;
 mod passthrough;
+mod process;
 mod recursion;
 mod redact;
 mod supervisor;
