@@ -30,6 +30,9 @@ use crate::wire;
 
 /// The write end of the pipe to the guardian, when there is one.
 static PIPE: Mutex<Option<std::fs::File>> = Mutex::new(None);
+/// The short-lived intermediate process, reaped once we are done (not waited for at start: the
+/// guardian's cost stays off the path to ExecuteTool).
+static MIDDLE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
 
 /// What the guardian needs to record in maestro-sh's stead.
 pub struct Job<'a> {
@@ -61,8 +64,7 @@ pub fn spawn(job: Job<'_>) {
         },
         pid if pid > 0 => {
             drop(read);
-            let mut status = 0;
-            unsafe { libc::waitpid(pid, &mut status, 0) };
+            MIDDLE.store(pid, std::sync::atomic::Ordering::SeqCst);
             crate::supervise::sentinel_closes(write.as_raw_fd());
             if let Ok(mut slot) = PIPE.lock() {
                 *slot = Some(std::fs::File::from(write));
@@ -113,6 +115,11 @@ pub fn running() {
 /// The final record is done: nothing left to do in our stead.
 pub fn done() {
     send("D\n");
+    let middle = MIDDLE.swap(0, std::sync::atomic::Ordering::SeqCst);
+    if middle > 0 {
+        let mut status = 0;
+        unsafe { libc::waitpid(middle, &mut status, 0) };
+    }
 }
 
 /// Remove `dir` once we have exited (our own core file, written there to spare the child's).

@@ -376,12 +376,20 @@ fn restore(previous: &[(i32, libc::sigaction)]) {
 fn spawn_sentinel() {
     let parent = std::process::id() as i32;
     let closes = SENTINEL_CLOSES.load(Ordering::SeqCst);
+    // Everything blocked across the fork: the sentinel must never run our relay handler.
+    let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
+    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+    unsafe {
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
+    }
     // SAFETY: the child calls only async-signal-safe functions and never returns.
-    match unsafe { libc::fork() } {
+    let pid = unsafe { libc::fork() };
+    if pid != 0 {
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    }
+    match pid {
         0 => unsafe {
-            let mut all: libc::sigset_t = std::mem::zeroed();
-            libc::sigfillset(&mut all);
-            libc::pthread_sigmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
             if libc::getppid() != parent {
                 libc::_exit(0);
@@ -511,6 +519,20 @@ mod tests {
         let mut buf = [0u8; 48];
         assert_eq!(proc_path(1234, b"stat", &mut buf), b"/proc/1234/stat\0");
         assert_eq!(proc_path(0, b"status", &mut buf), b"/proc/0/status\0");
+    }
+
+    #[test]
+    fn the_sentinel_shows_signals_sent_to_it() {
+        spawn_sentinel();
+        let pid = SENTINEL.load(Ordering::SeqCst);
+        assert!(pid > 0);
+        unsafe { libc::kill(pid, libc::SIGUSR1) };
+        // The signal is queued before kill returns; blocked, it stays pending.
+        assert!(sent_to_group(libc::SIGUSR1));
+        assert!(!sent_to_group(libc::SIGUSR2));
+        assert!(!sent_to_group(0) && !sent_to_group(65));
+        stop_sentinel();
+        assert!(!sent_to_group(libc::SIGUSR1));
     }
 
     #[test]
