@@ -217,6 +217,67 @@ fn a_signal_to_the_shells_pid_reaches_the_command_once() {
     assert_eq!(seen[1], seen[0]);
 }
 
+/// Pids of the processes whose parent is `pid`.
+fn children_of(pid: i32) -> Vec<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+fn state_of(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(") ")?.1.chars().next()
+}
+
+#[test]
+fn sigint_while_the_shell_waits_matches_bash() {
+    // bash that receives SIGINT while it waits for a foreground child waits for the child and,
+    // the child not having died of SIGINT, goes on.
+    let data = tempfile::tempdir().unwrap();
+    let mut seen = Vec::new();
+    for side in SIDES {
+        let mut cmd = command(
+            side,
+            &["-c", "echo ready; sleep 1; echo after"],
+            data.path(),
+        );
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let pid = child.id() as i32;
+        assert_eq!(read_line(&mut child), "ready\n");
+        // The real shell: bash itself, or maestro-sh's child that is not the sentinel.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let candidates: Vec<i32> = match side {
+                Side::Bash => vec![pid],
+                Side::Governed => children_of(pid),
+            };
+            let waiting = candidates.into_iter().find(|&c| {
+                state_of(c) == Some('S')
+                    && children_of(c).iter().any(|&g| {
+                        std::fs::read_to_string(format!("/proc/{g}/comm"))
+                            .is_ok_and(|c| c == "sleep\n")
+                    })
+            });
+            if waiting.is_some() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{side:?}: the shell never waited for sleep"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        unsafe { libc::kill(pid, libc::SIGINT) };
+        let out = rest(&mut child);
+        seen.push((out, wait_raw(pid, 0)));
+    }
+    assert_eq!(seen[0].0, "after\n");
+    assert_eq!(seen[1], seen[0]);
+}
+
 #[test]
 fn a_signal_to_ppid_reaches_the_caller() {
     // The caller is a real bash with a trap; the shell under test is started by it.
