@@ -26,7 +26,7 @@ use crate::realshell::{self, ExecPlan};
 use crate::request::{self, Tenant};
 use crate::subject::{self, Subject};
 use crate::supervise::{self, Exit};
-use crate::{decide, guardian, paths};
+use crate::{adopt, decide, guardian, paths};
 
 /// Exit status when no real shell can be found (as a shell reports "command not found").
 const NO_SHELL: i32 = 127;
@@ -223,12 +223,17 @@ fn govern(
 
     // From here to the final record a guardian outside the caller's process group records what
     // we cannot if the caller kills us (see guardian.rs).
+    let adopt_key = cfg.as_ref().and_then(|c| {
+        let digest = adopt::command_digest(&sanitized.text);
+        adopt::Key::new(c, &ctx, &digest)
+    });
     if let (Some(client), Some(execute)) = (&client, &execute) {
         guardian::spawn(guardian::Job {
             client: client.clone(),
             ctx: &ctx,
             execute,
             data_dir: paths::data_dir(),
+            adopt: adopt_key.clone().filter(|_| mode == Mode::Governed),
         });
     }
 
@@ -237,7 +242,23 @@ fn govern(
         let (Some(client), Some(execute), Some(cfg)) = (&client, &execute, &cfg) else {
             unreachable!("governed mode has a config")
         };
-        match decide::decide(client, cfg, &ctx, execute, &mut sidecar) {
+        // An approval request for this very command, left open by a run of this session that
+        // was killed while waiting, is waited on again instead of asking anew (adopt.rs).
+        let adopted = adopt_key
+            .as_ref()
+            .and_then(|k| adopt_open_request(client, cfg, k));
+        let decided = match &adopted {
+            Some(execution) => {
+                eprintln!(
+                    "maestro-sh: adopting approval request left open by an earlier, killed run \
+                     (tool_execution_id={})",
+                    execution.id
+                );
+                crate::approval::wait(client, cfg, &ctx, execute, execution, &mut sidecar)
+            }
+            None => decide::decide(client, cfg, &ctx, execute, &mut sidecar),
+        };
+        match decided {
             Ok(a) => {
                 guardian::executed(&a.execution_id);
                 (a.outcome, Some(a.execution_id), a.approval_request_id)
@@ -320,6 +341,19 @@ fn govern(
     );
     drop(sidecar);
     supervise::exit_like(run.exit)
+}
+
+/// Claim and check an approval request a killed run of this session left for this command.
+fn adopt_open_request(
+    client: &Client,
+    cfg: &PlatformConfig,
+    key: &adopt::Key,
+) -> Option<crate::platform::Checked> {
+    let record = adopt::claim(&paths::data_dir()?, key)?;
+    let got = client
+        .get_tool_execution(&adopt::get_request(cfg, &record), client.timeout())
+        .ok()?;
+    adopt::verify(key, &record, got)
 }
 
 /// The command's environment: ours, minus credentials and sidecar plumbing, plus the step id

@@ -9,9 +9,9 @@
 //!
 //! - while the command ran: the guardian records the outcome (killed by SIGKILL, the duration
 //!   so far), or spools it to the outbox when Platform does not take it;
-//! - while waiting for an approval: it cancels the request (Resume with `approved: false`), so
-//!   no reviewer is left approving a command nobody waits for any more. (Adopting the open
-//!   request from the agent's retry is the alternative; see the README for why not yet.)
+//! - while waiting for an approval: it leaves the request open for the agent's retry to adopt
+//!   (adopt.rs): approved once, run once. Without a session to match a retry by, it cancels the
+//!   request (Resume with `approved: false`), so no reviewer approves what nobody waits for.
 //!
 //! The guardian holds credentials (the Platform client is in its memory), so it makes itself
 //! non-dumpable (no core, no ptrace attach by the user's other processes) and prints nothing.
@@ -40,6 +40,8 @@ pub struct Job<'a> {
     pub ctx: &'a Context,
     pub execute: &'a wire::ExecuteToolRequest,
     pub data_dir: Option<PathBuf>,
+    /// What a retry must match to adopt an approval we abandon by dying (`None`: cancel it).
+    pub adopt: Option<crate::adopt::Key>,
 }
 
 /// Start the guardian for `job`. Failure to start one is not fatal: the run goes on exactly as
@@ -107,9 +109,19 @@ pub fn wait_over() {
     send("w\n");
 }
 
-/// The command starts now.
+/// Milliseconds on the system-wide monotonic clock (comparable between our processes).
+fn monotonic_ms() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64) * 1000 + (ts.tv_nsec as u64) / 1_000_000
+}
+
+/// The command starts now (stamped here: the guardian may read the line later).
 pub fn running() {
-    send("R\n");
+    send(&format!("R\t{}\n", monotonic_ms()));
 }
 
 /// The final record is done: nothing left to do in our stead.
@@ -134,7 +146,8 @@ pub fn remove_after_exit(dir: &Path) {
 struct Stage {
     execution_id: Option<String>,
     waiting: Option<(String, String, crate::config::Secret)>,
-    running_since: Option<Instant>,
+    /// When the command started, in [`monotonic_ms`].
+    running_since: Option<u64>,
     done: bool,
     cleanup: Vec<PathBuf>,
 }
@@ -148,7 +161,7 @@ impl Stage {
                 self.waiting = Some((e.into(), a.into(), crate::config::Secret::new(t)))
             }
             (Some("w"), ..) => self.waiting = None,
-            (Some("R"), ..) => self.running_since = Some(Instant::now()),
+            (Some("R"), Some(ms), _, _) => self.running_since = ms.parse().ok(),
             (Some("D"), ..) => self.done = true,
             (Some("C"), Some(dir), _, _) => self.cleanup.push(PathBuf::from(dir)),
             _ => {}
@@ -191,6 +204,18 @@ fn guard(read: OwnedFd, job: Job<'_>) {
         return;
     }
     if let Some((exec_id, approval_id, token)) = &stage.waiting {
+        // Leave it open for the agent's retry (adopt.rs); cancel when there is nothing to
+        // match a retry by or the record cannot be written.
+        if let (Some(key), Some(dir)) = (&job.adopt, &job.data_dir) {
+            let record = crate::adopt::Record {
+                execution_id: exec_id.clone(),
+                approval_request_id: approval_id.clone(),
+                resume_token: token.expose().to_string(),
+            };
+            if crate::adopt::leave(dir, key, &record).is_ok() {
+                return;
+            }
+        }
         let _ = job.client.resume(&wire::ResumeToolExecutionRequest {
             execution_id: exec_id.clone(),
             approval_request_id: approval_id.clone(),
@@ -204,7 +229,8 @@ fn guard(read: OwnedFd, job: Job<'_>) {
         return;
     }
     if let Some(since) = stage.running_since {
-        record_kill(&job, stage.execution_id.as_deref(), since.elapsed());
+        let ran = Duration::from_millis(monotonic_ms().saturating_sub(since));
+        record_kill(&job, stage.execution_id.as_deref(), ran);
     }
 }
 
@@ -285,8 +311,8 @@ mod tests {
         );
         s.apply("w\n");
         assert!(s.waiting.is_none());
-        s.apply("R\n");
-        assert!(s.running_since.is_some() && !s.done);
+        s.apply("R\t1234\n");
+        assert!(s.running_since == Some(1234) && !s.done);
         s.apply("C\t/tmp/x\n");
         s.apply("D\n");
         assert!(s.done);

@@ -3,6 +3,7 @@
 //! The flow, one module per arrow: [`argv`] → [`context`] → classify → decide → [`realshell`] /
 //! [`supervise`] → [`events`].
 
+pub mod adopt;
 pub mod approval;
 pub mod argv;
 pub mod classify;

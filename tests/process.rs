@@ -533,8 +533,7 @@ fn observe_killed_while_running_is_recorded_too() {
     }
 }
 
-#[test]
-fn killed_while_waiting_for_approval_leaves_no_dangling_request() {
+fn approval_platform() -> (DevPlatform, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("policy.json");
     std::fs::write(
@@ -543,13 +542,19 @@ fn killed_while_waiting_for_approval_leaves_no_dangling_request() {
     )
     .unwrap();
     let p = DevPlatform::start_with(&["--policy", policy.to_str().unwrap()]);
+    (p, dir)
+}
+
+#[test]
+fn killed_while_waiting_without_a_session_cancels_the_request() {
+    let (p, _policy) = approval_platform();
     let mut g = Gov::new(
         Some(&p.url),
         "governed",
         "echo approve-me; touch \"$MARKER\"",
     )
     .env("MAESTRO_TOOL_CALL_ID", step("wait-kill"))
-    .env("MAESTRO_SESSION_ID", "sess-wait-kill");
+    .env_remove("MAESTRO_SESSION_ID");
     let child = maestro_spawn(&mut g);
     let deadline = Instant::now() + Duration::from_secs(30);
     while p.pending().is_empty() {
@@ -574,6 +579,97 @@ fn killed_while_waiting_for_approval_leaves_no_dangling_request() {
     assert_eq!(resumes[0]["body"]["approved"], false);
     std::thread::sleep(Duration::from_millis(300));
     assert!(!g.ran());
+}
+
+/// Wait (bounded) for the sidecar's approval_hit event of `g`.
+fn approval_hit(g: &Gov) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(e) = g
+            .events()
+            .into_iter()
+            .find(|e| e["type"] == "maestro.events.approval_hit")
+        {
+            return e["data"].clone();
+        }
+        assert!(Instant::now() < deadline, "no approval_hit event in time");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn killed_while_waiting_the_retry_adopts_the_request_and_runs_once() {
+    let (p, _policy) = approval_platform();
+    let data = tempfile::tempdir().unwrap();
+    let runs = data.path().join("runs");
+    let command = "echo approve-me; echo ran >> \"$RUNS\"";
+    let start = |step_id: &str| {
+        let mut g = Gov::new(Some(&p.url), "governed", command)
+            .env("MAESTRO_TOOL_CALL_ID", step_id)
+            .env("MAESTRO_SESSION_ID", "sess-adopt")
+            .env("MAESTRO_SH_DATA_DIR", data.path())
+            .env("RUNS", &runs);
+        let child = maestro_spawn(&mut g);
+        (g, child)
+    };
+    // The first try waits for a human longer than the caller's timeout.
+    let (first, child) = start(&step("adopt-1"));
+    let approval_id = approval_hit(&first)["approval_request_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (out, _) = maestro_timeout(child);
+    assert_eq!(out.status.signal(), Some(libc::SIGKILL));
+    // The guardian leaves it open (not cancelled) for the retry.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(p.pending().iter().any(|r| r["id"] == approval_id.as_str()));
+    // The agent retries the same command in the same session: no second request.
+    let (retry, child) = start(&step("adopt-2"));
+    let hit = approval_hit(&retry);
+    assert_eq!(hit["approval_request_id"], approval_id.as_str());
+    let approve = Command::new(crate::support::platform::platform_bin())
+        .args(["approve", &approval_id, "--url", &p.url, "--by", "hank"])
+        .env("MAESTRO_PLATFORM_DEV_TOKEN", TOKEN)
+        .env("MAESTRO_PLATFORM_DEV_ORG", ORG)
+        .output()
+        .unwrap();
+    assert!(approve.status.success(), "{}", stderr(&approve));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(out.stdout, b"approve-me\n");
+    assert!(stderr(&out).contains("adopting approval request"));
+    assert_eq!(std::fs::read_to_string(&runs).unwrap(), "ran\n", "ran once");
+    assert_eq!(
+        p.requests_for("ExecuteTool").len(),
+        1,
+        "one approval request"
+    );
+    let done = retry.completed();
+    assert_eq!(done["governed_outcome"], "approved");
+    assert_eq!(done["approval_request_id"], approval_id.as_str());
+}
+
+#[test]
+fn a_retry_with_another_command_does_not_adopt() {
+    let (p, _policy) = approval_platform();
+    let data = tempfile::tempdir().unwrap();
+    let start = |step_id: &str, command: &str| {
+        let mut g = Gov::new(Some(&p.url), "governed", command)
+            .env("MAESTRO_TOOL_CALL_ID", step_id)
+            .env("MAESTRO_SESSION_ID", "sess-adopt-other")
+            .env("MAESTRO_SH_DATA_DIR", data.path());
+        let child = maestro_spawn(&mut g);
+        (g, child)
+    };
+    let (first, child) = start(&step("other-1"), "echo approve-me one");
+    let first_id = approval_hit(&first)["approval_request_id"].clone();
+    maestro_timeout(child);
+    std::thread::sleep(Duration::from_millis(500));
+    let (retry, child) = start(&step("other-2"), "echo approve-me two");
+    let hit = approval_hit(&retry);
+    assert_ne!(hit["approval_request_id"], first_id);
+    maestro_timeout(child);
+    assert_eq!(p.requests_for("ExecuteTool").len(), 2);
 }
 
 #[test]
