@@ -209,19 +209,17 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut
     } else {
         unsafe { ((*info).si_code, (*info).si_pid()) }
     };
-    // Kernel-generated (the terminal's Ctrl-C / Ctrl-Z / hangup / resize, a timer): it went to
-    // the whole foreground group, or was about us alone (our own broken pipe, our own timer).
-    if code > 0 {
-        return;
-    }
     let me = SELF_PID.load(Ordering::SeqCst);
     let child = CHILD.load(Ordering::SeqCst);
-    if child <= 0 || sender == me {
-        return;
-    }
-    // Sent to the group (or to every process): the shell has its own copy already.
+    // Sent to the group (or to every process), by a process or by the terminal: the shell has
+    // its own copy already. (Checked first, so a terminal's Ctrl-C also marks the sentinel for
+    // replacement and a later `kill -INT <our pid>` is not mistaken for a group signal.)
     if sent_to_group(sig) {
         SENTINEL_DIRTY.store(true, Ordering::SeqCst);
+        return;
+    }
+    // Kernel-generated otherwise (a timer, our own broken pipe): about us alone.
+    if code > 0 || child <= 0 || sender == me {
         return;
     }
     // `kill -USR1 $PPID` from the command: meant for whoever started the shell.
