@@ -298,7 +298,7 @@ pub fn run(plan: &ExecPlan) -> nix::Result<Outcome> {
     match unsafe { fork() } {
         Err(e) => {
             restore(&previous);
-            stop_sentinel();
+            stop_sentinel(true);
             unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &raw_old, std::ptr::null_mut()) };
             Err(e)
         }
@@ -321,7 +321,7 @@ pub fn run(plan: &ExecPlan) -> nix::Result<Outcome> {
             let exit = wait_for(child);
             CHILD.store(0, Ordering::SeqCst);
             restore(&previous);
-            stop_sentinel();
+            stop_sentinel(false);
             Ok(Outcome {
                 exit,
                 duration: start.elapsed(),
@@ -404,18 +404,22 @@ fn spawn_sentinel() {
     }
 }
 
-fn stop_sentinel() {
+/// Kill the sentinel; `reap` waits for it (when replacing it mid-run, so no zombies pile up).
+/// At the end of the run we do not wait: we exit right after, and the kernel reaps it then.
+fn stop_sentinel(reap: bool) {
     let pid = SENTINEL.swap(0, Ordering::SeqCst);
     if pid > 0 {
         unsafe { libc::kill(pid, libc::SIGKILL) };
-        let _ = waitpid(Pid::from_raw(pid), None);
+        if reap {
+            let _ = waitpid(Pid::from_raw(pid), None);
+        }
     }
 }
 
 fn wait_for(child: Pid) -> Exit {
     loop {
         if SENTINEL_DIRTY.swap(false, Ordering::SeqCst) {
-            stop_sentinel();
+            stop_sentinel(true);
             spawn_sentinel();
         }
         match waitpid(child, Some(WaitPidFlag::WUNTRACED)) {
@@ -529,7 +533,7 @@ mod tests {
         assert!(sent_to_group(libc::SIGUSR1));
         assert!(!sent_to_group(libc::SIGUSR2));
         assert!(!sent_to_group(0) && !sent_to_group(65));
-        stop_sentinel();
+        stop_sentinel(true);
         assert!(!sent_to_group(libc::SIGUSR1));
     }
 
