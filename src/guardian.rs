@@ -134,10 +134,47 @@ pub fn done() {
     }
 }
 
-/// Remove `dir` once we have exited (our own core file, written there to spare the child's).
+/// Remove `dir` once we have exited (our own core file, written there to spare the child's):
+/// by the guardian when there is one, else by a small detached cleaner that waits for our end.
 pub fn remove_after_exit(dir: &Path) {
-    if let Some(d) = dir.to_str() {
-        send(&format!("C\t{}\n", clean(d)));
+    let has_guardian = PIPE.lock().map(|p| p.is_some()).unwrap_or(false);
+    match dir.to_str() {
+        Some(d) if has_guardian => send(&format!("C\t{}\n", clean(d))),
+        _ => spawn_cleaner(dir),
+    }
+}
+
+/// Fork (twice, `setsid`) a process that removes `dir` when our end of a pipe closes.
+fn spawn_cleaner(dir: &Path) {
+    let Ok((read, write)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else {
+        return;
+    };
+    // SAFETY: called on the way out, single-threaded; the children only read, remove, _exit.
+    match unsafe { libc::fork() } {
+        0 => unsafe {
+            drop(write);
+            libc::setsid();
+            if libc::fork() == 0 {
+                let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+                for fd in 0..3 {
+                    libc::dup2(null, fd);
+                }
+                close_from(3, read.as_raw_fd());
+                let mut f = std::fs::File::from(read);
+                let mut sink = Vec::new();
+                let _ = std::io::Read::read_to_end(&mut f, &mut sink);
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            libc::_exit(0)
+        },
+        pid if pid > 0 => {
+            drop(read);
+            let mut status = 0;
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            // Held open until we die: its end of file is the cleaner's signal.
+            std::mem::forget(write);
+        }
+        _ => {}
     }
 }
 

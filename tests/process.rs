@@ -432,6 +432,7 @@ fn a_core_dump_is_the_commands_and_is_not_overwritten() {
         return;
     }
     let data = tempfile::tempdir().unwrap();
+    let before = core_dirs();
     let mut seen = Vec::new();
     for side in SIDES {
         let dir = tempfile::tempdir().unwrap();
@@ -468,6 +469,30 @@ fn a_core_dump_is_the_commands_and_is_not_overwritten() {
         seen[1], seen[0],
         "governed: wait status, files, core writer"
     );
+    // Our own core went to a private directory, removed once we had exited.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while core_dirs() != before {
+        assert!(Instant::now() < deadline, "left behind: {:?}", core_dirs());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// maestro-sh's private core directories in the temp dir.
+fn core_dirs() -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .map(|it| {
+            it.flatten()
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .starts_with("maestro-sh-core.")
+                })
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
 }
 
 /// A Maestro-like caller: new session, stdin /dev/null, stdout and stderr pipes.
