@@ -120,7 +120,8 @@ pub fn wait(
             None
         }
     };
-    // Should we be killed while waiting, the guardian cancels the request (guardian.rs).
+    // Should we be killed while waiting, the guardian leaves the request for the agent's retry
+    // to adopt, or cancels it (guardian.rs).
     crate::guardian::waiting(&exec_id, &approval_id, token.expose());
     let _wait_over = WaitOver;
     let reason = wait_info.reason.clone().unwrap_or_default();

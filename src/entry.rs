@@ -349,11 +349,18 @@ fn adopt_open_request(
     cfg: &PlatformConfig,
     key: &adopt::Key,
 ) -> Option<crate::platform::Checked> {
-    let record = adopt::claim(&paths::data_dir()?, key)?;
-    let got = client
-        .get_tool_execution(&adopt::get_request(cfg, &record), client.timeout())
-        .ok()?;
-    adopt::verify(key, &record, got)
+    let dir = paths::data_dir()?;
+    let record = adopt::claim(&dir, key)?;
+    match client.get_tool_execution(&adopt::get_request(cfg, &record), client.timeout()) {
+        Ok(got) => adopt::verify(key, &record, got),
+        // Platform cannot say now: keep the record for the next retry (this one will be
+        // refused as unavailable anyway).
+        Err(crate::platform::CallError::Unavailable(_)) => {
+            let _ = adopt::leave(&dir, key, &record);
+            None
+        }
+        Err(_) => None,
+    }
 }
 
 /// The command's environment: ours, minus credentials and sidecar plumbing, plus the step id
