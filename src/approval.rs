@@ -225,7 +225,7 @@ pub fn wait(
             let signo = i32::from(b[0]);
             status.finish("cancelled");
             abandon(client, &exec_id, &approval_id, &token, ctx, "cancelled");
-            crate::guardian::wait_over();
+            crate::guardian::done();
             let name = Signal::try_from(signo)
                 .map(|s| s.as_str())
                 .unwrap_or("a signal");

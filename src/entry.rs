@@ -143,6 +143,8 @@ fn report_refusal(
 ) -> i32 {
     eprintln!("{}", r.line());
     sidecar.emit_refusal(ctx, r, started.map(|s| s.elapsed().as_millis() as u64));
+    // Nothing is left for the guardian (if any) to record: we reported the refusal ourselves.
+    guardian::done();
     REFUSED
 }
 
@@ -247,6 +249,9 @@ fn govern(
         let adopted = adopt_key
             .as_ref()
             .and_then(|k| adopt_open_request(client, cfg, k));
+        if adopted.is_none() {
+            guardian::asking();
+        }
         let decided = match &adopted {
             Some(execution) => {
                 eprintln!(
@@ -280,6 +285,7 @@ fn govern(
         Ok(run) => run,
         Err(e) => {
             eprintln!("maestro-sh: cannot start {}: {e}", shell.path.display());
+            guardian::done();
             return REFUSED;
         }
     };

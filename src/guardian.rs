@@ -89,6 +89,12 @@ fn clean(s: &str) -> String {
     s.chars().filter(|c| *c != '\t' && *c != '\n').collect()
 }
 
+/// ExecuteTool is about to be sent (governed): killed before its answer, the guardian asks
+/// again (the same idempotency key finds the same execution) and closes it out.
+pub fn asking() {
+    send("A\n");
+}
+
 /// Platform accepted the call as execution `id`.
 pub fn executed(id: &str) {
     send(&format!("E\t{}\n", clean(id)));
@@ -181,6 +187,7 @@ fn spawn_cleaner(dir: &Path) {
 /// What the guardian knows of maestro-sh's progress.
 #[derive(Default)]
 struct Stage {
+    asked: bool,
     execution_id: Option<String>,
     waiting: Option<(String, String, crate::config::Secret)>,
     /// When the command started, in [`monotonic_ms`].
@@ -193,6 +200,7 @@ impl Stage {
     fn apply(&mut self, line: &str) {
         let mut parts = line.trim_end_matches('\n').split('\t');
         match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some("A"), ..) => self.asked = true,
             (Some("E"), Some(id), _, _) => self.execution_id = Some(id.to_string()),
             (Some("W"), Some(e), Some(a), Some(t)) => {
                 self.waiting = Some((e.into(), a.into(), crate::config::Secret::new(t)))
@@ -241,33 +249,64 @@ fn guard(read: OwnedFd, job: Job<'_>) {
         return;
     }
     if let Some((exec_id, approval_id, token)) = &stage.waiting {
-        // Leave it open for the agent's retry (adopt.rs); cancel when there is nothing to
-        // match a retry by or the record cannot be written.
-        if let (Some(key), Some(dir)) = (&job.adopt, &job.data_dir) {
-            let record = crate::adopt::Record {
-                execution_id: exec_id.clone(),
-                approval_request_id: approval_id.clone(),
-                resume_token: token.expose().to_string(),
-            };
-            if crate::adopt::leave(dir, key, &record).is_ok() {
-                return;
-            }
-        }
-        let _ = job.client.resume(&wire::ResumeToolExecutionRequest {
-            execution_id: exec_id.clone(),
-            approval_request_id: approval_id.clone(),
-            resume_token: token.expose().to_string(),
-            approved: false,
-            decided_by: "maestro-sh".into(),
-            reason: Some(
-                "maestro-sh was killed while waiting for this approval (the caller gave up)".into(),
-            ),
-        });
-        return;
-    }
-    if let Some(since) = stage.running_since {
+        abandon_wait(&job, exec_id, approval_id, token.expose());
+    } else if let Some(since) = stage.running_since {
         let ran = Duration::from_millis(monotonic_ms().saturating_sub(since));
         record_kill(&job, stage.execution_id.as_deref(), ran);
+    } else if let Some(id) = &stage.execution_id {
+        // Allowed, killed before the command started.
+        record_kill(&job, Some(id), Duration::ZERO);
+    } else if stage.asked {
+        // Killed while ExecuteTool was in flight: the same request (same idempotency key)
+        // finds the execution Platform made, if it made one, which we then close out.
+        closed_out_unanswered(&job);
+    }
+}
+
+/// An approval wait nobody continues: leave it for the agent's retry (adopt.rs), or cancel it
+/// when there is nothing to match a retry by or the record cannot be written.
+fn abandon_wait(job: &Job<'_>, exec_id: &str, approval_id: &str, token: &str) {
+    if let (Some(key), Some(dir)) = (&job.adopt, &job.data_dir) {
+        let record = crate::adopt::Record {
+            execution_id: exec_id.to_string(),
+            approval_request_id: approval_id.to_string(),
+            resume_token: token.to_string(),
+        };
+        if crate::adopt::leave(dir, key, &record).is_ok() {
+            return;
+        }
+    }
+    let _ = job.client.resume(&wire::ResumeToolExecutionRequest {
+        execution_id: exec_id.to_string(),
+        approval_request_id: approval_id.to_string(),
+        resume_token: token.to_string(),
+        approved: false,
+        decided_by: "maestro-sh".into(),
+        reason: Some(
+            "maestro-sh was killed while waiting for this approval (the caller gave up)".into(),
+        ),
+    });
+}
+
+/// ExecuteTool was sent and its answer never read: ask again and close the execution out.
+fn closed_out_unanswered(job: &Job<'_>) {
+    let Ok(decision) = job.client.execute_tool(job.execute) else {
+        return;
+    };
+    let execution = decision.execution;
+    match execution.state {
+        wire::ExecutionState::Running => {
+            record_kill(job, Some(&execution.id), Duration::ZERO);
+        }
+        wire::ExecutionState::WaitingApproval => {
+            let wait = execution.raw.approval_wait.as_ref();
+            let approval = wait.and_then(|w| w.approval_request_id.as_deref());
+            let token = wait.and_then(|w| w.resume_token.as_deref());
+            if let (Some(approval), Some(token)) = (approval, token) {
+                abandon_wait(job, &execution.id, approval, token);
+            }
+        }
+        _ => {}
     }
 }
 

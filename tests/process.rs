@@ -559,6 +559,42 @@ fn killed_while_running_is_recorded_by_the_guardian() {
 }
 
 #[test]
+fn killed_while_execute_tool_is_in_flight_is_closed_out() {
+    let p = DevPlatform::start();
+    p.set_faults(serde_json::json!([
+        {"method": "ExecuteTool", "kind": "delay", "delayMs": 3000, "times": 1}
+    ]));
+    let id = step("killed-asking");
+    let mut g = Gov::marked(Some(&p.url), "governed", "echo started")
+        .env("MAESTRO_TOOL_CALL_ID", &id)
+        .env("TOOL_EXECUTION_SERVICE_TIMEOUT_MS", "20000");
+    let child = maestro_spawn(&mut g);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while p.requests_for("ExecuteTool").is_empty() {
+        assert!(Instant::now() < deadline, "ExecuteTool never sent");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (out, killed) = maestro_timeout(child);
+    assert_eq!(out.status.signal(), Some(libc::SIGKILL));
+    let deadline = killed + Duration::from_secs(30);
+    loop {
+        let execs = p.executions();
+        let mine: Vec<&Value> = execs
+            .iter()
+            .filter(|e| e["linkage"]["stepId"] == id.as_str())
+            .collect();
+        assert!(mine.len() <= 1, "one execution per step: {mine:?}");
+        if let Some(e) = mine.first().filter(|e| !e["output"].is_null()) {
+            assert_eq!(e["output"]["safeOutput"]["signal"], "SIGKILL", "{e}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "left RUNNING: {execs:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!g.ran());
+}
+
+#[test]
 fn observe_killed_while_running_is_recorded_too() {
     let p = DevPlatform::start();
     let id = step("observe-killed");
