@@ -114,7 +114,7 @@ fn passthrough(personality: Personality, argv: &[OsString]) -> i32 {
             return NO_SHELL;
         }
     };
-    let err = ExecPlan::new(&shell.path, &shell.argv(argv)).exec();
+    let err = shell.plan(argv).exec();
     eprintln!("maestro-sh: cannot execute {}: {err}", shell.path.display());
     ExecPlan::failure_status(err)
 }
@@ -278,8 +278,7 @@ fn govern(
     let grant = grant::issue(&ctx.step_id)
         .map_err(|e| eprintln!("maestro-sh: warning: nested shells will be governed anew: {e}"))
         .ok();
-    let plan =
-        ExecPlan::new(&shell.path, &shell.argv(argv)).with_env(child_env(&ctx, grant.as_deref()));
+    let plan = shell.plan(argv).with_env(child_env(&ctx, grant.as_deref()));
     guardian::running();
     let run = match supervise::run(&plan) {
         Ok(run) => run,

@@ -112,8 +112,34 @@ impl SelfImage {
 struct Candidate {
     /// A multi-call binary (busybox) that picks its applet from argv[0].
     multicall: bool,
-    /// A `#!` script: a wrapper, never the real shell (it may exec maestro-sh again: a loop).
+    /// A `#!` script: a wrapper, which may exec maestro-sh again (see `wrapper_loop`).
     script: bool,
+}
+
+/// Telling a wrapper script that execs maestro-sh again from one that does not, without a
+/// visible trace: before exec'ing a `#!` candidate we set this process's timer slack (which
+/// survives `execve` and which nothing observable depends on: 50 µs by default) to an odd
+/// marker value. A maestro-sh that finds the marker on meeting a wrapper was exec'd through that
+/// wrapper: it skips it (and any other) and puts the slack back (`0` restores the value the
+/// caller gave us) before running the real shell. A wrapper that runs something else leaves
+/// the marker in place: a timer slack of 50.017 µs instead of 50 µs. Only wrapper candidates
+/// cost these calls; a real shell on PATH costs none.
+mod wrapper_loop {
+    /// The marker, in nanoseconds.
+    const MARK: libc::c_ulong = 50_017;
+
+    pub fn came_through_wrapper() -> bool {
+        let current = unsafe { libc::prctl(libc::PR_GET_TIMERSLACK, 0, 0, 0, 0) };
+        if current as libc::c_ulong == MARK {
+            unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 0 as libc::c_ulong, 0, 0, 0) };
+            return true;
+        }
+        false
+    }
+
+    pub fn mark() {
+        unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, MARK, 0, 0, 0) };
+    }
 }
 
 /// Files at least this big are not looked into for a `#!` line.
@@ -160,7 +186,7 @@ fn read_full(f: &mut fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
 ///
 /// Order: `$MAESTRO_SH_REAL_SHELL` (must exist and must not be us), then each PATH entry, then
 /// [`SYSTEM_DIRS`]; any candidate that is maestro-sh is skipped, so we never exec ourselves, and
-/// so is a `#!` script (a wrapper that may exec maestro-sh again: no exec or fork loop).
+/// so is a `#!` wrapper that exec'd maestro-sh again (no exec or fork loop; `wrapper_loop`).
 pub fn find(
     name: &str,
     override_path: Option<&OsStr>,
@@ -175,9 +201,19 @@ pub struct Shell {
     pub path: PathBuf,
     /// It picks what to be from argv[0] (busybox): see [`Shell::argv`].
     pub multicall: bool,
+    /// A `#!` wrapper met for the first time: exec it marked (see `wrapper_loop`), via
+    /// [`Shell::plan`].
+    pub wrapper: bool,
 }
 
 impl Shell {
+    /// The exec of this shell with `argv` (see [`Shell::argv`]).
+    pub fn plan(&self, argv: &[OsString]) -> ExecPlan {
+        let mut plan = ExecPlan::new(&self.path, &self.argv(argv));
+        plan.mark_wrapper = self.wrapper;
+        plan
+    }
+
     /// The argv to exec this shell with: the caller's, unchanged, except that a multi-call
     /// binary is given a name it answers to when argv[0] is not already `bash` or `sh` (e.g.
     /// `maestro-sh`, which busybox would reject as an applet): `sh`, the one shell applet every
@@ -223,6 +259,7 @@ pub fn find_shell(
         return Ok(Shell {
             path,
             multicall: judged.multicall,
+            wrapper: false,
         });
     }
     let path_dirs = path_var
@@ -245,7 +282,17 @@ pub fn find_shell(
                 return Ok(Shell {
                     path: candidate,
                     multicall: c.multicall,
+                    wrapper: false,
                 })
+            }
+            // A `#!` wrapper: run it as the real bash would be found, unless it is how we got
+            // here (it exec'd maestro-sh again): then skip it, or we would loop.
+            Some(_) if !wrapper_loop::came_through_wrapper() => {
+                return Ok(Shell {
+                    path: candidate,
+                    multicall: false,
+                    wrapper: true,
+                });
             }
             _ => {}
         }
@@ -287,6 +334,8 @@ pub struct ExecPlan {
     argv: Vec<CString>,
     /// `None`: keep the current environment.
     envp: Option<Vec<CString>>,
+    /// Set the wrapper-loop marker right before `execve` (in the process that execs).
+    mark_wrapper: bool,
 }
 
 impl ExecPlan {
@@ -296,6 +345,7 @@ impl ExecPlan {
             path: cstring(shell.as_os_str()),
             argv: argv.iter().map(|a| cstring(a)).collect(),
             envp: None,
+            mark_wrapper: false,
         }
     }
 
@@ -316,6 +366,9 @@ impl ExecPlan {
 
     /// Replace this process with the real shell. Returns only on failure.
     pub fn exec(&self) -> nix::Error {
+        if self.mark_wrapper {
+            wrapper_loop::mark();
+        }
         let err = match &self.envp {
             Some(envp) => nix::unistd::execve(&self.path, &self.argv, envp),
             None => nix::unistd::execv(&self.path, &self.argv),
@@ -358,9 +411,16 @@ mod tests {
         fs::write(&wrapper, "#!/bin/sh\nexec maestro-sh \"$@\"\n").unwrap();
         fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
         let path = format!("{}:/bin:/usr/bin", dir.path().display());
+        // Met for the first time, the wrapper is what PATH finds (as for the real bash)...
+        let found = find_shell("bash", None, Some(OsStr::new(&path))).unwrap();
+        assert_eq!(found.path, wrapper);
+        assert!(found.wrapper);
+        // ...and once it has brought us back (marked), it is skipped and the mark removed.
+        wrapper_loop::mark();
         let found = find("bash", None, Some(OsStr::new(&path))).unwrap();
         assert_ne!(found, wrapper);
         assert!(found.ends_with("bash"));
+        assert!(!wrapper_loop::came_through_wrapper());
     }
 
     #[test]
@@ -369,10 +429,12 @@ mod tests {
         let busybox = Shell {
             path: "/bin/sh".into(),
             multicall: true,
+            wrapper: false,
         };
         let plain = Shell {
             path: "/bin/bash".into(),
             multicall: false,
+            wrapper: false,
         };
         let argv = args(&["/opt/bin/maestro-sh", "-c", "x"]);
         assert_eq!(busybox.argv(&argv).as_ref(), args(&["sh", "-c", "x"]));

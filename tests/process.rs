@@ -826,8 +826,9 @@ fn a_wrapper_script_on_path_is_skipped_not_looped() {
     std::fs::set_permissions(&wrapper, perms).unwrap();
     let path = format!("{}:/usr/bin:/bin", dir.path().display());
     let data = tempfile::tempdir().unwrap();
+    let slack = std::fs::read_to_string("/proc/self/timerslack_ns").unwrap();
     for governed in [false, true] {
-        let mut case = Sh::c("echo $((6*7))").env("PATH", &path);
+        let mut case = Sh::c("echo $((6*7)); cat /proc/$$/timerslack_ns").env("PATH", &path);
         if governed {
             case = governed_env(case, &platform().url, data.path(), &step("wrapper"));
         }
@@ -836,9 +837,36 @@ fn a_wrapper_script_on_path_is_skipped_not_looped() {
         let start = Instant::now();
         let out = run_with_stdin(cmd, b"");
         assert!(start.elapsed() < Duration::from_secs(20));
-        assert_eq!(out.stdout, b"42\n", "governed {governed}: {}", stderr(&out));
+        // The real shell ran, with the caller's timer slack (the loop marker is gone).
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("42\n{slack}"),
+            "governed {governed}: {}",
+            stderr(&out)
+        );
         assert_eq!(out.status.code(), Some(0));
     }
+}
+
+#[test]
+fn a_wrapper_script_that_runs_bash_itself_is_run_as_path_finds_it() {
+    // No loop: the wrapper is what `bash` on this PATH means, with or without the shim.
+    let dir = tempfile::tempdir().unwrap();
+    let wrapper = dir.path().join("bash");
+    std::fs::write(
+        &wrapper,
+        "#!/bin/sh\necho wrapped >&2\nexec /bin/bash \"$@\"\n",
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(&wrapper).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&wrapper, perms).unwrap();
+    let path = format!("{}:/usr/bin:/bin", dir.path().display());
+    let mut cmd = Sh::c("echo ok").command(Via::MaestroSh);
+    cmd.env("PATH", &path);
+    let out = run_with_stdin(cmd, b"");
+    assert_eq!(out.stdout, b"ok\n");
+    assert_eq!(stderr(&out), "wrapped\n");
 }
 
 #[test]
