@@ -120,6 +120,10 @@ pub fn wait(
             None
         }
     };
+    // Should we be killed while waiting, the guardian leaves the request for the agent's retry
+    // to adopt, or cancels it (guardian.rs).
+    crate::guardian::waiting(&exec_id, &approval_id, token.expose());
+    let _wait_over = WaitOver;
     let reason = wait_info.reason.clone().unwrap_or_default();
     let started = Instant::now();
     let deadline = started + timeout;
@@ -221,6 +225,7 @@ pub fn wait(
             let signo = i32::from(b[0]);
             status.finish("cancelled");
             abandon(client, &exec_id, &approval_id, &token, ctx, "cancelled");
+            crate::guardian::done();
             let name = Signal::try_from(signo)
                 .map(|s| s.as_str())
                 .unwrap_or("a signal");
@@ -547,6 +552,24 @@ fn open_decisions(env: &dyn Env) -> Result<Option<BufReader<File>>, String> {
     }
     unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) };
     Ok(Some(BufReader::new(unsafe { File::from_raw_fd(fd) })))
+}
+
+/// Tells the guardian the wait is over, however it ends.
+struct WaitOver;
+
+impl Drop for WaitOver {
+    fn drop(&mut self) {
+        crate::guardian::wait_over();
+    }
+}
+
+/// Check the approval wait's settings ([`APPROVAL_TIMEOUT_VAR`], [`HEARTBEAT_VAR`]) before the
+/// first Platform call, so a bad value refuses before an approval is opened. The wait reads
+/// them again under the same rules.
+pub fn check_settings(env: &dyn Env) -> Result<(), String> {
+    duration_var(env, APPROVAL_TIMEOUT_VAR, DEFAULT_TIMEOUT)?;
+    duration_var(env, HEARTBEAT_VAR, DEFAULT_HEARTBEAT)?;
+    Ok(())
 }
 
 /// A duration in milliseconds from `var`, `default` when unset; out of 1..=24 h is an error

@@ -28,6 +28,34 @@ impl Personality {
         }
     }
 
+    /// The personality of this process: from the name it was executed by (the link name, the
+    /// kernel's `AT_EXECFN`), else from argv[0]. `exec -a sh bash` runs the `bash` link with
+    /// argv[0] `sh`: that is bash (which then, seeing `sh`, goes POSIX), not the system sh.
+    /// Reading the auxiliary vector is a memory read, not a system call.
+    pub fn detect(argv: &[OsString]) -> Personality {
+        let argv0 = argv.first().map(OsString::as_os_str).unwrap_or_default();
+        exec_fn()
+            .and_then(|f| Personality::from_link_name(f, argv))
+            .unwrap_or_else(|| Personality::from_argv0(argv0))
+    }
+
+    /// `bash` or `sh` from the executed path's basename, unless it is not a link to us but a
+    /// script run through its `#!` line (the kernel then passes the script's path as
+    /// `AT_EXECFN` and as one of the first two arguments).
+    fn from_link_name(execfn: &OsStr, argv: &[OsString]) -> Option<Personality> {
+        let bytes = execfn.as_bytes();
+        let base = bytes.rsplit(|&b| b == b'/').next().unwrap_or(bytes);
+        let p = match base {
+            b"bash" => Personality::Bash,
+            b"sh" => Personality::Sh,
+            _ => return None,
+        };
+        if argv.iter().skip(1).take(2).any(|a| a.as_os_str() == execfn) {
+            return None;
+        }
+        Some(p)
+    }
+
     /// Derive the personality from argv[0] (`-bash` is a login bash).
     pub fn from_argv0(argv0: &OsStr) -> Personality {
         let bytes = argv0.as_bytes();
@@ -39,6 +67,18 @@ impl Personality {
             _ => Personality::MaestroSh,
         }
     }
+}
+
+/// The path this process was executed by (`AT_EXECFN`), when the kernel gave one.
+fn exec_fn() -> Option<&'static OsStr> {
+    // SAFETY: getauxval only reads the auxiliary vector; AT_EXECFN points at a NUL-terminated
+    // string on the initial stack, which lives as long as the process.
+    let ptr = unsafe { libc::getauxval(libc::AT_EXECFN) } as *const libc::c_char;
+    if ptr.is_null() {
+        return None;
+    }
+    let c = unsafe { std::ffi::CStr::from_ptr(ptr) };
+    Some(OsStr::from_bytes(c.to_bytes()))
 }
 
 /// What the real shell is going to execute.
@@ -266,6 +306,31 @@ mod tests {
             Personality::MaestroSh
         );
         assert_eq!(Personality::MaestroSh.real_name(), "bash");
+    }
+
+    #[test]
+    fn personality_comes_from_the_link_name() {
+        let v = |a: &[&str]| a.iter().map(OsString::from).collect::<Vec<_>>();
+        let link = |f: &str, a: &[&str]| Personality::from_link_name(OsStr::new(f), &v(a));
+        // `exec -a sh bash`: the bash link, argv[0] sh.
+        assert_eq!(
+            link("/shims/bash", &["sh", "-c", "x"]),
+            Some(Personality::Bash)
+        );
+        assert_eq!(
+            link("/shims/sh", &["bash", "-c", "x"]),
+            Some(Personality::Sh)
+        );
+        assert_eq!(link("/opt/maestro-sh", &["bash", "-c", "x"]), None);
+        // A script named `sh` run through `#!/shims/bash`.
+        assert_eq!(link("/x/sh", &["/shims/bash", "/x/sh", "a"]), None);
+        assert_eq!(link("/x/sh", &["/shims/bash", "-e", "/x/sh"]), None);
+        // The test binary was not executed as bash or sh.
+        assert_eq!(
+            Personality::detect(&v(&["-bash"])),
+            Personality::Bash,
+            "falls back to argv[0]"
+        );
     }
 
     #[test]

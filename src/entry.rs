@@ -26,7 +26,7 @@ use crate::realshell::{self, ExecPlan};
 use crate::request::{self, Tenant};
 use crate::subject::{self, Subject};
 use crate::supervise::{self, Exit};
-use crate::{decide, paths};
+use crate::{adopt, decide, guardian, paths};
 
 /// Exit status when no real shell can be found (as a shell reports "command not found").
 const NO_SHELL: i32 = 127;
@@ -46,19 +46,21 @@ const NOT_INHERITED: &[&str] = &[
 /// Run maestro-sh with this process's argv and environment; returns the exit status only when
 /// the real shell was not exec'd.
 pub fn main() -> i32 {
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    // Our own image re-exec'd only to die with a core (supervise::die_by_signal).
+    supervise::dump_core_if_asked(&argv);
     // Before anything reads the environment or a secret: non-dumpable, and in a setgid
     // install the protected configuration opened and the group dropped.
     if let Err(e) = crate::harden::startup() {
         eprintln!("maestro-sh: {e}");
         return REFUSED;
     }
-    let argv: Vec<OsString> = std::env::args_os().collect();
     let argv0 = argv
         .first()
         .cloned()
         .unwrap_or_else(|| OsString::from("maestro-sh"));
     let args = argv.get(1..).unwrap_or_default();
-    let personality = Personality::from_argv0(&argv0);
+    let personality = Personality::detect(&argv);
 
     // Only under our own name, and only options bash rejects, so no bash invocation changes.
     if personality == Personality::MaestroSh {
@@ -91,7 +93,8 @@ pub fn main() -> i32 {
     }
 
     let terminal = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-    let invocation = argv::parse(&argv0, args, terminal);
+    let mut invocation = argv::parse(&argv0, args, terminal);
+    invocation.personality = personality;
     let Some(subject) = subject::describe(&invocation, args) else {
         return passthrough(personality, &argv); // --version / --help: nothing runs
     };
@@ -123,15 +126,15 @@ fn local_rules(env: &dyn Env, subject: &Subject) -> Result<Option<Decision>, Ref
 
 /// Replace this process with the real shell, argv and environment unchanged.
 fn passthrough(personality: Personality, argv: &[OsString]) -> i32 {
-    let shell = match realshell::find_from_env(personality.real_name()) {
+    let shell = match realshell::shell_from_env(personality.real_name()) {
         Ok(shell) => shell,
         Err(e) => {
             eprintln!("maestro-sh: {e}");
             return NO_SHELL;
         }
     };
-    let err = ExecPlan::new(&shell, argv).exec();
-    eprintln!("maestro-sh: cannot execute {}: {err}", shell.display());
+    let err = shell.plan(argv).exec();
+    eprintln!("maestro-sh: cannot execute {}: {err}", shell.path.display());
     ExecPlan::failure_status(err)
 }
 
@@ -159,6 +162,8 @@ fn report_refusal(
 ) -> i32 {
     crate::status::line(crate::status::Kind::Refusal, &r.line());
     sidecar.emit_refusal(ctx, r, started.map(|s| s.elapsed().as_millis() as u64));
+    // Nothing is left for the guardian (if any) to record: we reported the refusal ourselves.
+    guardian::done();
     REFUSED
 }
 
@@ -194,7 +199,19 @@ fn govern(
             None
         }
     };
-    let shell = match realshell::find_from_env(invocation.personality.real_name()) {
+    // Every setting the approval wait needs is checked before the first Platform call, so a bad
+    // value refuses before an approval request is opened (and would dangle).
+    if mode == Mode::Governed {
+        if let Err(e) = crate::approval::check_settings(env) {
+            return report_refusal(
+                &mut sidecar,
+                &ctx,
+                &Refusal::new(Outcome::Misconfigured, e),
+                Some(started),
+            );
+        }
+    }
+    let shell = match realshell::shell_from_env(invocation.personality.real_name()) {
         Ok(shell) => shell,
         Err(e) => {
             eprintln!("maestro-sh: {e}");
@@ -252,6 +269,22 @@ fn govern(
         }),
     );
 
+    // From here to the final record a guardian outside the caller's process group records what
+    // we cannot if the caller kills us (see guardian.rs).
+    let adopt_key = cfg.as_ref().and_then(|c| {
+        let digest = adopt::command_digest(&sanitized.text);
+        adopt::Key::new(c, &ctx, &digest)
+    });
+    if let (Some(client), Some(execute)) = (&client, &execute) {
+        guardian::spawn(guardian::Job {
+            client: client.clone(),
+            ctx: &ctx,
+            execute,
+            data_dir: paths::data_dir(),
+            adopt: adopt_key.clone().filter(|_| mode == Mode::Governed),
+        });
+    }
+
     // Decide (governed only). Observe runs first and records after.
     let (outcome, mut execution_id, approval_id) = if let Some(a) = &attached {
         (Outcome::Allowed, Some(a.execution_id.clone()), None)
@@ -259,8 +292,33 @@ fn govern(
         let (Some(client), Some(execute), Some(cfg)) = (&client, &execute, &cfg) else {
             unreachable!("governed mode has a config")
         };
-        match decide::decide(client, cfg, &ctx, execute, &mut sidecar) {
-            Ok(a) => (a.outcome, Some(a.execution_id), a.approval_request_id),
+        // An approval request for this very command, left open by a run of this session that
+        // was killed while waiting, is waited on again instead of asking anew (adopt.rs).
+        let adopted = adopt_key
+            .as_ref()
+            .and_then(|k| adopt_open_request(client, cfg, k));
+        if adopted.is_none() {
+            guardian::asking();
+        }
+        let decided = match &adopted {
+            Some(execution) => {
+                crate::status::line(
+                    crate::status::Kind::Wait,
+                    &format!(
+                        "maestro-sh: adopting approval request left open by an earlier, killed \
+                         run (tool_execution_id={})",
+                        execution.id
+                    ),
+                );
+                crate::approval::wait(client, cfg, &ctx, execute, execution, &mut sidecar)
+            }
+            None => decide::decide(client, cfg, &ctx, execute, &mut sidecar),
+        };
+        match decided {
+            Ok(a) => {
+                guardian::executed(&a.execution_id);
+                (a.outcome, Some(a.execution_id), a.approval_request_id)
+            }
             Err(r) => return report_refusal(&mut sidecar, &ctx, &r, Some(started)),
         }
     } else {
@@ -276,11 +334,13 @@ fn govern(
     } else {
         None
     };
-    let plan = ExecPlan::new(&shell, argv).with_env(child_env(&ctx, grant.as_deref()));
+    let plan = shell.plan(argv).with_env(child_env(&ctx, grant.as_deref()));
+    guardian::running();
     let run = match supervise::run(&plan) {
         Ok(run) => run,
         Err(e) => {
-            eprintln!("maestro-sh: cannot start {}: {e}", shell.display());
+            eprintln!("maestro-sh: cannot start {}: {e}", shell.path.display());
+            guardian::done();
             return REFUSED;
         }
     };
@@ -323,6 +383,8 @@ fn govern(
         }
     }
 
+    guardian::done();
+
     let done = json!({
         "tool_call_id": ctx.step_id,
         "tool_execution_id": execution_id,
@@ -339,6 +401,26 @@ fn govern(
     sidecar.emit_result(done);
     drop(sidecar);
     supervise::exit_like(run.exit)
+}
+
+/// Claim and check an approval request a killed run of this session left for this command.
+fn adopt_open_request(
+    client: &Client,
+    cfg: &PlatformConfig,
+    key: &adopt::Key,
+) -> Option<crate::platform::Checked> {
+    let dir = paths::data_dir()?;
+    let record = adopt::claim(&dir, key)?;
+    match client.get_tool_execution(&adopt::get_request(cfg, &record), client.timeout()) {
+        Ok(got) => adopt::verify(key, &record, got),
+        // Platform cannot say now: keep the record for the next retry (this one will be
+        // refused as unavailable anyway).
+        Err(crate::platform::CallError::Unavailable(_)) => {
+            let _ = adopt::leave(&dir, key, &record);
+            None
+        }
+        Err(_) => None,
+    }
 }
 
 /// The command's environment: ours, minus credentials and sidecar plumbing, plus the step id

@@ -3,6 +3,7 @@
 //! The flow, one module per arrow: [`argv`] → [`context`] → classify → decide → [`realshell`] /
 //! [`supervise`] → [`events`].
 
+pub mod adopt;
 pub mod approval;
 pub mod argv;
 pub mod attach;
@@ -15,6 +16,7 @@ pub mod entry;
 pub mod env;
 pub mod events;
 pub mod grant;
+pub mod guardian;
 pub mod harden;
 pub mod mode;
 pub mod outbox;

@@ -78,24 +78,79 @@ impl SelfImage {
         SelfImage { path, id }
     }
 
-    /// True when `candidate` is this binary or another copy of maestro-sh.
-    fn is_us(&self, candidate: &Path) -> bool {
-        let Some(cid) = file_id(candidate) else {
-            return false;
-        };
+    /// `None` when `candidate` is this binary or another copy of maestro-sh (or is missing); else what the candidate is, from the checks
+    /// `is_us` makes anyway (its identity and its canonical name), so judging it costs no extra
+    /// system call for a real shell.
+    fn judge(&self, candidate: &Path) -> Option<Candidate> {
+        let cid = file_id(candidate)?;
         if Some(cid) == self.id {
-            return true;
+            return None;
         }
-        if let Ok(canon) = fs::canonicalize(candidate) {
-            let name = canon.file_name().map(OsStr::as_bytes).unwrap_or_default();
-            if name.starts_with(b"maestro-sh") {
-                return true;
-            }
+        let canon = fs::canonicalize(candidate).ok();
+        let name = canon
+            .as_deref()
+            .and_then(Path::file_name)
+            .map(OsStr::as_bytes)
+            .unwrap_or_default();
+        if name.starts_with(b"maestro-sh") {
+            return None;
         }
         // A copy under another name: same size and same bytes. Sizes differ for any real shell,
         // so the content is read only in that rare case.
-        self.id.is_some_and(|me| me.size == cid.size) && same_content(&self.path, candidate)
+        if self.id.is_some_and(|me| me.size == cid.size) && same_content(&self.path, candidate) {
+            return None;
+        }
+        Some(Candidate {
+            multicall: name.starts_with(b"busybox") || name.starts_with(b"toybox"),
+            // Real shells are binaries of hundreds of KiB; only a small file is looked into.
+            script: cid.size < SCRIPT_MAX && starts_with_shebang(candidate),
+        })
     }
+}
+
+/// What a candidate real shell is.
+struct Candidate {
+    /// A multi-call binary (busybox) that picks its applet from argv[0].
+    multicall: bool,
+    /// A `#!` script: a wrapper, which may exec maestro-sh again (see `wrapper_loop`).
+    script: bool,
+}
+
+/// Telling a wrapper script that execs maestro-sh again from one that does not, without a
+/// visible trace: before exec'ing a `#!` candidate we set this process's timer slack (which
+/// survives `execve` and which nothing observable depends on: 50 µs by default) to an odd
+/// marker value. A maestro-sh that finds the marker on meeting a wrapper was exec'd through that
+/// wrapper: it skips it (and any other) and puts the slack back (`0` restores the value the
+/// caller gave us) before running the real shell. A wrapper that runs something else leaves
+/// the marker in place: a timer slack of 50.017 µs instead of 50 µs. Only wrapper candidates
+/// cost these calls; a real shell on PATH costs none.
+mod wrapper_loop {
+    /// The marker, in nanoseconds.
+    const MARK: libc::c_ulong = 50_017;
+
+    pub fn came_through_wrapper() -> bool {
+        let current = unsafe { libc::prctl(libc::PR_GET_TIMERSLACK, 0, 0, 0, 0) };
+        if current as libc::c_ulong == MARK {
+            unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 0 as libc::c_ulong, 0, 0, 0) };
+            return true;
+        }
+        false
+    }
+
+    pub fn mark() {
+        unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, MARK, 0, 0, 0) };
+    }
+}
+
+/// Files at least this big are not looked into for a `#!` line.
+const SCRIPT_MAX: u64 = 64 * 1024;
+
+fn starts_with_shebang(path: &Path) -> bool {
+    let mut head = [0u8; 2];
+    fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok()
+        && &head == b"#!"
 }
 
 fn same_content(a: &Path, b: &Path) -> bool {
@@ -130,12 +185,62 @@ fn read_full(f: &mut fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
 /// Find the real shell for `name` (`bash` or `sh`).
 ///
 /// Order: `$MAESTRO_SH_REAL_SHELL` (must exist and must not be us), then each PATH entry, then
-/// [`SYSTEM_DIRS`]; any candidate that is maestro-sh is skipped, so we never exec ourselves.
+/// [`SYSTEM_DIRS`]; any candidate that is maestro-sh is skipped, so we never exec ourselves, and
+/// so is a `#!` wrapper that exec'd maestro-sh again (no exec or fork loop; `wrapper_loop`).
 pub fn find(
     name: &str,
     override_path: Option<&OsStr>,
     path_var: Option<&OsStr>,
 ) -> Result<PathBuf, FindError> {
+    find_shell(name, override_path, path_var).map(|s| s.path)
+}
+
+/// A real shell to run.
+#[derive(Debug, Clone)]
+pub struct Shell {
+    pub path: PathBuf,
+    /// It picks what to be from argv[0] (busybox): see [`Shell::argv`].
+    pub multicall: bool,
+    /// A `#!` wrapper met for the first time: exec it marked (see `wrapper_loop`), via
+    /// [`Shell::plan`].
+    pub wrapper: bool,
+}
+
+impl Shell {
+    /// The exec of this shell with `argv` (see [`Shell::argv`]).
+    pub fn plan(&self, argv: &[OsString]) -> ExecPlan {
+        let mut plan = ExecPlan::new(&self.path, &self.argv(argv));
+        plan.mark_wrapper = self.wrapper;
+        plan
+    }
+
+    /// The argv to exec this shell with: the caller's, unchanged, except that a multi-call
+    /// binary is given a name it answers to when argv[0] is not already `bash` or `sh` (e.g.
+    /// `maestro-sh`, which busybox would reject as an applet): `sh`, the one shell applet every
+    /// busybox with a shell has (`bash` is optional), keeping a login `-`.
+    pub fn argv<'a>(&self, argv: &'a [OsString]) -> std::borrow::Cow<'a, [OsString]> {
+        let Some(first) = argv.first() else {
+            return argv.into();
+        };
+        let bytes = first.as_bytes();
+        let base = bytes.rsplit(|&b| b == b'/').next().unwrap_or(bytes);
+        let login = base.first() == Some(&b'-');
+        let base = base.strip_prefix(b"-").unwrap_or(base);
+        if !self.multicall || base == b"bash" || base == b"sh" {
+            return argv.into();
+        }
+        let mut v = argv.to_vec();
+        v[0] = OsString::from(if login { "-sh" } else { "sh" });
+        v.into()
+    }
+}
+
+/// [`find`], telling also whether the shell is a multi-call binary.
+pub fn find_shell(
+    name: &str,
+    override_path: Option<&OsStr>,
+    path_var: Option<&OsStr>,
+) -> Result<Shell, FindError> {
     let me = SelfImage::current();
     if let Some(raw) = override_path.filter(|p| !p.is_empty()) {
         let path = PathBuf::from(raw);
@@ -145,13 +250,17 @@ pub fn find(
                 path,
             });
         }
-        if me.is_us(&path) {
+        let Some(judged) = me.judge(&path) else {
             return Err(FindError::OverrideIsSelf {
                 var: REAL_SHELL_VAR,
                 path,
             });
-        }
-        return Ok(path);
+        };
+        return Ok(Shell {
+            path,
+            multicall: judged.multicall,
+            wrapper: false,
+        });
     }
     let path_dirs = path_var
         .map(|p| {
@@ -165,8 +274,27 @@ pub fn find(
     let system_dirs = SYSTEM_DIRS.iter().map(PathBuf::from);
     for dir in path_dirs.chain(system_dirs) {
         let candidate = dir.join(name);
-        if is_executable_file(&candidate) && !me.is_us(&candidate) {
-            return Ok(candidate);
+        if !is_executable_file(&candidate) {
+            continue;
+        }
+        match me.judge(&candidate) {
+            Some(c) if !c.script => {
+                return Ok(Shell {
+                    path: candidate,
+                    multicall: c.multicall,
+                    wrapper: false,
+                })
+            }
+            // A `#!` wrapper: run it as the real bash would be found, unless it is how we got
+            // here (it exec'd maestro-sh again): then skip it, or we would loop.
+            Some(_) if !wrapper_loop::came_through_wrapper() => {
+                return Ok(Shell {
+                    path: candidate,
+                    multicall: false,
+                    wrapper: true,
+                });
+            }
+            _ => {}
         }
     }
     Err(FindError::NotFound {
@@ -178,7 +306,12 @@ pub fn find(
 
 /// Find the real shell using this process's environment.
 pub fn find_from_env(name: &str) -> Result<PathBuf, FindError> {
-    find(
+    shell_from_env(name).map(|s| s.path)
+}
+
+/// [`find_shell`] using this process's environment.
+pub fn shell_from_env(name: &str) -> Result<Shell, FindError> {
+    find_shell(
         name,
         std::env::var_os(REAL_SHELL_VAR).as_deref(),
         std::env::var_os("PATH").as_deref(),
@@ -201,6 +334,8 @@ pub struct ExecPlan {
     argv: Vec<CString>,
     /// `None`: keep the current environment.
     envp: Option<Vec<CString>>,
+    /// Set the wrapper-loop marker right before `execve` (in the process that execs).
+    mark_wrapper: bool,
 }
 
 impl ExecPlan {
@@ -210,6 +345,7 @@ impl ExecPlan {
             path: cstring(shell.as_os_str()),
             argv: argv.iter().map(|a| cstring(a)).collect(),
             envp: None,
+            mark_wrapper: false,
         }
     }
 
@@ -230,6 +366,9 @@ impl ExecPlan {
 
     /// Replace this process with the real shell. Returns only on failure.
     pub fn exec(&self) -> nix::Error {
+        if self.mark_wrapper {
+            wrapper_loop::mark();
+        }
         let err = match &self.envp {
             Some(envp) => nix::unistd::execve(&self.path, &self.argv, envp),
             None => nix::unistd::execv(&self.path, &self.argv),
@@ -262,6 +401,48 @@ mod tests {
     fn finds_a_shell_from_path() {
         let found = find("sh", None, Some(OsStr::new("/nonexistent:/bin:/usr/bin"))).unwrap();
         assert!(found.ends_with("sh"));
+    }
+
+    #[test]
+    fn wrapper_scripts_are_skipped() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let wrapper = dir.path().join("bash");
+        fs::write(&wrapper, "#!/bin/sh\nexec maestro-sh \"$@\"\n").unwrap();
+        fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
+        let path = format!("{}:/bin:/usr/bin", dir.path().display());
+        // Met for the first time, the wrapper is what PATH finds (as for the real bash)...
+        let found = find_shell("bash", None, Some(OsStr::new(&path))).unwrap();
+        assert_eq!(found.path, wrapper);
+        assert!(found.wrapper);
+        // ...and once it has brought us back (marked), it is skipped and the mark removed.
+        wrapper_loop::mark();
+        let found = find("bash", None, Some(OsStr::new(&path))).unwrap();
+        assert_ne!(found, wrapper);
+        assert!(found.ends_with("bash"));
+        assert!(!wrapper_loop::came_through_wrapper());
+    }
+
+    #[test]
+    fn a_multicall_shell_gets_a_name_it_answers_to() {
+        let args = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
+        let busybox = Shell {
+            path: "/bin/sh".into(),
+            multicall: true,
+            wrapper: false,
+        };
+        let plain = Shell {
+            path: "/bin/bash".into(),
+            multicall: false,
+            wrapper: false,
+        };
+        let argv = args(&["/opt/bin/maestro-sh", "-c", "x"]);
+        assert_eq!(busybox.argv(&argv).as_ref(), args(&["sh", "-c", "x"]));
+        assert_eq!(plain.argv(&argv).as_ref(), argv.as_slice());
+        let login = args(&["-maestro-sh", "-c", "x"]);
+        assert_eq!(busybox.argv(&login)[0], "-sh");
+        let bash = args(&["bash", "-c", "x"]);
+        assert_eq!(busybox.argv(&bash).as_ref(), bash.as_slice());
     }
 
     #[test]

@@ -203,6 +203,9 @@ fn metadata(
     );
     put("maestro_sh_script_path", subject.script_path.as_deref());
     put("maestro_sh_script_sha256", subject.script_sha256.as_deref());
+    // What a retry's adoption of an abandoned approval is checked against (adopt.rs).
+    let digest = crate::adopt::command_digest(&sanitized.text);
+    put(crate::adopt::COMMAND_DIGEST_KEY, Some(&digest));
     put("maestro_sh_version", Some(env!("CARGO_PKG_VERSION")));
     // Lets a replay under the same step id tell "this command again" from "another command"
     // (crate::decide::replay_refusal); of the sanitized text, so no secret is hashed.

@@ -1,22 +1,40 @@
 //! Running the real shell as a supervised child (the governed and observed paths).
 //!
-//! The child stays in the caller's process group, so a terminal's signals and Maestro's
-//! group kill reach it directly. Signals sent to us alone by `kill(pid)` are forwarded. When the
-//! child dies by a signal we die by the same signal, so the caller's wait status is the same as
-//! if it had run the real shell itself.
+//! The route (see README "After an allow"): the real shell is our child and stays in the
+//! caller's process group and session, so the terminal's signals and Maestro's group kill reach
+//! it directly, exactly as they reach a real bash. What a supervisor must then make exact:
+//!
+//! - **Signals sent to our pid alone** (`kill <pid>`) reach the shell once: forwarded.
+//! - **Signals sent to the whole group** already reached the shell; forwarding them again would
+//!   run a `trap` twice. A *sentinel* — a tiny child of ours in the same group that blocks every
+//!   signal — tells the two apart: a group signal is queued to every member within one `kill`,
+//!   members that joined the group later first, so by the time our handler runs it is pending
+//!   in the sentinel; a signal for our pid alone never is.
+//! - **Signals the command sends to `$PPID`** (which is us) are meant for the caller: relayed to
+//!   our parent.
+//! - **Stops**: when the shell stops (SIGTSTP/SIGSTOP/SIGTTIN/SIGTTOU), we stop by the same
+//!   signal, so the caller's `waitpid(WUNTRACED)` sees it; when the caller continues us, we
+//!   continue the shell. A SIGTSTP sent to our pid alone is forwarded, so the shell stops first.
+//! - **SIGKILL of our pid**: the shell gets SIGKILL too (`PR_SET_PDEATHSIG`), and its own
+//!   children live on, as they do when a real bash is killed.
+//! - **Death by a signal**: we die by the same signal; when the shell dumped core we do too (the
+//!   caller's wait status carries the core flag) but from a private directory, so our core never
+//!   overwrites the real one (`core_pattern` relative to the cwd, the default).
 
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::os::unix::ffi::OsStrExt;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::sys::resource::{setrlimit, Resource};
-use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
-use nix::sys::wait::{waitpid, WaitStatus};
+use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
 
 use crate::realshell::ExecPlan;
 
-/// Signals forwarded to the child. TSTP/TTIN/TTOU keep their default action: a stop of the
-/// whole group stops us with the child, and SIGCONT resumes both.
+/// Signals relayed while the shell runs (besides the real-time ones). Stop signals from the
+/// terminal reach the shell directly; sent to us alone they are forwarded, and the shell's stop
+/// is then mirrored (see [`mirror_stop`]).
 const FORWARDED: &[Signal] = &[
     Signal::SIGINT,
     Signal::SIGTERM,
@@ -26,9 +44,25 @@ const FORWARDED: &[Signal] = &[
     Signal::SIGUSR2,
     Signal::SIGWINCH,
     Signal::SIGALRM,
+    Signal::SIGPIPE,
+    Signal::SIGTSTP,
+    Signal::SIGTTIN,
+    Signal::SIGTTOU,
+    Signal::SIGVTALRM,
+    Signal::SIGPROF,
+    Signal::SIGXCPU,
+    Signal::SIGXFSZ,
+    Signal::SIGURG,
+    Signal::SIGPWR,
 ];
 
 static CHILD: AtomicI32 = AtomicI32::new(0);
+static SENTINEL: AtomicI32 = AtomicI32::new(0);
+static SELF_PID: AtomicI32 = AtomicI32::new(0);
+/// The sentinel holds a pending group signal and must be replaced before the next one.
+static SENTINEL_DIRTY: AtomicBool = AtomicBool::new(false);
+/// An fd the sentinel must not keep open (the guardian's pipe: its EOF means we died).
+static SENTINEL_CLOSES: AtomicI32 = AtomicI32::new(-1);
 
 /// The caller's SIGPIPE disposition while [`shield_sigpipe`] is in force (0: default, 1: ignored).
 static CALLER_SIGPIPE_IGNORED: AtomicI32 = AtomicI32::new(-1);
@@ -60,21 +94,144 @@ fn restore_caller_sigpipe() {
     }
 }
 
-extern "C" fn forward(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
-    // A signal the kernel generated for the terminal's foreground group (Ctrl-C, hangup, window
-    // change) already reached the child; forward only what was sent to us alone.
-    let code = if info.is_null() {
-        libc::SI_USER
+/// Tell the sentinel (forked later) to close `fd`.
+pub fn sentinel_closes(fd: i32) {
+    SENTINEL_CLOSES.store(fd, Ordering::SeqCst);
+}
+
+/// Read up to `buf.len()` bytes of a small /proc file with async-signal-safe calls only.
+fn read_proc(path: &[u8], buf: &mut [u8]) -> usize {
+    let fd = unsafe { libc::open(path.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return 0;
+    }
+    let mut n = 0;
+    while n < buf.len() {
+        let r = unsafe { libc::read(fd, buf[n..].as_mut_ptr().cast(), buf.len() - n) };
+        if r <= 0 {
+            break;
+        }
+        n += r as usize;
+    }
+    unsafe { libc::close(fd) };
+    n
+}
+
+/// `/proc/<pid>/<leaf>\0` in `out`, without allocating.
+fn proc_path<'a>(pid: i32, leaf: &[u8], out: &'a mut [u8; 48]) -> &'a [u8] {
+    let mut digits = [0u8; 12];
+    let mut i = digits.len();
+    let mut v = pid.max(0) as u32;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    let mut len = 0;
+    for part in [b"/proc/" as &[u8], &digits[i..], b"/", leaf, b"\0"] {
+        out[len..len + part.len()].copy_from_slice(part);
+        len += part.len();
+    }
+    &out[..len]
+}
+
+/// Parent pid and state letter of `pid`, from `/proc/<pid>/stat`.
+fn stat_of(pid: i32) -> Option<(i32, u8)> {
+    let mut path = [0u8; 48];
+    let mut buf = [0u8; 256];
+    let n = read_proc(proc_path(pid, b"stat", &mut path), &mut buf);
+    let buf = &buf[..n];
+    // "pid (comm) S ppid ...": the command name may hold anything, so cut at the last ')'.
+    let close = buf.iter().rposition(|&b| b == b')')?;
+    let rest = buf.get(close + 2..)?;
+    let state = *rest.first()?;
+    let mut ppid: i32 = 0;
+    for &b in rest.get(2..)? {
+        if !b.is_ascii_digit() {
+            break;
+        }
+        ppid = ppid.checked_mul(10)?.checked_add(i32::from(b - b'0'))?;
+    }
+    Some((ppid, state))
+}
+
+/// True when `sender` is `child` or one of its descendants (the command itself).
+fn from_command(sender: i32, child: i32, me: i32) -> bool {
+    let mut pid = sender;
+    for _ in 0..64 {
+        if pid == child {
+            return true;
+        }
+        if pid <= 1 || pid == me {
+            return false;
+        }
+        match stat_of(pid) {
+            Some((ppid, _)) => pid = ppid,
+            None => return false,
+        }
+    }
+    false
+}
+
+/// True when `sig` is pending in the sentinel: it was sent to the whole process group.
+fn sent_to_group(sig: i32) -> bool {
+    let sentinel = SENTINEL.load(Ordering::SeqCst);
+    if sentinel <= 0 || !(1..=64).contains(&sig) {
+        return false;
+    }
+    let mut path = [0u8; 48];
+    let mut buf = [0u8; 4096];
+    let n = read_proc(proc_path(sentinel, b"status", &mut path), &mut buf);
+    let text = &buf[..n];
+    let bit = 1u64 << (sig - 1);
+    [b"SigPnd:\t" as &[u8], b"ShdPnd:\t"].iter().any(|key| {
+        let Some(at) = text.windows(key.len()).position(|w| w == *key) else {
+            return false;
+        };
+        let mut mask = 0u64;
+        for &b in &text[at + key.len()..] {
+            let d = match b {
+                b'0'..=b'9' => b - b'0',
+                b'a'..=b'f' => b - b'a' + 10,
+                _ => break,
+            };
+            mask = (mask << 4) | u64::from(d);
+        }
+        mask & bit != 0
+    })
+}
+
+extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
+    let (code, sender) = if info.is_null() {
+        (libc::SI_USER, 0)
     } else {
-        unsafe { (*info).si_code }
+        unsafe { ((*info).si_code, (*info).si_pid()) }
     };
-    if code == libc::SI_KERNEL {
+    let me = SELF_PID.load(Ordering::SeqCst);
+    let child = CHILD.load(Ordering::SeqCst);
+    // Sent to the group (or to every process), by a process or by the terminal: the shell has
+    // its own copy already. (Checked first, so a terminal's Ctrl-C also marks the sentinel for
+    // replacement and a later `kill -INT <our pid>` is not mistaken for a group signal.)
+    if sent_to_group(sig) {
+        SENTINEL_DIRTY.store(true, Ordering::SeqCst);
         return;
     }
-    let child = CHILD.load(Ordering::SeqCst);
-    if child > 0 {
-        unsafe { libc::kill(child, sig) };
+    // Kernel-generated otherwise (a timer, our own broken pipe): about us alone.
+    if code > 0 || child <= 0 || sender == me {
+        return;
     }
+    // `kill -USR1 $PPID` from the command: meant for whoever started the shell.
+    if sender > 0 && from_command(sender, child, me) {
+        let parent = unsafe { libc::getppid() };
+        if parent > 1 {
+            unsafe { libc::kill(parent, sig) };
+        }
+        return;
+    }
+    unsafe { libc::kill(child, sig) };
 }
 
 /// How the child ended.
@@ -109,32 +266,63 @@ pub struct Outcome {
     pub duration: Duration,
 }
 
-/// Fork, exec `plan` in the child, forward signals while it runs, and wait for it.
+/// All signals we relay, real-time ones included.
+fn relayed_numbers() -> Vec<i32> {
+    let mut v: Vec<i32> = FORWARDED.iter().map(|&s| s as i32).collect();
+    v.extend(libc::SIGRTMIN()..=libc::SIGRTMAX());
+    v
+}
+
+/// Fork, exec `plan` in the child, relay signals and stops while it runs, and wait for it.
 ///
 /// The child starts with the signal mask and dispositions we inherited from our caller (our
-/// forwarding handlers are reset by `execve`). Errors only when `fork` fails; an exec failure
-/// in the child becomes exit status 126/127, as a shell reports it.
+/// handlers are reset by `execve`). Errors only when `fork` fails; an exec failure in the child
+/// becomes exit status 126/127, as a shell reports it.
 pub fn run(plan: &ExecPlan) -> nix::Result<Outcome> {
-    let previous = install_forwarding();
+    SELF_PID.store(std::process::id() as i32, Ordering::SeqCst);
+    let numbers = relayed_numbers();
+    // Block what we relay until the child's pid is known, so nothing sent in between is lost
+    // (a signal that arrived before `CHILD` was set used to be dropped).
+    let mut raw_block: libc::sigset_t = unsafe { std::mem::zeroed() };
+    unsafe { libc::sigemptyset(&mut raw_block) };
+    for &n in &numbers {
+        unsafe { libc::sigaddset(&mut raw_block, n) };
+    }
+    let mut raw_old: libc::sigset_t = unsafe { std::mem::zeroed() };
+    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &raw_block, &mut raw_old) };
+    let previous = install_handlers(&numbers);
+    spawn_sentinel();
     let start = Instant::now();
-    // SAFETY: the child only calls async-signal-safe functions (sigaction, execve, _exit); the
-    // plan's strings were allocated before the fork.
+    let parent = std::process::id() as i32;
+    // SAFETY: the child only calls async-signal-safe functions (sigaction, sigprocmask, prctl,
+    // execve, _exit); the plan's strings were allocated before the fork.
     match unsafe { fork() } {
         Err(e) => {
             restore(&previous);
+            stop_sentinel(true);
+            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &raw_old, std::ptr::null_mut()) };
             Err(e)
         }
         Ok(ForkResult::Child) => {
             restore(&previous);
             restore_caller_sigpipe();
+            // Our death (SIGKILL of our pid) is the shell's death, as if the caller had killed
+            // the real shell; its own children live on.
+            unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+            if unsafe { libc::getppid() } != parent {
+                unsafe { libc::_exit(128 + libc::SIGKILL) };
+            }
+            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &raw_old, std::ptr::null_mut()) };
             let err = plan.exec();
             unsafe { libc::_exit(ExecPlan::failure_status(err)) }
         }
         Ok(ForkResult::Parent { child }) => {
             CHILD.store(child.as_raw(), Ordering::SeqCst);
+            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &raw_old, std::ptr::null_mut()) };
             let exit = wait_for(child);
             CHILD.store(0, Ordering::SeqCst);
             restore(&previous);
+            stop_sentinel(false);
             Ok(Outcome {
                 exit,
                 duration: start.elapsed(),
@@ -143,35 +331,99 @@ pub fn run(plan: &ExecPlan) -> nix::Result<Outcome> {
     }
 }
 
-fn install_forwarding() -> Vec<(Signal, SigAction)> {
-    let action = SigAction::new(
-        SigHandler::SigAction(forward),
-        SaFlags::SA_RESTART | SaFlags::SA_SIGINFO,
-        SigSet::empty(),
-    );
-    FORWARDED
+fn install_handlers(numbers: &[i32]) -> Vec<(i32, libc::sigaction)> {
+    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    action.sa_sigaction = on_signal as *const () as usize;
+    // No SA_RESTART: a signal interrupts `waitpid`, so a dirty sentinel is replaced at once.
+    action.sa_flags = libc::SA_SIGINFO;
+    unsafe { libc::sigemptyset(&mut action.sa_mask) };
+    // One relay at a time.
+    for &n in numbers {
+        unsafe { libc::sigaddset(&mut action.sa_mask, n) };
+    }
+    let caller_ignores_pipe = CALLER_SIGPIPE_IGNORED.load(Ordering::SeqCst) == 1;
+    numbers
         .iter()
-        .filter_map(|&sig| {
-            // A signal our caller ignores stays ignored: the child inherits that too.
-            let old = unsafe { signal::sigaction(sig, &action) }.ok()?;
-            if old.handler() == SigHandler::SigIgn {
-                let _ = unsafe { signal::sigaction(sig, &old) };
+        .filter_map(|&n| {
+            let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+            if unsafe { libc::sigaction(n, &action, &mut old) } != 0 {
                 return None;
             }
-            Some((sig, old))
+            // A signal our caller ignores stays ignored: the child inherits that too. (SIGPIPE
+            // is ignored by us for our own sake; what counts is the caller's setting.)
+            let ignored = if n == libc::SIGPIPE {
+                caller_ignores_pipe
+            } else {
+                old.sa_sigaction == libc::SIG_IGN
+            };
+            if ignored {
+                unsafe { libc::sigaction(n, &old, std::ptr::null_mut()) };
+                return None;
+            }
+            Some((n, old))
         })
         .collect()
 }
 
-fn restore(previous: &[(Signal, SigAction)]) {
-    for (sig, old) in previous {
-        let _ = unsafe { signal::sigaction(*sig, old) };
+fn restore(previous: &[(i32, libc::sigaction)]) {
+    for (n, old) in previous {
+        unsafe { libc::sigaction(*n, old, std::ptr::null_mut()) };
+    }
+}
+
+/// Fork the sentinel: same process group, every signal blocked, dies with us.
+fn spawn_sentinel() {
+    let parent = std::process::id() as i32;
+    let closes = SENTINEL_CLOSES.load(Ordering::SeqCst);
+    // Everything blocked across the fork: the sentinel must never run our relay handler.
+    let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
+    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+    unsafe {
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
+    }
+    // SAFETY: the child calls only async-signal-safe functions and never returns.
+    let pid = unsafe { libc::fork() };
+    if pid != 0 {
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    }
+    match pid {
+        0 => unsafe {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+            if libc::getppid() != parent {
+                libc::_exit(0);
+            }
+            if closes >= 0 {
+                libc::close(closes);
+            }
+            loop {
+                libc::pause();
+            }
+        },
+        pid if pid > 0 => SENTINEL.store(pid, Ordering::SeqCst),
+        _ => SENTINEL.store(0, Ordering::SeqCst),
+    }
+}
+
+/// Kill the sentinel; `reap` waits for it (when replacing it mid-run, so no zombies pile up).
+/// At the end of the run we do not wait: we exit right after, and the kernel reaps it then.
+fn stop_sentinel(reap: bool) {
+    let pid = SENTINEL.swap(0, Ordering::SeqCst);
+    if pid > 0 {
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        if reap {
+            let _ = waitpid(Pid::from_raw(pid), None);
+        }
     }
 }
 
 fn wait_for(child: Pid) -> Exit {
     loop {
-        match waitpid(child, None) {
+        if SENTINEL_DIRTY.swap(false, Ordering::SeqCst) {
+            stop_sentinel(true);
+            spawn_sentinel();
+        }
+        match waitpid(child, Some(WaitPidFlag::WUNTRACED)) {
             Ok(WaitStatus::Exited(_, code)) => return Exit::Code(code),
             Ok(WaitStatus::Signaled(_, sig, core_dumped)) => {
                 return Exit::Signal {
@@ -179,11 +431,31 @@ fn wait_for(child: Pid) -> Exit {
                     core_dumped,
                 }
             }
+            Ok(WaitStatus::Stopped(_, sig)) => mirror_stop(child, sig),
             Ok(_) | Err(nix::Error::EINTR) => continue,
             // ECHILD: someone else reaped it (cannot happen unless SIGCHLD is ignored by our
             // caller, in which case the kernel reaps it); report a generic failure.
             Err(_) => return Exit::Code(126),
         }
+    }
+}
+
+/// The shell stopped by `sig`: stop ourselves by the same signal, so our caller sees the stop;
+/// once continued, continue the shell if it is still stopped.
+fn mirror_stop(child: Pid, sig: Signal) {
+    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    let old = unsafe { signal::sigaction(sig, &default) }.ok();
+    let mut set = SigSet::empty();
+    set.add(sig);
+    let _ = signal::pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None);
+    // SIGSTOP always stops; a terminal stop signal is discarded by the kernel for an orphaned
+    // process group, and then the shell could not have stopped by it either.
+    let _ = signal::raise(sig);
+    if let Some(old) = old {
+        let _ = unsafe { signal::sigaction(sig, &old) };
+    }
+    if stat_of(child.as_raw()).is_some_and(|(_, state)| state == b'T') {
+        let _ = signal::kill(child, Signal::SIGCONT);
     }
 }
 
@@ -199,11 +471,17 @@ pub fn exit_like(exit: Exit) -> ! {
 }
 
 /// Die by `signo` with the default action. A core is written only when the child wrote one, so
-/// the caller's wait status (including the core flag) matches.
+/// the caller's wait status (including the core flag) matches; it is written from a private
+/// directory so it cannot overwrite the child's (see [`core_elsewhere`]).
 pub fn die_by_signal(signo: i32, core_dumped: bool) -> ! {
     if let Ok(sig) = Signal::try_from(signo) {
-        if !core_dumped {
+        if !core_dumped || !core_elsewhere() {
             let _ = setrlimit(Resource::RLIMIT_CORE, 0, 0);
+        } else if crate::harden::non_dumpable() {
+            // We are non-dumpable (our memory holds secrets), so the kernel would write no
+            // core and the caller would miss the core flag. A fresh image of ourselves holds
+            // none and is dumpable again: it dies by the signal in our place, same pid.
+            reexec_to_dump_core(signo);
         }
         let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
         let _ = unsafe { signal::sigaction(sig, &default) };
@@ -214,4 +492,117 @@ pub fn die_by_signal(signo: i32, core_dumped: bool) -> ! {
     }
     // Only signals whose default action is to continue or be ignored get here.
     std::process::exit(128 + signo)
+}
+
+/// argv[0] and argv[1] of the image [`die_by_signal`] execs to dump a core without secrets.
+const DUMP_CORE_ARGV0: &std::ffi::CStr = c"maestro-sh-dump-core";
+const DUMP_CORE_ARG: &std::ffi::CStr = c"--maestro-sh-dump-core";
+
+/// Replace this process with a fresh image of maestro-sh that only dies by `signo` (see
+/// [`dump_core_if_asked`]); returns only if the exec failed.
+fn reexec_to_dump_core(signo: i32) {
+    let signo = std::ffi::CString::new(signo.to_string()).unwrap_or_default();
+    let argv = [
+        DUMP_CORE_ARGV0.as_ptr(),
+        DUMP_CORE_ARG.as_ptr(),
+        signo.as_ptr(),
+        std::ptr::null(),
+    ];
+    let envp = [std::ptr::null()];
+    // The pipes to the guardian or the core-directory cleaner signal our death by closing:
+    // they must stay open across this exec until the new image has dumped its core.
+    for fd in 3..1024 {
+        unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+    }
+    // The signal must not stay blocked or ignored across the exec.
+    let mut all = SigSet::all();
+    all.remove(Signal::SIGKILL);
+    let _ = all.thread_unblock();
+    unsafe { libc::execve(c"/proc/self/exe".as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+}
+
+/// When this process is the image [`die_by_signal`] exec'd (argv `maestro-sh-dump-core
+/// --maestro-sh-dump-core SIGNO`), die by that signal with a core, before anything else runs:
+/// the pid, cwd (a private directory) and `RLIMIT_CORE` are the dying maestro-sh's. Any other
+/// argv returns at once (one comparison on the pass-through path).
+pub fn dump_core_if_asked(argv: &[std::ffi::OsString]) {
+    let [argv0, arg, signo] = argv else { return };
+    if argv0.as_bytes() != DUMP_CORE_ARGV0.to_bytes() || arg.as_bytes() != DUMP_CORE_ARG.to_bytes()
+    {
+        return;
+    }
+    let Some(sig) = signo
+        .to_str()
+        .and_then(|s| s.parse::<i32>().ok())
+        .and_then(|n| Signal::try_from(n).ok())
+    else {
+        std::process::exit(1)
+    };
+    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    let _ = unsafe { signal::sigaction(sig, &default) };
+    let mut set = SigSet::empty();
+    set.add(sig);
+    let _ = set.thread_unblock();
+    let _ = signal::raise(sig);
+    std::process::exit(128 + sig as i32)
+}
+
+/// Where our own core would go must not be where the child's went. With a `core_pattern`
+/// relative to the cwd (the kernel default, `core`), move to a fresh private directory; with an
+/// absolute pattern naming the pid, ours has another name. Otherwise (an absolute pattern
+/// without the pid, or a pipe to a crash collector, which would file a second report) dump
+/// nothing: false, and the caller's wait status lacks the core flag.
+fn core_elsewhere() -> bool {
+    let pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap_or_default();
+    let pattern = pattern.trim_end();
+    if pattern.starts_with('|') || pattern.is_empty() {
+        return false;
+    }
+    if pattern.starts_with('/') {
+        return pattern.contains("%p") || pattern.contains("%P");
+    }
+    let dir = std::env::temp_dir().join(format!("maestro-sh-core.{}", std::process::id()));
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().mode(0o700).create(&dir).is_ok()
+        && std::env::set_current_dir(&dir).is_ok()
+        && {
+            crate::guardian::remove_after_exit(&dir);
+            true
+        }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_paths_are_built_without_allocating() {
+        let mut buf = [0u8; 48];
+        assert_eq!(proc_path(1234, b"stat", &mut buf), b"/proc/1234/stat\0");
+        assert_eq!(proc_path(0, b"status", &mut buf), b"/proc/0/status\0");
+    }
+
+    #[test]
+    fn the_sentinel_shows_signals_sent_to_it() {
+        spawn_sentinel();
+        let pid = SENTINEL.load(Ordering::SeqCst);
+        assert!(pid > 0);
+        unsafe { libc::kill(pid, libc::SIGUSR1) };
+        // The signal is queued before kill returns; blocked, it stays pending.
+        assert!(sent_to_group(libc::SIGUSR1));
+        assert!(!sent_to_group(libc::SIGUSR2));
+        assert!(!sent_to_group(0) && !sent_to_group(65));
+        stop_sentinel(true);
+        assert!(!sent_to_group(libc::SIGUSR1));
+    }
+
+    #[test]
+    fn our_own_stat_is_read() {
+        let me = std::process::id() as i32;
+        let (ppid, state) = stat_of(me).unwrap();
+        assert_eq!(ppid, unsafe { libc::getppid() });
+        assert!(state.is_ascii_uppercase(), "{state}");
+        assert!(from_command(me, me, 0));
+        assert!(!from_command(ppid, me, 0));
+    }
 }

@@ -541,14 +541,11 @@ fn process_group_kill_while_waiting_leaves_nothing_and_runs_nothing() {
     let out = finish(child);
     assert_eq!(out.status.signal(), Some(libc::SIGKILL));
     assert!(crate::passthrough::processes_in_group(pgid).is_empty());
-    // Approving afterwards runs nothing: the shim that held the command is gone.
-    resolve_cli(
-        &p,
-        "approve",
-        hit["approval_request_id"].as_str().unwrap(),
-        "hank",
-        "",
-    );
+    // The request stays open for the agent's retry to adopt (process::…adopts…); approving
+    // it with no retry runs nothing: the shim that held the command is gone.
+    let id = hit["approval_request_id"].as_str().unwrap();
+    assert!(p.pending().iter().any(|r| r["id"] == id));
+    resolve_cli(&p, "approve", id, "hank", "");
     std::thread::sleep(Duration::from_millis(300));
     assert!(!g.ran());
 }

@@ -10,6 +10,7 @@ mod fuzz;
 mod governed;
 mod maestro;
 mod passthrough;
+mod process;
 mod recursion;
 mod redact;
 mod supervisor;

@@ -7,8 +7,9 @@ use std::process::Stdio;
 
 use crate::support::shell::{raw, Sh, Via};
 
-/// (description, case) — all with governance off (no flags, no mode override).
-fn table() -> Vec<(&'static str, Sh)> {
+/// (description, case) — all with governance off (no flags, no mode override). The process
+/// module runs the same table governed.
+pub fn table() -> Vec<(&'static str, Sh)> {
     let script_dir = tempfile::tempdir().unwrap().keep();
     let script = script_dir.join("script.sh");
     std::fs::write(&script, "echo \"script $0 args:$# [$1] [$2]\"\nexit 7\n").unwrap();

@@ -1,0 +1,399 @@
+//! The guardian: a small detached process that keeps Platform true when maestro-sh is killed.
+//!
+//! Maestro ends a tool call that outlives its timeout by SIGKILLing the whole process group;
+//! nothing in that group can then record anything. So a governed (or recorded observe) execution
+//! has a guardian from ExecuteTool to the final record: forked twice and in a new session
+//! (`setsid`), so it is outside the caller's process group and session and survives the group
+//! kill. maestro-sh tells it, over a private pipe, what stage it is in; the pipe's end of file
+//! without a "done" means maestro-sh died without recording:
+//!
+//! - while the command ran: the guardian records the outcome (killed by SIGKILL, the duration
+//!   so far), or spools it to the outbox when Platform does not take it;
+//! - while waiting for an approval: it leaves the request open for the agent's retry to adopt
+//!   (adopt.rs): approved once, run once. Without a session to match a retry by, it cancels the
+//!   request (Resume with `approved: false`), so no reviewer approves what nobody waits for.
+//!
+//! The guardian holds credentials (the Platform client is in its memory), so it makes itself
+//! non-dumpable (no core, no ptrace attach by the user's other processes) and prints nothing.
+//! It is never started on the pass-through path.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::context::Context;
+use crate::platform::Client;
+use crate::supervise::Exit;
+use crate::wire;
+
+/// The write end of the pipe to the guardian, when there is one.
+static PIPE: Mutex<Option<std::fs::File>> = Mutex::new(None);
+/// The short-lived intermediate process, reaped once we are done (not waited for at start: the
+/// guardian's cost stays off the path to ExecuteTool).
+static MIDDLE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// What the guardian needs to record in maestro-sh's stead.
+pub struct Job<'a> {
+    pub client: Arc<Client>,
+    pub ctx: &'a Context,
+    pub execute: &'a wire::ExecuteToolRequest,
+    pub data_dir: Option<PathBuf>,
+    /// What a retry must match to adopt an approval we abandon by dying (`None`: cancel it).
+    pub adopt: Option<crate::adopt::Key>,
+}
+
+/// Start the guardian for `job`. Failure to start one is not fatal: the run goes on exactly as
+/// before, only a group kill would leave the execution unrecorded.
+pub fn spawn(job: Job<'_>) {
+    let Ok((read, write)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else {
+        return;
+    };
+    // SAFETY: single-threaded here (before the approval watcher starts); the intermediate child
+    // only calls setsid, fork and _exit.
+    match unsafe { libc::fork() } {
+        0 => unsafe {
+            drop(write);
+            libc::setsid();
+            match libc::fork() {
+                0 => {
+                    guard(read, job);
+                    libc::_exit(0)
+                }
+                _ => libc::_exit(0),
+            }
+        },
+        pid if pid > 0 => {
+            drop(read);
+            MIDDLE.store(pid, std::sync::atomic::Ordering::SeqCst);
+            crate::supervise::sentinel_closes(write.as_raw_fd());
+            if let Ok(mut slot) = PIPE.lock() {
+                *slot = Some(std::fs::File::from(write));
+            }
+        }
+        _ => {}
+    }
+}
+
+fn send(line: &str) {
+    if let Ok(mut slot) = PIPE.lock() {
+        if let Some(f) = slot.as_mut() {
+            let _ = f.write_all(line.as_bytes());
+        }
+    }
+}
+
+/// A field on the pipe: no tabs or newlines (ids and tokens never have them).
+fn clean(s: &str) -> String {
+    s.chars().filter(|c| *c != '\t' && *c != '\n').collect()
+}
+
+/// ExecuteTool is about to be sent (governed): killed before its answer, the guardian asks
+/// again (the same idempotency key finds the same execution) and closes it out.
+pub fn asking() {
+    send("A\n");
+}
+
+/// Platform accepted the call as execution `id`.
+pub fn executed(id: &str) {
+    send(&format!("E\t{}\n", clean(id)));
+}
+
+/// Waiting for approval `approval_id` on `exec_id`; `token` lets the guardian cancel it.
+pub fn waiting(exec_id: &str, approval_id: &str, token: &str) {
+    send(&format!(
+        "W\t{}\t{}\t{}\n",
+        clean(exec_id),
+        clean(approval_id),
+        clean(token)
+    ));
+}
+
+/// The approval wait ended (decided, timed out, cancelled by us).
+pub fn wait_over() {
+    send("w\n");
+}
+
+/// Milliseconds on the system-wide monotonic clock (comparable between our processes).
+fn monotonic_ms() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64) * 1000 + (ts.tv_nsec as u64) / 1_000_000
+}
+
+/// The command starts now (stamped here: the guardian may read the line later).
+pub fn running() {
+    send(&format!("R\t{}\n", monotonic_ms()));
+}
+
+/// The final record is done: nothing left to do in our stead.
+pub fn done() {
+    send("D\n");
+    let middle = MIDDLE.swap(0, std::sync::atomic::Ordering::SeqCst);
+    if middle > 0 {
+        let mut status = 0;
+        unsafe { libc::waitpid(middle, &mut status, 0) };
+    }
+}
+
+/// Remove `dir` once we have exited (our own core file, written there to spare the child's):
+/// by the guardian when there is one, else by a small detached cleaner that waits for our end.
+pub fn remove_after_exit(dir: &Path) {
+    let has_guardian = PIPE.lock().map(|p| p.is_some()).unwrap_or(false);
+    match dir.to_str() {
+        Some(d) if has_guardian => send(&format!("C\t{}\n", clean(d))),
+        _ => spawn_cleaner(dir),
+    }
+}
+
+/// Fork (twice, `setsid`) a process that removes `dir` when our end of a pipe closes.
+fn spawn_cleaner(dir: &Path) {
+    let Ok((read, write)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else {
+        return;
+    };
+    // SAFETY: called on the way out, single-threaded; the children only read, remove, _exit.
+    match unsafe { libc::fork() } {
+        0 => unsafe {
+            drop(write);
+            libc::setsid();
+            if libc::fork() == 0 {
+                let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+                for fd in 0..3 {
+                    libc::dup2(null, fd);
+                }
+                close_from(3, read.as_raw_fd());
+                let mut f = std::fs::File::from(read);
+                let mut sink = Vec::new();
+                let _ = std::io::Read::read_to_end(&mut f, &mut sink);
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            libc::_exit(0)
+        },
+        pid if pid > 0 => {
+            drop(read);
+            let mut status = 0;
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            // Held open until we die: its end of file is the cleaner's signal.
+            std::mem::forget(write);
+        }
+        _ => {}
+    }
+}
+
+/// What the guardian knows of maestro-sh's progress.
+#[derive(Default)]
+struct Stage {
+    asked: bool,
+    execution_id: Option<String>,
+    waiting: Option<(String, String, crate::config::Secret)>,
+    /// When the command started, in [`monotonic_ms`].
+    running_since: Option<u64>,
+    done: bool,
+    cleanup: Vec<PathBuf>,
+}
+
+impl Stage {
+    fn apply(&mut self, line: &str) {
+        let mut parts = line.trim_end_matches('\n').split('\t');
+        match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some("A"), ..) => self.asked = true,
+            (Some("E"), Some(id), _, _) => self.execution_id = Some(id.to_string()),
+            (Some("W"), Some(e), Some(a), Some(t)) => {
+                self.waiting = Some((e.into(), a.into(), crate::config::Secret::new(t)))
+            }
+            (Some("w"), ..) => self.waiting = None,
+            (Some("R"), Some(ms), _, _) => self.running_since = ms.parse().ok(),
+            (Some("D"), ..) => self.done = true,
+            (Some("C"), Some(dir), _, _) => self.cleanup.push(PathBuf::from(dir)),
+            _ => {}
+        }
+    }
+}
+
+/// The guardian process: detach, listen, and act on maestro-sh's death.
+fn guard(read: OwnedFd, job: Job<'_>) {
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+        // Hold none of the caller's files: its pipes must see end of file when the command's
+        // side closes them, whatever we do.
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        for fd in 0..3 {
+            libc::dup2(null, fd);
+        }
+        let keep = read.as_raw_fd();
+        close_from(3, keep);
+        libc::chdir(c"/".as_ptr());
+        for sig in [libc::SIGHUP, libc::SIGINT, libc::SIGTERM, libc::SIGPIPE] {
+            libc::signal(sig, libc::SIG_IGN);
+        }
+    }
+    let mut stage = Stage::default();
+    let mut reader = BufReader::new(std::fs::File::from(read));
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => stage.apply(&line),
+        }
+    }
+    // End of file: maestro-sh has exited (its core, if any, is written by now).
+    for dir in &stage.cleanup {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    if stage.done {
+        return;
+    }
+    if let Some((exec_id, approval_id, token)) = &stage.waiting {
+        abandon_wait(&job, exec_id, approval_id, token.expose());
+    } else if let Some(since) = stage.running_since {
+        let ran = Duration::from_millis(monotonic_ms().saturating_sub(since));
+        record_kill(&job, stage.execution_id.as_deref(), ran);
+    } else if let Some(id) = &stage.execution_id {
+        // Allowed, killed before the command started.
+        record_kill(&job, Some(id), Duration::ZERO);
+    } else if stage.asked {
+        // Killed while ExecuteTool was in flight: the same request (same idempotency key)
+        // finds the execution Platform made, if it made one, which we then close out.
+        closed_out_unanswered(&job);
+    }
+}
+
+/// An approval wait nobody continues: leave it for the agent's retry (adopt.rs), or cancel it
+/// when there is nothing to match a retry by or the record cannot be written.
+fn abandon_wait(job: &Job<'_>, exec_id: &str, approval_id: &str, token: &str) {
+    if let (Some(key), Some(dir)) = (&job.adopt, &job.data_dir) {
+        let record = crate::adopt::Record {
+            execution_id: exec_id.to_string(),
+            approval_request_id: approval_id.to_string(),
+            resume_token: token.to_string(),
+        };
+        if crate::adopt::leave(dir, key, &record).is_ok() {
+            return;
+        }
+    }
+    let _ = job.client.resume(&wire::ResumeToolExecutionRequest {
+        execution_id: exec_id.to_string(),
+        approval_request_id: approval_id.to_string(),
+        resume_token: token.to_string(),
+        approved: false,
+        decided_by: "maestro-sh".into(),
+        reason: Some(
+            "maestro-sh was killed while waiting for this approval (the caller gave up)".into(),
+        ),
+    });
+}
+
+/// ExecuteTool was sent and its answer never read: ask again and close the execution out.
+fn closed_out_unanswered(job: &Job<'_>) {
+    let Ok(decision) = job.client.execute_tool(job.execute) else {
+        return;
+    };
+    let execution = decision.execution;
+    match execution.state {
+        wire::ExecutionState::Running => {
+            record_kill(job, Some(&execution.id), Duration::ZERO);
+        }
+        wire::ExecutionState::WaitingApproval => {
+            let wait = execution.raw.approval_wait.as_ref();
+            let approval = wait.and_then(|w| w.approval_request_id.as_deref());
+            let token = wait.and_then(|w| w.resume_token.as_deref());
+            if let (Some(approval), Some(token)) = (approval, token) {
+                abandon_wait(job, &execution.id, approval, token);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Record "killed by SIGKILL" for the execution (announcing it first in observe mode), retrying
+/// briefly, then spooling it to the outbox.
+fn record_kill(job: &Job<'_>, execution_id: Option<&str>, ran: Duration) {
+    let exit = Exit::Signal {
+        signal: libc::SIGKILL,
+        core_dumped: false,
+    };
+    let duration_ms = ran.as_millis() as u64;
+    let execute = match execution_id {
+        Some(_) => job.execute.clone(),
+        None => crate::request::observed(job.execute, exit),
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let id = match execution_id {
+            Some(id) => Ok(id.to_string()),
+            None => crate::decide::observe(&job.client, &execute),
+        };
+        let delivered = id.and_then(|id| {
+            let rec = crate::request::record_output(job.ctx, &execute, &id, exit, duration_ms);
+            job.client.record_output(&rec).map(|_| ())
+        });
+        match delivered {
+            Ok(()) => return,
+            Err(_) if Instant::now() + Duration::from_secs(1) < deadline => {
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Err(_) => break,
+        }
+    }
+    let Some(dir) = &job.data_dir else { return };
+    let record = crate::request::record_output(job.ctx, &execute, "", exit, duration_ms);
+    if let (Ok(execute), Ok(record)) = (
+        serde_json::to_value(&execute),
+        serde_json::to_value(&record),
+    ) {
+        let _ = crate::outbox::Outbox::new(dir).push(&crate::outbox::Entry {
+            version: 1,
+            execute,
+            record,
+        });
+    }
+}
+
+/// Close every fd from `first` up, except `keep`.
+unsafe fn close_from(first: i32, keep: i32) {
+    let ranges = [(first, keep - 1), (keep + 1, i32::MAX)];
+    for (lo, hi) in ranges {
+        if lo > hi {
+            continue;
+        }
+        let r = libc::syscall(libc::SYS_close_range, lo as u32, hi as u32, 0u32);
+        if r != 0 {
+            for fd in lo..hi.min(4096) {
+                libc::close(fd);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stage_follows_the_messages() {
+        let mut s = Stage::default();
+        s.apply("E\texec-1\n");
+        s.apply("W\texec-1\tapr-1\ttok en\n");
+        assert_eq!(s.execution_id.as_deref(), Some("exec-1"));
+        let (e, a, t) = s.waiting.as_ref().unwrap();
+        assert_eq!(
+            (e.as_str(), a.as_str(), t.expose()),
+            ("exec-1", "apr-1", "tok en")
+        );
+        s.apply("w\n");
+        assert!(s.waiting.is_none());
+        s.apply("R\t1234\n");
+        assert!(s.running_since == Some(1234) && !s.done);
+        s.apply("C\t/tmp/x\n");
+        s.apply("D\n");
+        assert!(s.done);
+        assert_eq!(s.cleanup, vec![PathBuf::from("/tmp/x")]);
+        s.apply("garbage");
+        assert_eq!(clean("a\tb\nc"), "abc");
+    }
+}
