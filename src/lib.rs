@@ -25,3 +25,4 @@ pub mod request;
 pub mod subject;
 pub mod supervise;
 pub mod wire;
+pub mod worldfacts;

@@ -8,14 +8,19 @@ use brush_parser::ast;
 use brush_parser::word::{self, WordPiece, WordPieceWithSource};
 use brush_parser::ParserOptions;
 
-use super::{rules, Classification, CommandVerdict, Risk};
+use super::{rules, Classification, CommandVerdict, Dialect, Facts, Risk};
 
 /// Nested texts (`bash -c`, `eval`, substitutions) deeper than this are not followed.
 const MAX_DEPTH: usize = 12;
 /// Upper bound on simple commands judged (function calls can multiply work).
 const MAX_COMMANDS: usize = 4096;
-/// Bracket nesting beyond this is refused before parsing (the parser recurses).
-const MAX_NESTING: usize = 128;
+/// Nesting (brackets, substitutions, `if`/`while`/`for`/`case`... keywords) allowed across all
+/// nested texts together, checked before the parser recurses. brush-parser's recursive descent
+/// overflows the default 8 MiB main-thread stack at a few thousand levels in a debug build
+/// (see `tests/classify_props.rs`); this keeps well below it, and past it the text is opaque.
+pub const MAX_NESTING: usize = 100;
+/// Candidate working directories tracked for `cd` before `git` (see [`Walker::cwds`]).
+const MAX_CWDS: usize = 8;
 
 /// One word of a simple command, as far as it is known before run time.
 #[derive(Debug, Clone, Default)]
@@ -100,7 +105,18 @@ impl Judgement {
     }
 }
 
-pub struct Walker {
+pub struct Walker<'f> {
+    pub facts: &'f dyn Facts,
+    /// Where commands may run relative to the caller's cwd: every static `cd` target seen so
+    /// far, joined with every earlier candidate; `None` once a `cd` goes somewhere unknown.
+    pub cwds: Option<Vec<String>>,
+    /// Files a fetcher (`curl -o`, `wget -O`, `curl > f`) wrote; `"*"` for an unknown name.
+    pub downloads: Vec<String>,
+    /// Nesting used by the texts being walked (see [`MAX_NESTING`]).
+    nest_used: usize,
+    /// Effect of each function body, computed once (calls cannot multiply work).
+    func_effects: HashMap<String, Effect>,
+    exhausted: bool,
     opts: ParserOptions,
     functions: HashMap<String, ast::FunctionBody>,
     calling: Vec<String>,
@@ -112,8 +128,14 @@ pub struct Walker {
 }
 
 /// Parse and classify a whole text.
-pub fn classify_text(text: &str) -> Classification {
+pub fn classify_text(text: &str, dialect: Dialect, facts: &dyn Facts) -> Classification {
     let mut w = Walker {
+        facts,
+        cwds: Some(vec![".".to_string()]),
+        downloads: Vec::new(),
+        nest_used: 0,
+        func_effects: HashMap::new(),
+        exhausted: false,
         opts: ParserOptions::default(),
         functions: HashMap::new(),
         calling: Vec::new(),
@@ -122,7 +144,15 @@ pub fn classify_text(text: &str) -> Classification {
         depth: 0,
         judged: 0,
     };
-    let parse_error = w.text(text).err();
+    let parse_error = match dialect {
+        Dialect::Bash => w.text(text).err(),
+        Dialect::Sh => {
+            // The real `sh` reads this text: bash's reading holds only for plain words.
+            let e = w.nested_foreign(text, "sh");
+            let _ = e;
+            None
+        }
+    };
     let mut reasons: Vec<String> = w.taints.iter().map(|(_, r)| r.clone()).collect();
     let mut read_only =
         parse_error.is_none() && w.taints.is_empty() && w.verdicts.iter().all(|v| v.read_only);
@@ -151,24 +181,127 @@ pub fn classify_text(text: &str) -> Classification {
     }
 }
 
-/// Deepest bracket nesting in `text`, counting `(`, `{`, `[` and backquote pairs crudely.
-fn nesting(text: &str) -> usize {
+/// An upper bound on how deeply the parser will recurse for `text`: brackets (`( { [`, which
+/// covers `$( <( ${ [[ ((`), plus the compound-command keywords (`if while until for select
+/// case function`), plus backquotes. Counted on the raw text, quotes included, so it can only
+/// overestimate. Linear time.
+pub fn nesting(text: &str) -> usize {
     let (mut depth, mut max) = (0usize, 0usize);
-    for c in text.chars() {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
         match c {
-            '(' | '{' | '[' => {
+            b'(' | b'{' | b'[' => {
                 depth += 1;
                 max = max.max(depth);
             }
-            ')' | '}' | ']' => depth = depth.saturating_sub(1),
+            b')' | b'}' | b']' => depth = depth.saturating_sub(1),
+            b'a'..=b'z' => {
+                let start = i;
+                while i < bytes.len() && bytes[i].is_ascii_lowercase() {
+                    i += 1;
+                }
+                let before = start.checked_sub(1).map(|k| bytes[k]);
+                let word_start = before.is_none_or(|b| !b.is_ascii_alphanumeric() && b != b'_');
+                if word_start {
+                    match &text[start..i] {
+                        "if" | "while" | "until" | "for" | "select" | "case" | "function" => {
+                            depth += 1;
+                            max = max.max(depth);
+                        }
+                        "fi" | "done" | "esac" => depth = depth.saturating_sub(1),
+                        _ => {}
+                    }
+                }
+                continue;
+            }
             _ => {}
         }
+        i += 1;
     }
-    max + text.matches('`').count() / 2
+    max + bytes.iter().filter(|&&b| b == b'`').count()
 }
 
-impl Walker {
-    fn taint(&mut self, risk: Risk, reason: impl Into<String>) {
+/// Text that every shell (dash, zsh, ksh, fish, busybox sh, bash) reads the same way: words of
+/// plain characters, single quotes without backslashes, double quotes without `$ ` \ !`,
+/// separated by blanks, `;`, `|`, `&&`, `||` and newlines. No expansions, globs, redirections,
+/// comments or shell-specific syntax (`$'…'`, zsh `=cmd`, fish `(cmd)`/`{a,b}`/`^`).
+pub fn plain_for_every_shell(text: &str) -> bool {
+    let mut chars = text.chars().peekable();
+    let mut word_start = true;
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                let mut closed = false;
+                for d in chars.by_ref() {
+                    if d == '\'' {
+                        closed = true;
+                        break;
+                    }
+                    if d == '\\' {
+                        return false;
+                    }
+                }
+                if !closed {
+                    return false;
+                }
+                word_start = false;
+            }
+            '"' => {
+                let mut closed = false;
+                for d in chars.by_ref() {
+                    if d == '"' {
+                        closed = true;
+                        break;
+                    }
+                    if matches!(d, '$' | '`' | '\\' | '!') {
+                        return false;
+                    }
+                }
+                if !closed {
+                    return false;
+                }
+                word_start = false;
+            }
+            ' ' | '\t' | '\n' | ';' | '|' => word_start = true,
+            '&' => {
+                if chars.peek() != Some(&'&') {
+                    return false;
+                }
+                chars.next();
+                word_start = true;
+            }
+            '=' if word_start => return false,
+            c if c.is_ascii_alphanumeric()
+                || matches!(c, '_' | '.' | '/' | ',' | ':' | '=' | '+' | '@' | '-') =>
+            {
+                word_start = false;
+            }
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// Is `expr` arithmetic that is a fixed literal (numbers and operators, no names, no
+/// expansions)? Names are evaluated recursively by bash, and a value such as `a[$(cmd)]` runs
+/// `cmd`, so anything else is code.
+pub fn literal_arith(expr: &str) -> bool {
+    expr.chars()
+        .all(|c| c.is_ascii_digit() || c.is_whitespace() || "+-*/%()<>=!&|^~?:,".contains(c))
+}
+
+/// A plain shell variable name (no subscript, which bash evaluates as arithmetic).
+pub fn is_identifier(name: &str) -> bool {
+    let mut cs = name.chars();
+    cs.next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && cs.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+impl Walker<'_> {
+    pub fn taint(&mut self, risk: Risk, reason: impl Into<String>) {
         self.taints.push((risk.max(Risk::High), reason.into()));
     }
 
@@ -189,6 +322,41 @@ impl Walker {
             .max()
             .unwrap_or(Risk::Low);
         Effect { read_only, risk }
+    }
+
+    /// `cd`/`pushd`/`popd`: where later commands may run. A static `cd DIR` adds DIR joined
+    /// with every candidate (earlier ones stay: a subshell or a failed `cd` leaves them);
+    /// anything else makes the directory unknown.
+    pub fn note_cd(&mut self, prog: &str, args: &[Arg]) {
+        let ops: Vec<&Arg> = args
+            .iter()
+            .filter(|a| a.plain().is_none_or(|t| !t.starts_with('-')))
+            .collect();
+        let target = match (prog, ops.as_slice()) {
+            ("cd", [a]) => a.plain().filter(|t| !t.is_empty() && !t.starts_with('~')),
+            _ => None,
+        };
+        self.cwds = match (self.cwds.take(), target) {
+            (Some(mut cwds), Some(t)) => {
+                let new: Vec<String> = cwds.iter().map(|c| super::programs::join(c, t)).collect();
+                for n in new {
+                    if !cwds.contains(&n) {
+                        cwds.push(n);
+                    }
+                }
+                (cwds.len() <= MAX_CWDS).then_some(cwds)
+            }
+            _ => None,
+        };
+    }
+
+    /// Was `path` written by a fetcher earlier in this text (or by one whose output name is
+    /// unknown)?
+    pub fn downloaded(&self, path: &str) -> bool {
+        let norm = |p: &str| p.trim_start_matches("./").to_string();
+        self.downloads
+            .iter()
+            .any(|d| d == "*" || norm(d) == norm(path))
     }
 
     /// Did anything recorded since `mark` fetch from the network?
@@ -216,10 +384,35 @@ impl Walker {
         self.effect_since(mark)
     }
 
-    fn text(&mut self, text: &str) -> Result<(), String> {
-        if nesting(text) > MAX_NESTING {
-            return Err("nesting too deep to analyse".into());
+    /// Text that another shell (dash, zsh, fish, a remote login shell...) will read. Only
+    /// plain text is read the way bash would; anything else is opaque. Bash's reading is still
+    /// walked to raise the risk (e.g. to CRITICAL), never to lower it.
+    pub fn nested_foreign(&mut self, text: &str, shell: &str) -> Effect {
+        let mark = self.mark();
+        let e = self.nested(text, &format!("{shell} text"));
+        if !plain_for_every_shell(text) && e.read_only {
+            self.taint(
+                Risk::High,
+                format!("text for {shell} is not plain words: {shell} may read it differently from bash (opaque)"),
+            );
         }
+        self.effect_since(mark)
+    }
+
+    fn text(&mut self, text: &str) -> Result<(), String> {
+        let n = nesting(text);
+        if self.nest_used + n > MAX_NESTING {
+            return Err(format!(
+                "nesting too deep to analyse (over {MAX_NESTING} levels): opaque"
+            ));
+        }
+        self.nest_used += n;
+        let r = self.parse_and_walk(text);
+        self.nest_used -= n;
+        r
+    }
+
+    fn parse_and_walk(&mut self, text: &str) -> Result<(), String> {
         let mut p = brush_parser::Parser::new(std::io::Cursor::new(text.as_bytes()), &self.opts);
         let program = p.parse_program().map_err(|e| e.to_string())?;
         // Every function defined anywhere counts, wherever it is called (loops can call a
@@ -336,12 +529,45 @@ impl Walker {
                 self.ext_test(b);
             }
             E::Not(a) | E::Parenthesized(a) => self.ext_test(a),
-            E::UnaryTest(_, w) => {
-                self.arg(&w.value);
+            E::UnaryTest(op, w) => {
+                let a = self.arg(&w.value);
+                if matches!(
+                    op,
+                    ast::UnaryPredicate::ShellVariableIsSetAndAssigned
+                        | ast::UnaryPredicate::ShellVariableIsSetAndNameRef
+                ) && !a.plain().is_some_and(is_identifier)
+                {
+                    self.taint(
+                        Risk::High,
+                        format!("[[ -v {} ]] evaluates a subscript: code", w.value),
+                    );
+                }
             }
-            E::BinaryTest(_, a, b) => {
-                self.arg(&a.value);
-                self.arg(&b.value);
+            E::BinaryTest(op, a, b) => {
+                let x = self.arg(&a.value);
+                let y = self.arg(&b.value);
+                use ast::BinaryPredicate as B;
+                if matches!(
+                    op,
+                    B::ArithmeticEqualTo
+                        | B::ArithmeticNotEqualTo
+                        | B::ArithmeticLessThan
+                        | B::ArithmeticLessThanOrEqualTo
+                        | B::ArithmeticGreaterThan
+                        | B::ArithmeticGreaterThanOrEqualTo
+                ) {
+                    for (arg, w) in [(x, a), (y, b)] {
+                        if !arg.plain().is_some_and(literal_arith) {
+                            self.taint(
+                                Risk::High,
+                                format!(
+                                    "[[ {op} ]] evaluates {} as arithmetic: code unless a literal",
+                                    w.value
+                                ),
+                            );
+                        }
+                    }
+                }
             }
         }
     }
@@ -387,15 +613,30 @@ impl Walker {
         }
     }
 
-    /// Arithmetic text: only substitutions inside it run anything.
-    fn arith(&mut self, expr: &str) {
+    /// Arithmetic text: bash evaluates names recursively (`a[$(cmd)]` in a value runs cmd), so
+    /// anything but a fixed literal is code. Substitutions inside are walked too.
+    pub fn arith(&mut self, expr: &str) {
         if expr.contains("$(") || expr.contains('`') || expr.contains("${") {
             self.arg(expr);
+        }
+        if !literal_arith(expr) {
+            self.taint(
+                Risk::High,
+                format!("arithmetic {expr:?} is evaluated by bash (names, subscripts): code"),
+            );
         }
     }
 
     /// A simple command. Returns whether it runs code from stdin.
     fn simple(&mut self, s: &ast::SimpleCommand) -> bool {
+        if self.judged >= MAX_COMMANDS {
+            if !self.exhausted {
+                self.exhausted = true;
+                self.taint(Risk::High, "too many commands to analyse");
+            }
+            return false;
+        }
+        self.judged += 1;
         let mut argv: Vec<Arg> = Vec::new();
         let mut assigns: Vec<(String, Arg)> = Vec::new();
         let mut redirect_findings: Vec<(Risk, String)> = Vec::new();
@@ -413,30 +654,43 @@ impl Walker {
                 self.prefix_item(item, &mut argv, &mut assigns, &mut redirect_findings);
             }
         }
-        if self.judged >= MAX_COMMANDS {
-            self.taint(Risk::High, "too many commands to analyse");
-            return false;
-        }
-        self.judged += 1;
-
         let mut judgement = if argv.is_empty() {
             if assigns.is_empty() && redirect_findings.is_empty() {
                 Judgement::ro("", "redirections only")
             } else {
-                Judgement::ro("", "variable assignment")
+                Judgement::ro("", "shell variable assignment")
             }
         } else {
             let name = argv[0].plain().map(str::to_string);
             match name.and_then(|n| self.functions.get(&n).cloned().map(|b| (n, b))) {
                 Some((n, body)) => self.call_function(&n, &body),
-                None => rules::judge(self, &argv),
+                None => rules::judge(self, &argv, false),
             }
         };
+        // With a command, assignments are its environment; without, shell variables (which
+        // are still exported if they already were).
+        let only_read = argv.len() == 1 && argv[0].plain() == Some("read");
         for (name, value) in &assigns {
-            if let Some(why) = rules::dangerous_assignment(name, value) {
+            let why = if argv.is_empty() {
+                rules::shell_variable_denied(name)
+            } else if only_read && name == "IFS" {
+                None
+            } else {
+                rules::env_denied(name, value)
+            };
+            if let Some(why) = why {
                 judgement.read_only = false;
                 judgement.risk = judgement.risk.max(Risk::High);
                 judgement.reason = format!("{}; {why}", judgement.reason);
+            }
+        }
+        if rules::is_fetcher(&judgement.program) {
+            for (_, why) in &redirect_findings {
+                if let Some(path) = why.strip_prefix("redirects output to file ") {
+                    self.downloads.push(path.to_string());
+                } else if why.starts_with("redirects output to a computed path") {
+                    self.downloads.push("*".into());
+                }
             }
         }
         for (risk, why) in redirect_findings {
@@ -471,6 +725,20 @@ impl Walker {
         if self.calling.iter().any(|c| c == name) || self.calling.len() >= MAX_DEPTH {
             return Judgement::mutating(name, Risk::High, "recursive function call");
         }
+        if let Some(e) = self.func_effects.get(name).copied() {
+            return if e.read_only {
+                Judgement::ro(
+                    name,
+                    format!("calls function {name}, whose body is read-only"),
+                )
+            } else {
+                Judgement::mutating(
+                    name,
+                    e.risk,
+                    format!("calls function {name}, whose body mutates"),
+                )
+            };
+        }
         self.calling.push(name.to_string());
         let mark = self.mark();
         self.compound(&body.0);
@@ -483,6 +751,7 @@ impl Walker {
         }
         self.calling.pop();
         let e = self.effect_since(mark);
+        self.func_effects.insert(name.to_string(), e);
         if e.read_only {
             Judgement::ro(
                 name,
@@ -520,7 +789,7 @@ impl Walker {
                     ast::AssignmentName::VariableName(n) => n.clone(),
                     ast::AssignmentName::ArrayElementName(n, idx) => {
                         self.arith(idx);
-                        n.clone()
+                        format!("{n}[{idx}]")
                     }
                 };
                 let value = match &a.value {
@@ -658,6 +927,10 @@ impl Walker {
                 let mut value = String::new();
                 let is_static = self.pieces(&pieces, raw, &mut a, &mut value, false);
                 if is_static {
+                    // The program sees the word up to a NUL byte (C strings).
+                    if let Some(k) = value.find('\0') {
+                        value.truncate(k);
+                    }
                     a.safe_prefix = !value.starts_with('-');
                     a.text = Some(value);
                 } else {
@@ -686,6 +959,9 @@ impl Walker {
                     if !quoted && has_glob(t) {
                         a.glob = true;
                     }
+                    if t.contains("$[") {
+                        self.taint(Risk::High, "$[ ] arithmetic is evaluated by bash: code");
+                    }
                     value.push_str(t);
                 }
                 WordPiece::SingleQuotedText(t) => value.push_str(t),
@@ -713,6 +989,9 @@ impl Walker {
                     is_static = false;
                     // Operands of `${x:-...}` and subscripts can hold substitutions.
                     let src = raw.get(p.start_index..p.end_index).unwrap_or(raw);
+                    if let Err(why) = param_expansion_ok(src) {
+                        self.taint(Risk::High, format!("{src}: {why}"));
+                    }
                     let inner = src
                         .strip_prefix("${")
                         .and_then(|s| s.strip_suffix('}'))
@@ -743,6 +1022,90 @@ impl Walker {
         }
         is_static
     }
+}
+
+/// Is a parameter expansion (`$x`, `${...}`) free of evaluation? Subscripts, substring
+/// offsets, indirection (`${!x}`), prompt expansion (`${x@P}`) and assignment (`${x:=v}`)
+/// evaluate text as arithmetic or code, unless literal.
+pub fn param_expansion_ok(src: &str) -> Result<(), String> {
+    let Some(inner) = src.strip_prefix("${").and_then(|s| s.strip_suffix('}')) else {
+        return Ok(()); // `$name`, `$1`, `$@`...
+    };
+    let (indirect, rest) = match inner.strip_prefix('!') {
+        Some(r) if !r.is_empty() => (true, r),
+        _ => (false, inner),
+    };
+    let rest = if !indirect {
+        rest.strip_prefix('#')
+            .filter(|r| !r.is_empty())
+            .unwrap_or(rest)
+    } else {
+        rest
+    };
+    let name_len = match rest.chars().next() {
+        Some(c) if c.is_ascii_digit() => rest.chars().take_while(char::is_ascii_digit).count(),
+        Some(c) if "@*#?$!-".contains(c) => 1,
+        Some(c) if c.is_ascii_alphabetic() || c == '_' => rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .count(),
+        _ => 0,
+    };
+    let (_, mut ops) = rest.split_at(name_len.min(rest.len()));
+    if let Some(sub) = ops.strip_prefix('[') {
+        let Some(end) = sub.find(']') else {
+            return Err("unterminated subscript".into());
+        };
+        let idx = &sub[..end];
+        if !(idx == "@" || idx == "*" || (literal_arith(idx) && !idx.is_empty())) {
+            return Err("a subscript is evaluated as arithmetic: code".into());
+        }
+        ops = &sub[end + 1..];
+    }
+    if indirect {
+        return if ops.is_empty() && inner.ends_with("[@]")
+            || inner.ends_with("[*]")
+            || ops == "*"
+            || ops == "@"
+        {
+            Ok(())
+        } else {
+            Err("indirect expansion evaluates a name taken from a value: code".into())
+        };
+    }
+    if ops.is_empty() {
+        return Ok(());
+    }
+    if let Some(t) = ops.strip_prefix('@') {
+        return if matches!(t, "Q" | "E" | "U" | "u" | "L" | "a" | "K" | "k" | "A") {
+            Ok(())
+        } else {
+            Err("@P and other transformations expand prompts or code".into())
+        };
+    }
+    if let Some(t) = ops.strip_prefix(':') {
+        if t.starts_with(['-', '+', '?']) {
+            return Ok(());
+        }
+        if t.starts_with('=') {
+            return Err("${x:=v} assigns a variable".into());
+        }
+        return if t
+            .split(':')
+            .all(|part| literal_arith(part) && !part.trim().is_empty())
+        {
+            Ok(())
+        } else {
+            Err("substring offset/length is evaluated as arithmetic: code".into())
+        };
+    }
+    if ops.starts_with('=') {
+        return Err("${x=v} assigns a variable".into());
+    }
+    if ops.starts_with(['-', '+', '?', '#', '%', '/', '^', ',']) {
+        return Ok(());
+    }
+    Err("expansion not understood".into())
 }
 
 /// The compound lists directly inside a compound command.
@@ -816,6 +1179,10 @@ fn ansi_c(s: &str) -> Option<String> {
             out.push(c);
             continue;
         }
+        // Bash ends a `$'…'` string at a NUL it produces (`$'-del\0ete'x` is `-delx`).
+        if out.contains('\0') {
+            break;
+        }
         let e = chars.next()?;
         let simple = match e {
             'n' => Some('\n'),
@@ -854,6 +1221,9 @@ fn ansi_c(s: &str) -> Option<String> {
             }
         }
         let n = u32::from_str_radix(&digits, radix).ok()?;
+        if n == 0 {
+            break;
+        }
         out.push(char::from_u32(n)?);
     }
     Some(out)
