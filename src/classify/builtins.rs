@@ -117,24 +117,25 @@ pub fn judge(w: &mut Walker, prog: &str, args: &[Arg]) -> Option<Judgement> {
                 if t == "--" || t == "-" {
                     break;
                 }
-                if t == "-o" || t == "+o" {
+                if !t.starts_with(['-', '+']) {
+                    break; // positional parameters
+                }
+                let (flags, takes_name) = match t[1..].strip_suffix('o') {
+                    Some(f) => (f, true),
+                    None => (&t[1..], false),
+                };
+                if t.len() < 2 || flags.chars().any(|c| !"euxvfCnBbhm".contains(c)) {
+                    return no(format!("set {t} not known to be harmless"));
+                }
+                if takes_name {
                     match it.next().and_then(Arg::plain) {
                         Some(
                             "pipefail" | "errexit" | "nounset" | "xtrace" | "noglob" | "noclobber"
                             | "verbose" | "noexec",
                         )
-                        | None => continue,
+                        | None => {}
                         Some(o) => return no(format!("set -o {o} changes how later text is read")),
                     }
-                }
-                let ok = (t.starts_with('-') || t.starts_with('+'))
-                    && t.len() > 1
-                    && t[1..].chars().all(|c| "euxvfCnBbhm".contains(c));
-                if !ok {
-                    if !t.starts_with(['-', '+']) {
-                        break; // positional parameters
-                    }
-                    return no(format!("set {t} not known to be harmless"));
                 }
             }
             Some(Judgement::ro(
@@ -343,7 +344,11 @@ fn test(prog: &str, args: &[Arg]) -> Judgement {
     };
     let ok = match t.as_slice() {
         [] | [_] => true,
-        [op, _] => unary(*op) || *op == Some("!") && t[1] != Some("-v"),
+        [op, x] => {
+            unary(*op)
+                || *op == Some("!") && *x != Some("-v")
+                || matches!(*op, Some("-v" | "-R")) && x.is_some_and(is_identifier)
+        }
         [Some("!"), op, _] if unary(*op) => true,
         [_, op, _] => binary(*op),
         _ => {

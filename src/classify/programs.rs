@@ -176,6 +176,10 @@ fn tool(prog: &str, args: &[Arg]) -> Judgement {
     match options::parse(spec, rest, false)
         .and_then(|p| options::check_operands(spec, &p).map(|_| p))
     {
+        // Without --no-deps cargo resolves dependencies: it may fetch and rewrite Cargo.lock.
+        Ok(p) if key == "cargo metadata" && !p.has("--no-deps") => no(
+            "cargo metadata without --no-deps resolves dependencies (network, Cargo.lock)".into(),
+        ),
         Ok(p) => Judgement::ro(prog, describe(&key, &p)),
         Err(e) => no(format!("{key}: {}", table_err(e))),
     }

@@ -669,7 +669,7 @@ impl Walker<'_> {
         };
         // With a command, assignments are its environment; without, shell variables (which
         // are still exported if they already were).
-        let only_read = argv.len() == 1 && argv[0].plain() == Some("read");
+        let only_read = argv.first().and_then(Arg::plain) == Some("read");
         for (name, value) in &assigns {
             let why = if argv.is_empty() {
                 rules::shell_variable_denied(name)
@@ -1000,8 +1000,11 @@ impl Walker<'_> {
                         let sub = self.arg(inner);
                         a.fetches |= sub.fetches;
                     }
-                    if !quoted {
-                        a.glob = true; // word splitting and globbing of the result
+                    // Word splitting and globbing of the result, unless it is a number.
+                    let numeric =
+                        matches!(src, "$#" | "$?" | "$$" | "$!") || src.starts_with("${#");
+                    if !quoted && !numeric {
+                        a.glob = true;
                     }
                 }
                 WordPiece::CommandSubstitution(cmd)
