@@ -6,6 +6,7 @@ mod support;
 mod approval;
 mod classify;
 mod classify_kinds;
+mod classify_props;
 mod fuzz;
 mod governed;
 mod passthrough;

@@ -22,6 +22,9 @@ mod walk;
 
 pub use walk::{nesting, plain_for_every_shell, MAX_NESTING};
 
+#[doc(hidden)]
+pub use options::Spec;
+
 /// Which shell reads the top-level text: `bash`, or the system `sh` (dash on Debian) when
 /// maestro-sh runs as `sh`. Only plain text reads the same in both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

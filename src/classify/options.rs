@@ -141,10 +141,22 @@ impl Spec {
         }
     }
 
+    /// The short options that take no value, for property tests.
+    pub fn short_flags(&self) -> Vec<String> {
+        self.shorts
+            .iter()
+            .filter(|(_, t)| *t == Takes::No)
+            .map(|(c, _)| format!("-{c}"))
+            .collect()
+    }
+
     /// Every option the table knows, for property tests.
     pub fn known(&self) -> Vec<String> {
         let mut v: Vec<String> = self.shorts.iter().map(|(c, _)| format!("-{c}")).collect();
         v.extend(self.longs.iter().map(|(l, _)| format!("--{l}")));
+        if self.go {
+            v.extend(self.longs.iter().map(|(l, _)| format!("-{l}")));
+        }
         v
     }
 }

@@ -185,6 +185,23 @@ pub fn shell_variable_denied(name: &str) -> Option<String> {
 /// Judge one simple command's argv (non-empty). `stdin_args`: the program also receives
 /// words known only at run time, appended by `xargs` (they may be options).
 pub fn judge(w: &mut Walker, argv: &[Arg], stdin_args: bool) -> Judgement {
+    if w.judge_depth >= MAX_WRAPPERS {
+        return Judgement::mutating(
+            argv.first().map_or("", |a| a.raw.as_str()),
+            Risk::High,
+            format!("more than {MAX_WRAPPERS} wrappers inside one another: opaque"),
+        );
+    }
+    w.judge_depth += 1;
+    let j = judge_inner(w, argv, stdin_args);
+    w.judge_depth -= 1;
+    j
+}
+
+/// Wrappers (`env nice timeout xargs ...`, `find -exec`) followed inside one another.
+const MAX_WRAPPERS: usize = 32;
+
+fn judge_inner(w: &mut Walker, argv: &[Arg], stdin_args: bool) -> Judgement {
     let Some(first) = argv.first() else {
         return Judgement::ro("", "empty command");
     };

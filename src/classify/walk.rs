@@ -15,10 +15,11 @@ const MAX_DEPTH: usize = 12;
 /// Upper bound on simple commands judged (function calls can multiply work).
 const MAX_COMMANDS: usize = 4096;
 /// Nesting (brackets, substitutions, `if`/`while`/`for`/`case`... keywords) allowed across all
-/// nested texts together, checked before the parser recurses. brush-parser's recursive descent
-/// overflows the default 8 MiB main-thread stack at a few thousand levels in a debug build
-/// (see `tests/classify_props.rs`); this keeps well below it, and past it the text is opaque.
-pub const MAX_NESTING: usize = 100;
+/// nested texts together, checked before the parser recurses. brush-parser 0.4's recursive
+/// descent overflows an 8 MiB stack at about 500 levels of `{ }`/`if`/`while` in a debug build
+/// (about 1,600 in release); a 2 MiB thread (test threads) holds about a quarter of that. 64
+/// keeps well below both, with room for the walk; past it the text is opaque (mutating).
+pub const MAX_NESTING: usize = 64;
 /// Candidate working directories tracked for `cd` before `git` (see [`Walker::cwds`]).
 const MAX_CWDS: usize = 8;
 
@@ -117,6 +118,8 @@ pub struct Walker<'f> {
     /// Effect of each function body, computed once (calls cannot multiply work).
     func_effects: HashMap<String, Effect>,
     exhausted: bool,
+    /// Programs being judged inside one another (wrappers, `find -exec`, `xargs`).
+    pub judge_depth: usize,
     opts: ParserOptions,
     functions: HashMap<String, ast::FunctionBody>,
     calling: Vec<String>,
@@ -136,6 +139,7 @@ pub fn classify_text(text: &str, dialect: Dialect, facts: &dyn Facts) -> Classif
         nest_used: 0,
         func_effects: HashMap::new(),
         exhausted: false,
+        judge_depth: 0,
         opts: ParserOptions::default(),
         functions: HashMap::new(),
         calling: Vec::new(),
@@ -181,46 +185,103 @@ pub fn classify_text(text: &str, dialect: Dialect, facts: &dyn Facts) -> Classif
     }
 }
 
-/// An upper bound on how deeply the parser will recurse for `text`: brackets (`( { [`, which
-/// covers `$( <( ${ [[ ((`), plus the compound-command keywords (`if while until for select
-/// case function`), plus backquotes. Counted on the raw text, quotes included, so it can only
-/// overestimate. Linear time.
+/// How deeply the parser will recurse for `text`, measured before parsing (brush-parser is a
+/// recursive descent parser). A small lexer keeps a stack of what is open — `(`, `$(`, `{`,
+/// `${`, `[`, backquotes, double quotes, and the compound keywords `if while until for select
+/// case function` — and pops only on the matching close (`)` of a case pattern closes
+/// nothing), so the count cannot be driven down while the parser's depth grows. Single-quoted
+/// text and comments nest nothing. Linear time; returns the deepest stack seen.
 pub fn nesting(text: &str) -> usize {
-    let (mut depth, mut max) = (0usize, 0usize);
-    let bytes = text.as_bytes();
+    #[derive(PartialEq, Clone, Copy)]
+    enum F {
+        Paren,
+        Brace,
+        Bracket,
+        Back,
+        Dq,
+        Kw,
+    }
+    let b = text.as_bytes();
+    let mut st: Vec<F> = Vec::new();
+    let mut max = 0usize;
     let mut i = 0;
-    while i < bytes.len() {
-        let c = bytes[i];
-        match c {
-            b'(' | b'{' | b'[' => {
-                depth += 1;
-                max = max.max(depth);
-            }
-            b')' | b'}' | b']' => depth = depth.saturating_sub(1),
-            b'a'..=b'z' => {
-                let start = i;
-                while i < bytes.len() && bytes[i].is_ascii_lowercase() {
+    let word_char = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    while i < b.len() {
+        let c = b[i];
+        let top = st.last().copied();
+        if top == Some(F::Dq) {
+            match c {
+                b'\\' => i += 1,
+                b'"' => {
+                    st.pop();
+                }
+                b'$' if matches!(b.get(i + 1), Some(b'(' | b'{')) => {
+                    st.push(if b[i + 1] == b'(' { F::Paren } else { F::Brace });
                     i += 1;
                 }
-                let before = start.checked_sub(1).map(|k| bytes[k]);
-                let word_start = before.is_none_or(|b| !b.is_ascii_alphanumeric() && b != b'_');
-                if word_start {
-                    match &text[start..i] {
-                        "if" | "while" | "until" | "for" | "select" | "case" | "function" => {
-                            depth += 1;
-                            max = max.max(depth);
-                        }
-                        "fi" | "done" | "esac" => depth = depth.saturating_sub(1),
-                        _ => {}
-                    }
+                b'`' => st.push(F::Back),
+                _ => {}
+            }
+            max = max.max(st.len());
+            i += 1;
+            continue;
+        }
+        match c {
+            b'\\' => i += 1,
+            b'\'' => {
+                while i + 1 < b.len() && b[i + 1] != b'\'' {
+                    i += 1;
                 }
+                i += 1;
+            }
+            b'"' => st.push(F::Dq),
+            b'#' if i == 0 || matches!(b[i - 1], b' ' | b'\t' | b'\n' | b';' | b'&' | b'|') => {
+                while i + 1 < b.len() && b[i + 1] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'(' => st.push(F::Paren),
+            b'{' => st.push(F::Brace),
+            b'[' => st.push(F::Bracket),
+            b')' if top == Some(F::Paren) => {
+                st.pop();
+            }
+            b'}' if top == Some(F::Brace) => {
+                st.pop();
+            }
+            b']' if top == Some(F::Bracket) => {
+                st.pop();
+            }
+            b'`' => {
+                if top == Some(F::Back) {
+                    st.pop();
+                } else {
+                    st.push(F::Back);
+                }
+            }
+            c if c.is_ascii_lowercase() && (i == 0 || !word_char(b[i - 1])) => {
+                let start = i;
+                while i < b.len() && word_char(b[i]) {
+                    i += 1;
+                }
+                match &text[start..i] {
+                    "if" | "while" | "until" | "for" | "select" | "case" | "function" => {
+                        st.push(F::Kw)
+                    }
+                    "fi" | "done" | "esac" if st.last() == Some(&F::Kw) => {
+                        st.pop();
+                    }
+                    _ => {}
+                }
+                max = max.max(st.len());
                 continue;
             }
             _ => {}
         }
+        max = max.max(st.len());
         i += 1;
     }
-    max + bytes.iter().filter(|&&b| b == b'`').count()
+    max
 }
 
 /// Text that every shell (dash, zsh, ksh, fish, busybox sh, bash) reads the same way: words of
