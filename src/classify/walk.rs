@@ -13,7 +13,7 @@ use super::{rules, Classification, CommandVerdict, Dialect, Facts, Risk};
 /// Nested texts (`bash -c`, `eval`, substitutions) deeper than this are not followed.
 const MAX_DEPTH: usize = 12;
 /// Upper bound on simple commands judged (function calls can multiply work).
-const MAX_COMMANDS: usize = 4096;
+const MAX_COMMANDS: usize = 2048;
 /// Nesting (brackets, substitutions, `if`/`while`/`for`/`case`... keywords) allowed across all
 /// nested texts together, checked before the parser recurses. brush-parser 0.4's recursive
 /// descent overflows an 8 MiB stack at about 500 levels of `{ }`/`if`/`while` in a debug build
@@ -976,6 +976,12 @@ impl Walker<'_> {
 
     /// Analyse one word: its static value if any, and walk every substitution inside it.
     pub fn arg(&mut self, raw: &str) -> Arg {
+        // Most words are plain: nothing for bash to expand, quote or glob. Their value is
+        // their text, without running the word parser (which dominates long inputs).
+        let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:=,+%@^#".contains(c);
+        if !raw.is_empty() && raw.chars().all(plain) {
+            return Arg::lit(raw);
+        }
         let mut a = Arg {
             text: None,
             raw: raw.to_string(),
