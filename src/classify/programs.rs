@@ -31,6 +31,8 @@ pub fn judge(w: &mut Walker, prog: &str, args: &[Arg], stdin_args: bool) -> Opti
         "git" => git(w, args),
         "tar" => tar(args),
         "unzip" => listing("unzip", args, &["-l", "-v", "-Z", "-t", "-p", "-c", "-z"]),
+        // `rpm -i` installs; `-i` is "info" only in query mode.
+        "rpm" => listing("rpm", args, &["-q", "--query"]),
         _ if is_tool(prog) => tool(prog, args),
         _ => {
             let spec = options::table(prog)?;
@@ -632,7 +634,28 @@ fn awk_mutates(p: &str) -> bool {
     let mut code = String::new();
     let mut in_str = false;
     let mut esc = false;
+    let mut in_re = false;
     for c in p.chars() {
+        // A `/regex/` where an operand cannot precede it (start, `(`, `,`, `{`, `;`, `!`, `~`,
+        // `&`, `|`, newline) is a regular expression: its `|` is alternation.
+        if in_re {
+            if esc {
+                esc = false;
+            } else if c == '\\' {
+                esc = true;
+            } else if c == '/' {
+                in_re = false;
+                code.push_str("/RE/");
+            }
+            continue;
+        }
+        if !in_str && c == '/' {
+            let prev = code.trim_end().chars().last();
+            if prev.is_none_or(|p| "(,{;!~&|\n".contains(p)) {
+                in_re = true;
+                continue;
+            }
+        }
         if in_str {
             if esc {
                 esc = false;
