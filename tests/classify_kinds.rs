@@ -481,6 +481,10 @@ const KINDS: &[Kind] = &[
             ("mysql -u root -e 'TRUNCATE TABLE t'", C),
             ("sqlite3 db 'DROP TABLE t'", C),
             ("redis-cli FLUSHALL", C),
+            ("echo 'DROP TABLE x' | psql", C),
+            ("psql <<< 'DROP TABLE x'", C),
+            ("cat <<EOF | mysql\nDROP DATABASE prod;\nEOF", C),
+            ("psql -d prod <<'EOF'\ndrop table users;\nEOF", C),
             ("mongosh --eval 'db.dropDatabase()'", C),
             ("mkfs.ext4 /dev/sda1", C),
             ("fdisk /dev/sda", C),
@@ -640,4 +644,22 @@ fn explain_names_the_rule_that_decided() {
     assert!(c.commands[0].reason.contains("table ls"), "{c:?}");
     let c = classify_with("kubectl -n x get pods", Dialect::Bash, &CleanConfig);
     assert!(c.commands[0].reason.contains("kubectl get"), "{c:?}");
+}
+
+/// `PROBE_FILE=cmds.txt cargo test --test integration probe -- --ignored --nocapture`: print
+/// the verdict for each line (for reviewing new kinds).
+#[test]
+#[ignore]
+fn probe() {
+    let Ok(path) = std::env::var("PROBE_FILE") else {
+        return;
+    };
+    for line in std::fs::read_to_string(path).unwrap().lines() {
+        let c = classify_with(line, Dialect::Bash, &CleanConfig);
+        let why: Vec<_> = c.commands.iter().map(|v| v.reason.clone()).collect();
+        println!(
+            "{:<5} {:?} {line}\n      {why:?} {:?}",
+            c.read_only, c.risk, c.reasons
+        );
+    }
 }

@@ -55,8 +55,28 @@ pub fn is_block_device(path: &str) -> bool {
     .any(|p| dev.starts_with(p))
 }
 
+/// Database clients that run statements from their arguments or stdin.
+pub fn is_sql_client(prog: &str) -> bool {
+    matches!(
+        prog,
+        "psql"
+            | "mysql"
+            | "mariadb"
+            | "sqlite3"
+            | "sqlcmd"
+            | "clickhouse-client"
+            | "clickhouse"
+            | "mongosh"
+            | "mongo"
+            | "redis-cli"
+            | "cockroach"
+            | "duckdb"
+            | "cqlsh"
+    )
+}
+
 /// Does a destructive SQL / database statement appear in `t`?
-fn destructive_sql(t: &str) -> bool {
+pub fn destructive_sql(t: &str) -> bool {
     let l = t.to_ascii_lowercase();
     let words: Vec<&str> = l
         .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')

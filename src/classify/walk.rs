@@ -8,7 +8,7 @@ use brush_parser::ast;
 use brush_parser::word::{self, WordPiece, WordPieceWithSource};
 use brush_parser::ParserOptions;
 
-use super::{rules, Classification, CommandVerdict, Dialect, Facts, Risk};
+use super::{critical, rules, Classification, CommandVerdict, Dialect, Facts, Risk};
 
 /// Nested texts (`bash -c`, `eval`, substitutions) deeper than this are not followed.
 const MAX_DEPTH: usize = 12;
@@ -120,6 +120,8 @@ pub struct Walker<'f> {
     exhausted: bool,
     /// Programs being judged inside one another (wrappers, `find -exec`, `xargs`).
     pub judge_depth: usize,
+    /// Here-documents and here-strings seen that hold a destructive SQL statement.
+    sql_inputs: usize,
     opts: ParserOptions,
     functions: HashMap<String, ast::FunctionBody>,
     calling: Vec<String>,
@@ -140,6 +142,7 @@ pub fn classify_text(text: &str, dialect: Dialect, facts: &dyn Facts) -> Classif
         func_effects: HashMap::new(),
         exhausted: false,
         judge_depth: 0,
+        sql_inputs: 0,
         opts: ParserOptions::default(),
         functions: HashMap::new(),
         calling: Vec::new(),
@@ -539,9 +542,24 @@ impl Walker<'_> {
 
     fn pipeline(&mut self, p: &ast::Pipeline) {
         let mut fetched = false;
+        let mut sql = false;
         for cmd in &p.seq {
             let mark = self.mark();
+            let sql_inputs = self.sql_inputs;
             let runs_stdin = self.command(cmd);
+            // `echo 'DROP TABLE t' | psql`: the statement reaches the client on stdin.
+            let stage = self.verdicts.get(mark.0..).unwrap_or_default();
+            let client = stage.iter().any(|v| critical::is_sql_client(&v.program));
+            let stage_sql = stage
+                .iter()
+                .any(|v| v.argv.iter().any(|w| critical::destructive_sql(w)));
+            if sql && client {
+                self.taint(
+                    Risk::Critical,
+                    "pipes a destructive statement (DROP/TRUNCATE/DELETE) into a database client",
+                );
+            }
+            sql |= self.sql_inputs > sql_inputs || stage_sql;
             if fetched && runs_stdin {
                 self.taint(
                     Risk::Critical,
@@ -715,6 +733,21 @@ impl Walker<'_> {
                 self.prefix_item(item, &mut argv, &mut assigns, &mut redirect_findings);
             }
         }
+        use ast::CommandPrefixOrSuffixItem as I;
+        let stdin_texts: Vec<&str> = s
+            .prefix
+            .iter()
+            .flat_map(|p| p.0.iter())
+            .chain(s.suffix.iter().flat_map(|x| x.0.iter()))
+            .filter_map(|item| match item {
+                I::IoRedirect(ast::IoRedirect::HereDocument(_, d)) => Some(d.doc.value.as_str()),
+                I::IoRedirect(ast::IoRedirect::HereString(_, w)) => Some(w.value.as_str()),
+                _ => None,
+            })
+            .collect();
+        if stdin_texts.iter().any(|t| critical::destructive_sql(t)) {
+            self.sql_inputs += 1;
+        }
         let mut judgement = if argv.is_empty() {
             if assigns.is_empty() && redirect_findings.is_empty() {
                 Judgement::ro("", "redirections only")
@@ -744,6 +777,16 @@ impl Walker<'_> {
                 judgement.risk = judgement.risk.max(Risk::High);
                 judgement.reason = format!("{}; {why}", judgement.reason);
             }
+        }
+        if critical::is_sql_client(&judgement.program)
+            && stdin_texts.iter().any(|t| critical::destructive_sql(t))
+        {
+            judgement.read_only = false;
+            judgement.risk = Risk::Critical;
+            judgement.reason = format!(
+                "{}; a here-document or here-string feeds it a destructive statement",
+                judgement.reason
+            );
         }
         if rules::is_fetcher(&judgement.program) {
             for (_, why) in &redirect_findings {
