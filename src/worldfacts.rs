@@ -70,7 +70,16 @@ impl Facts for WorldFacts<'_> {
         if self.cache.borrow().len() >= MAX_DIRS {
             return None;
         }
-        let v = git_config_names_program(dir);
+        let expanded;
+        let real_dir = match dir.strip_prefix('~') {
+            Some(rest) => {
+                let home = self.env.get("HOME").filter(|h| h.starts_with('/'))?;
+                expanded = format!("{home}{rest}");
+                expanded.as_str()
+            }
+            None => dir,
+        };
+        let v = git_config_names_program(real_dir);
         self.cache.borrow_mut().push((dir.to_string(), v));
         v
     }

@@ -202,6 +202,9 @@ const KINDS: &[Kind] = &[
             ("a[$(touch f)]=1", H),
             ("a[i]=1", H),
             ("for ((i=0; i<3; i++)); do echo $i; done", H),
+            ("declare -a arr=([$(touch f)]=1)", H),
+            ("export -f ls", H),
+            ("declare -fx f", H),
         ],
         everyday: &[
             "echo $((1 + 2))",
@@ -419,6 +422,8 @@ const KINDS: &[Kind] = &[
             "git ls-files -m",
             "git -C sub log -5",
             "cd sub && git status",
+            "cd ~/proj && git log -3",
+            "cd /abs/repo; git diff --stat",
             "git tag -l 'v*'",
             "git remote get-url origin",
             "git stash list",

@@ -260,6 +260,10 @@ fn declare(prog: &str, args: &[Arg]) -> Judgement {
                     return no(format!("{prog} {t}: namerefs (-n), integer (-i) or unknown attributes evaluate code"));
                 }
                 export |= t.starts_with('-') && t.contains('x');
+                // `export -f`, `declare -fx`: a function in the environment of child shells.
+                if t.contains('f') && (export || prog == "export") {
+                    return no(format!("{prog} {t} exports a function to child shells"));
+                }
                 continue;
             }
         }

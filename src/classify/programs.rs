@@ -483,7 +483,7 @@ fn git(w: &mut Walker, args: &[Arg]) -> Judgement {
 
 /// `base` joined with `path` (absolute paths replace).
 pub fn join(base: &str, path: &str) -> String {
-    if path.starts_with('/') || base == "." {
+    if path.starts_with('/') || path.starts_with('~') || base == "." {
         path.to_string()
     } else {
         format!("{}/{path}", base.trim_end_matches('/'))

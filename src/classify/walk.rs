@@ -394,12 +394,29 @@ impl Walker<'_> {
     pub fn note_cd(&mut self, prog: &str, args: &[Arg]) {
         let ops: Vec<&Arg> = args
             .iter()
-            .filter(|a| a.plain().is_none_or(|t| !t.starts_with('-')))
+            .filter(|a| a.plain().is_none_or(|t| t == "-" || !t.starts_with('-')))
             .collect();
-        let target = match (prog, ops.as_slice()) {
-            ("cd", [a]) => a.plain().filter(|t| !t.is_empty() && !t.starts_with('~')),
+        // `~` and `~/dir` are passed on as written: the caller knows the home directory.
+        let tilde = |a: &Arg| {
+            let r = a.raw.as_str();
+            let rest = r.strip_prefix('~')?;
+            (rest.is_empty()
+                || rest.starts_with('/')
+                    && rest
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c)))
+            .then(|| r.to_string())
+        };
+        let target: Option<String> = match (prog, ops.as_slice()) {
+            ("cd", []) => Some("~".into()),
+            ("cd", [a]) => match a.plain() {
+                Some(t) if !t.is_empty() && t != "-" => Some(t.to_string()),
+                Some(_) => None,
+                None => tilde(a),
+            },
             _ => None,
         };
+        let target = target.as_deref();
         self.cwds = match (self.cwds.take(), target) {
             (Some(mut cwds), Some(t)) => {
                 let new: Vec<String> = cwds.iter().map(|c| super::programs::join(c, t)).collect();
@@ -904,6 +921,14 @@ impl Walker<'_> {
                         for (k, v) in items {
                             if let Some(k) = k {
                                 self.arg(&k.value);
+                                // An indexed array's key is arithmetic.
+                                let key = k.value.trim_start_matches('[').trim_end_matches(']');
+                                if !literal_arith(key) {
+                                    self.taint(
+                                        Risk::High,
+                                        format!("array key [{key}] may be evaluated as arithmetic: code"),
+                                    );
+                                }
                             }
                             let a = self.arg(&v.value);
                             dynamic |= a.text.is_none();
