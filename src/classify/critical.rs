@@ -269,6 +269,13 @@ pub fn shape(prog: &str, args: &[Arg]) -> Option<String> {
     if !PROGRAMS.contains(&prog) && !prog.starts_with("mkfs") {
         return None;
     }
+    if prog == "find" {
+        // `find -exec find …` chains judge the rest at every level: one pass, no copies.
+        return args
+            .iter()
+            .any(|a| a.plain() == Some("-delete"))
+            .then(|| "find -delete deletes recursively".into());
+    }
     let t: Vec<&str> = args.iter().filter_map(Arg::plain).collect();
     let raws = || args.iter().map(|a| a.raw.as_str());
     let long = |full: &str, min: usize| t.iter().any(|w| long_prefix(w, full, min));
@@ -294,7 +301,6 @@ pub fn shape(prog: &str, args: &[Arg]) -> Option<String> {
                 return Some("deletes the home directory or a system path".into());
             }
         }
-        "find" if has("-delete") => return Some("find -delete deletes recursively".into()),
         "rsync"
             if t.iter()
                 .any(|w| w.starts_with("--del") || w.starts_with("--remove-source")) =>

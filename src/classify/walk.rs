@@ -14,6 +14,8 @@ use super::{critical, rules, Classification, CommandVerdict, Dialect, Facts, Ris
 const MAX_DEPTH: usize = 12;
 /// Upper bound on simple commands judged (function calls can multiply work).
 const MAX_COMMANDS: usize = 2048;
+/// Upper bound on nested texts parsed (substitutions, `bash -c`, `eval`): each is a parser run.
+const MAX_NESTED_TEXTS: usize = 512;
 /// Nesting (brackets, substitutions, `if`/`while`/`for`/`case`... keywords) allowed across all
 /// nested texts together, checked before the parser recurses. brush-parser 0.4's recursive
 /// descent overflows an 8 MiB stack at about 500 levels of `{ }`/`if`/`while` in a debug build
@@ -122,6 +124,7 @@ pub struct Walker<'f> {
     pub judge_depth: usize,
     /// Here-documents and here-strings seen that hold a destructive SQL statement.
     sql_inputs: usize,
+    nested_texts: usize,
     opts: ParserOptions,
     functions: HashMap<String, ast::FunctionBody>,
     calling: Vec<String>,
@@ -143,6 +146,7 @@ pub fn classify_text(text: &str, dialect: Dialect, facts: &dyn Facts) -> Classif
         exhausted: false,
         judge_depth: 0,
         sql_inputs: 0,
+        nested_texts: 0,
         opts: ParserOptions::default(),
         functions: HashMap::new(),
         calling: Vec::new(),
@@ -453,7 +457,12 @@ impl Walker<'_> {
     /// Returns its effect; a parse failure or excessive depth is recorded as a taint.
     pub fn nested(&mut self, text: &str, what: &str) -> Effect {
         let mark = self.mark();
-        if self.depth >= MAX_DEPTH {
+        self.nested_texts += 1;
+        if self.nested_texts > MAX_NESTED_TEXTS {
+            if self.nested_texts == MAX_NESTED_TEXTS + 1 {
+                self.taint(Risk::High, "too many nested texts to analyse: opaque");
+            }
+        } else if self.depth >= MAX_DEPTH {
             self.taint(Risk::High, format!("{what} nested too deeply to follow"));
         } else {
             self.depth += 1;
