@@ -101,6 +101,23 @@ fn tar(args: &[Arg]) -> Judgement {
         }
         _ => args,
     };
+    // GNU tar opens an archive named `host:path` on `host` with rsh/ssh.
+    let remote = args.windows(2).any(|w| {
+        matches!(w[0].plain(), Some(o) if o.starts_with('-') && !o.starts_with("--") && o.ends_with('f'))
+            && w[1].plain().is_none_or(|f| f.contains(':'))
+    }) || args.iter().any(|a| {
+        a.plain().is_some_and(|t| {
+            t.starts_with("--file=") && t.contains(':')
+                || t.starts_with('-') && !t.starts_with("--") && t.contains('f') && !t.ends_with('f') && t.contains(':')
+        })
+    });
+    if remote {
+        return Judgement::mutating(
+            "tar",
+            Risk::High,
+            "tar archive name with a colon is opened on a remote host (rsh/ssh)",
+        );
+    }
     listing("tar", args, &["-t", "--list"])
 }
 

@@ -4,7 +4,9 @@
 //! Sources: the GNU coreutils, grep, findutils, diffutils and util-linux manuals, and each
 //! tool's `--help`. Options that write files (`sort -o`, `tree -o`, `shuf -o`), run programs
 //! (`rg --pre`, `sort --compress-program`, `less`), set state (`date -s`, `hostname NAME`) or
-//! assign shell variables (`printf -v`) are left out on purpose.
+//! assign shell variables (`printf -v`) are left out on purpose; so are `tree -R` (writes
+//! `00Tree.html` files), `go list -export/-compiled` (build) and `rg -z`'s cousins that name
+//! programs.
 
 /// Programs judged by their table alone.
 pub const SIMPLE: &[(&str, &str)] = &[
@@ -31,7 +33,7 @@ pub const SIMPLE: &[(&str, &str)] = &[
     ("pwd", "@pure -L -P --help --version"),
     ("du", "@pure -0 -a -b -B= -c -d= -D -h -H -k -l -L -m -P -s -S -t= -x -X= --null --all --apparent-size --block-size= --bytes --total --max-depth= --dereference-args --human-readable --inodes --dereference --count-links --separate-dirs --si --summarize --threshold= --time? --time-style= --exclude-from= --exclude= --one-file-system --files0-from= --help --version"),
     ("df", "@pure -a -B= -h -H -i -k -l -P -t= -T -x= --all --block-size= --human-readable --si --inodes --local --output? --portability --print-type --type= --exclude-type= --total --sync --no-sync --help --version"),
-    ("tree", "-a -d -l -f -x -L= -R -P= -I= -C -n -N -Q -p -u -g -s -h -D -F -q -v -t -c -U -r -i -A -S -J -X --gitignore --dirsfirst --filesfirst --noreport --charset= --prune --du --si --matchdirs --ignore-case --sort= --filelimit= --timefmt= --help --version"),
+    ("tree", "-a -d -l -f -x -L= -P= -I= -C -n -N -Q -p -u -g -s -h -D -F -q -v -t -c -U -r -i -A -S -J -X --gitignore --dirsfirst --filesfirst --noreport --charset= --prune --du --si --matchdirs --ignore-case --sort= --filelimit= --timefmt= --help --version"),
     // Text filters that only write to stdout.
     ("grep", "@pure -a -A= -b -B= -c -C= -d= -D= -e= -E -f= -F -G -h -H -i -I -l -L -m= -n -o -P -q -r -R -s -T -u -U -v -V -w -x -y -z -Z --after-context= --basic-regexp --before-context= --binary --binary-files= --byte-offset --color? --colour? --context= --count --devices= --directories= --dereference-recursive --exclude= --exclude-dir= --exclude-from= --extended-regexp --file= --files-with-matches --files-without-match --fixed-strings --ignore-case --no-ignore-case --include= --initial-tab --invert-match --label= --line-buffered --line-number --line-regexp --max-count= --no-filename --no-messages --null --null-data --only-matching --perl-regexp --quiet --recursive --regexp= --silent --text --with-filename --word-regexp --help --version"),
     ("egrep", "@pure -A= -B= -C= -c -e= -h -H -i -l -L -n -o -r -R -s -v -w -x --color? --include= --exclude= --exclude-dir="),
@@ -128,7 +130,6 @@ pub const SIMPLE: &[(&str, &str)] = &[
     ("dig", "@pure -4 -6 -t= -x= -p= -q= -c="),
     ("host", "@pure -a -t= -v -4 -6 -W="),
     ("nslookup", "@pure"),
-    ("tldr", "@pure"),
     // Builtins with nothing to assign or run.
     ("echo", "@args"),
     (":", "@args"),
@@ -296,7 +297,7 @@ pub const VERBS: &[(&str, &str)] = &[
     // go: `go env -w/-u` write, `-toolexec`/`-exec` run programs.
     ("go version", "@go -m -v"),
     ("go env", "@go -json -changed"),
-    ("go list", "@go -m -f= -json? -e -deps -test -find -u -versions -retracted -compiled -export"),
+    ("go list", "@go -m -f= -json? -e -deps -test -find -u -versions -retracted"),
     ("go doc", "@go -all -c -cmd -short -src -u"),
     // pip: reading the installed set only.
     ("pip", "@order -q -v -V --version --no-color --disable-pip-version-check --isolated --no-input"),

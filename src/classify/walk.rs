@@ -760,14 +760,16 @@ impl Walker<'_> {
             }
         }
         use ast::CommandPrefixOrSuffixItem as I;
-        let stdin_texts: Vec<&str> = s
+        let stdin_texts: Vec<String> = s
             .prefix
             .iter()
             .flat_map(|p| p.0.iter())
             .chain(s.suffix.iter().flat_map(|x| x.0.iter()))
             .filter_map(|item| match item {
-                I::IoRedirect(ast::IoRedirect::HereDocument(_, d)) => Some(d.doc.value.as_str()),
-                I::IoRedirect(ast::IoRedirect::HereString(_, w)) => Some(w.value.as_str()),
+                I::IoRedirect(ast::IoRedirect::HereDocument(_, d)) => Some(d.doc.value.clone()),
+                I::IoRedirect(ast::IoRedirect::HereString(_, w)) => {
+                    Some(static_word(&w.value, &self.opts).unwrap_or_else(|| w.value.clone()))
+                }
                 _ => None,
             })
             .collect();
@@ -813,6 +815,14 @@ impl Walker<'_> {
                 "{}; a here-document or here-string feeds it a destructive statement",
                 judgement.reason
             );
+        }
+        // `bash <<EOF … EOF`: a shell reading a here-document runs it (never read-only; its
+        // content raises the risk, read as bash — for other shells that only over-approximates).
+        if judgement.runs_stdin && !stdin_texts.is_empty() && !judgement.read_only {
+            for t in &stdin_texts {
+                let e = self.nested(t, "here-document for a shell");
+                judgement.risk = judgement.risk.max(e.risk);
+            }
         }
         if rules::is_fetcher(&judgement.program) {
             for (_, why) in &redirect_findings {
