@@ -86,12 +86,22 @@ impl Facts for WorldFacts<'_> {
 }
 
 fn git_config_names_program(dir: &str) -> Option<bool> {
-    let out = Command::new("git")
+    // git cannot run there: `cd DIR` or `git -C DIR` fails and nothing runs. (Anything in the
+    // same command that would create DIR is not read-only itself.)
+    if !std::path::Path::new(dir).is_dir() {
+        return Some(false);
+    }
+    let out = match Command::new("git")
         .args(["-C", dir, "config", "--null", "--get-regexp", GIT_KEYS])
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .output()
-        .ok()?;
+    {
+        Ok(out) => out,
+        // No git: a git command cannot run, so it runs no configured program either.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some(false),
+        Err(_) => return None,
+    };
     match out.status.code() {
         // No key matched.
         Some(1) if out.stdout.is_empty() => Some(false),
@@ -182,9 +192,17 @@ mod tests {
             WorldFacts::new(&env).git_config_runs_program("."),
             Some(true)
         );
+        // git cannot run in a missing directory, so it runs nothing there.
         assert_eq!(
             WorldFacts::new(&MapEnv::default()).git_config_runs_program("/nonexistent/x"),
-            None
+            Some(false)
         );
+        // Past the per-command bound, unknown.
+        let empty = MapEnv::default();
+        let f = WorldFacts::new(&empty);
+        for d in ["/", "/tmp", "/usr", "/etc"] {
+            f.git_config_runs_program(d);
+        }
+        assert_eq!(f.git_config_runs_program(d), None);
     }
 }

@@ -129,17 +129,21 @@ impl Classification {
     }
 }
 
-/// Classify a `-c` command text. Never panics; unparseable text is mutating HIGH with
-/// `parse_error` set.
+/// Classify a `-c` command text as bash, judging the text alone: the world is assumed to hold
+/// no configuration that names programs ([`CleanConfig`]), so this answers "is the *text*
+/// read-only". maestro-sh itself never relies on that assumption: `subject.rs` calls
+/// [`classify_with`] with facts it has checked (`worldfacts.rs`). Never panics; unparseable
+/// text is mutating HIGH with `parse_error` set.
+pub fn classify(text: &str) -> Classification {
+    classify_with(text, Dialect::Bash, &CleanConfig)
+}
+
+/// Classify text read by `dialect`, with `facts` answering questions about the world (use
+/// [`NoFacts`] when nothing can be checked: then nothing that depends on a fact is read-only).
 ///
 /// The parser is a third-party crate that may `unwrap` on input nobody tried; a panic inside
 /// it must become "not understood" (governed as mutating), not an abort that leaves the user
 /// without the one-line refusal. (The release profile unwinds for this reason.)
-pub fn classify(text: &str) -> Classification {
-    classify_with(text, Dialect::Bash, &NoFacts)
-}
-
-/// [`classify`] for text read by `dialect`, with `facts` answering questions about the world.
 pub fn classify_with(text: &str, dialect: Dialect, facts: &dyn Facts) -> Classification {
     // Silence the default hook's message for the duration: the verdict carries it instead.
     let hook = std::panic::take_hook();
