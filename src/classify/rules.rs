@@ -296,6 +296,17 @@ fn judge_program(w: &mut Walker, prog: &str, argv: &[Arg], stdin_args: bool) -> 
             j
         };
     }
+    // `git clone URL && ./install.sh`: what a clone brings is downloaded code too.
+    let clones = match prog {
+        "git" | "gh" | "hg" => args.iter().any(|a| a.plain() == Some("clone")),
+        "svn" => args
+            .iter()
+            .any(|a| matches!(a.plain(), Some("checkout" | "co" | "export"))),
+        _ => false,
+    };
+    if clones {
+        w.downloads.push("*".into());
+    }
     if is_fetcher(prog) {
         record_downloads(w, prog, args);
         return Judgement::mutating(prog, Risk::High, format!("{prog} reaches the network"));

@@ -1393,6 +1393,10 @@ fn write_target(path: Option<&str>, raw: &str) -> Option<(Risk, String)> {
         Some(p) if rules::is_block_device(p) => {
             Some((Risk::Critical, format!("writes to block device {p}")))
         }
+        Some(p @ "/proc/sysrq-trigger") => Some((
+            Risk::Critical,
+            format!("writes to {p} (reboot, power off, crash)"),
+        )),
         Some(p) => Some((Risk::High, format!("redirects output to file {p}"))),
         None => Some((
             Risk::High,
