@@ -1085,7 +1085,13 @@ impl Walker<'_> {
                     if let Some(k) = value.find('\0') {
                         value.truncate(k);
                     }
-                    a.safe_prefix = !value.starts_with('-');
+                    // A glob word (`*.rs`) can expand to a file named `-o`: safe only behind a
+                    // literal prefix.
+                    a.safe_prefix = if a.glob {
+                        value_prefix_safe(&pieces)
+                    } else {
+                        !value.starts_with('-')
+                    };
                     a.text = Some(value);
                 } else {
                     a.safe_prefix = value_prefix_safe(&pieces);
@@ -1308,9 +1314,11 @@ fn static_word(raw: &str, opts: &ParserOptions) -> Option<String> {
 /// that does not start with a dash.
 fn value_prefix_safe(pieces: &[WordPieceWithSource]) -> bool {
     match pieces.first().map(|p| &p.piece) {
-        Some(WordPiece::Text(t)) | Some(WordPiece::SingleQuotedText(t)) => {
-            !t.is_empty() && !t.starts_with('-')
+        // Unquoted, a leading glob or brace can match or make a word such as `-o`.
+        Some(WordPiece::Text(t)) => {
+            !t.is_empty() && !t.starts_with(['-', '*', '?', '[', '{', '@', '+', '!'])
         }
+        Some(WordPiece::SingleQuotedText(t)) => !t.is_empty() && !t.starts_with('-'),
         Some(WordPiece::DoubleQuotedSequence(inner)) => value_prefix_safe(inner),
         _ => false,
     }
