@@ -173,3 +173,24 @@ fn adversarial_shapes_are_bounded() {
         }
     }
 }
+
+#[test]
+#[ignore]
+fn scaling_probe() {
+    let block = "check_file() {\n  local f=\"$1\"\n  if [ -f \"$f\" ]; then\n    wc -l \"$f\" | awk '{print $1}'\n  fi\n}\nfor f in src/*.rs; do\n  n=$(grep -c 'fn ' \"$f\")\n  echo \"$f: $n\"\n  check_file \"$f\"\ndone\ngit log --oneline -20 -- src/ | head -5\n";
+    for n in [10, 40, 160, 640] {
+        let text = block.repeat(n);
+        let t = Instant::now();
+        let _ = classify_with(&text, Dialect::Bash, &CleanConfig);
+        let total = t.elapsed();
+        let opts = brush_parser::ParserOptions::default();
+        let t = Instant::now();
+        let mut p = brush_parser::Parser::new(std::io::Cursor::new(text.as_bytes()), &opts);
+        let _ = p.parse_program();
+        println!(
+            "n={n} bytes={} total={total:?} parse={:?}",
+            text.len(),
+            t.elapsed()
+        );
+    }
+}
