@@ -59,7 +59,49 @@ impl<'e> WorldFacts<'e> {
     }
 }
 
+/// Kubeconfig files larger than this are not read: unknown.
+const MAX_KUBECONFIG: u64 = 1024 * 1024;
+
+impl WorldFacts<'_> {
+    /// The kubeconfig files in effect: `$KUBECONFIG` (colon-separated) or `~/.kube/config`.
+    fn kubeconfigs(&self) -> Option<Vec<std::path::PathBuf>> {
+        match self.env.get("KUBECONFIG").filter(|v| !v.is_empty()) {
+            Some(list) => Some(
+                list.split(':')
+                    .filter(|p| !p.is_empty())
+                    .map(Into::into)
+                    .collect(),
+            ),
+            None => {
+                let home = self.env.get("HOME").filter(|h| h.starts_with('/'))?;
+                Some(vec![std::path::Path::new(&home).join(".kube/config")])
+            }
+        }
+    }
+}
+
 impl Facts for WorldFacts<'_> {
+    fn kube_config_runs_program(&self) -> Option<bool> {
+        let mut any = false;
+        for path in self.kubeconfigs()? {
+            let meta = match std::fs::metadata(&path) {
+                Ok(m) => m,
+                // No file: nothing configured there.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(_) => return None,
+            };
+            if !meta.is_file() || meta.len() > MAX_KUBECONFIG {
+                return None;
+            }
+            let text = std::fs::read_to_string(&path).ok()?;
+            // Conservative: the keys anywhere in the text (YAML or JSON) count.
+            any |= ["exec", "auth-provider", "authProvider"]
+                .iter()
+                .any(|k| text.contains(&format!("{k}:")) || text.contains(&format!("\"{k}\"")));
+        }
+        Some(any)
+    }
+
     fn git_config_runs_program(&self, dir: &str) -> Option<bool> {
         if self.env_runs_program() {
             return Some(true);
@@ -164,6 +206,27 @@ mod tests {
         ));
         assert!(parse_entries(b"filter.evil.clean\nrm -rf x\0"));
         assert!(parse_entries(b"core.fsmonitor\n.git/hooks/x\0"));
+    }
+
+    #[test]
+    fn kubeconfig_plugins_are_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("k");
+        std::fs::write(&f, "users:\n- name: u\n  user:\n    token: x\n").unwrap();
+        let p = f.to_str().unwrap().to_string();
+        let env = MapEnv::from_pairs([("KUBECONFIG", p.as_str())]);
+        assert_eq!(
+            WorldFacts::new(&env).kube_config_runs_program(),
+            Some(false)
+        );
+        std::fs::write(&f, "users:\n- user:\n    exec:\n      command: aws\n").unwrap();
+        assert_eq!(WorldFacts::new(&env).kube_config_runs_program(), Some(true));
+        let missing = format!("{}/none", dir.path().display());
+        let env = MapEnv::from_pairs([("KUBECONFIG", missing.as_str())]);
+        assert_eq!(
+            WorldFacts::new(&env).kube_config_runs_program(),
+            Some(false)
+        );
     }
 
     #[test]

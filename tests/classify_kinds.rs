@@ -369,6 +369,8 @@ const KINDS: &[Kind] = &[
             ("gh extension-cmd", H),
             ("kubectl my-plugin", H),
             ("docker compose up", H),
+            ("docker -H ssh://host ps", H),
+            ("docker --context remote ps", H),
             ("helm install x y", H),
             ("terraform plan", H),
             ("git help log", H),
@@ -642,6 +644,24 @@ fn git_is_read_only_only_when_its_configuration_is_known_clean() {
     ] {
         assert!(
             !classify_with(cmd, Dialect::Bash, &CleanConfig).read_only,
+            "{cmd}"
+        );
+    }
+}
+
+#[test]
+fn kubectl_is_read_only_only_when_the_kubeconfig_runs_nothing() {
+    for cmd in [
+        "kubectl get pods",
+        "helm list -n x",
+        "kubectl -n x logs pod",
+    ] {
+        assert!(
+            classify_with(cmd, Dialect::Bash, &CleanConfig).read_only,
+            "{cmd}"
+        );
+        assert!(
+            !classify_with(cmd, Dialect::Bash, &NoFacts).read_only,
             "{cmd}"
         );
     }

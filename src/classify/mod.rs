@@ -44,6 +44,12 @@ pub trait Facts {
     /// `diff.*.textconv`/`command`, `filter.*`, `gpg.*`, `GIT_EXTERNAL_DIFF`, ...?
     /// `Some(false)` only when known not to; `None` when unknown (then git is not read-only).
     fn git_config_runs_program(&self, dir: &str) -> Option<bool>;
+
+    /// Could kubectl or helm start a program named by the kubeconfig in effect (`$KUBECONFIG`
+    /// or `~/.kube/config`): an `exec` credential plugin or an `auth-provider`?
+    fn kube_config_runs_program(&self) -> Option<bool> {
+        None
+    }
 }
 
 /// Knows nothing: every fact is unknown, so nothing that depends on one is read-only.
@@ -60,6 +66,10 @@ pub struct CleanConfig;
 
 impl Facts for CleanConfig {
     fn git_config_runs_program(&self, _dir: &str) -> Option<bool> {
+        Some(false)
+    }
+
+    fn kube_config_runs_program(&self) -> Option<bool> {
         Some(false)
     }
 }

@@ -33,12 +33,37 @@ pub fn judge(w: &mut Walker, prog: &str, args: &[Arg], stdin_args: bool) -> Opti
         "unzip" => listing("unzip", args, &["-l", "-v", "-Z", "-t", "-p", "-c", "-z"]),
         // `rpm -i` installs; `-i` is "info" only in query mode.
         "rpm" => listing("rpm", args, &["-q", "--query"]),
-        _ if is_tool(prog) => tool(prog, args),
+        _ if is_tool(prog) => {
+            let j = tool(prog, args);
+            if j.read_only && matches!(prog, "kubectl" | "helm") {
+                kube_fact(w, j)
+            } else {
+                j
+            }
+        }
         _ => {
             let spec = options::table(prog)?;
             simple(spec, args, stdin_args)
         }
     })
+}
+
+/// kubectl and helm run the kubeconfig's credential plugins: read-only only when the caller
+/// knows the kubeconfig in effect names none.
+fn kube_fact(w: &Walker, j: Judgement) -> Judgement {
+    match w.facts.kube_config_runs_program() {
+        Some(false) => Judgement::ro(&j.program, format!("{}; kubeconfig names no programs", j.reason)),
+        Some(true) => Judgement::mutating(
+            &j.program,
+            Risk::High,
+            format!("{}; but the kubeconfig names an exec credential plugin or auth provider, which it runs", j.reason),
+        ),
+        None => Judgement::mutating(
+            &j.program,
+            Risk::High,
+            format!("{}; but the kubeconfig is not known to name no programs", j.reason),
+        ),
+    }
 }
 
 fn is_tool(prog: &str) -> bool {

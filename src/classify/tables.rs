@@ -256,8 +256,9 @@ pub const VERBS: &[(&str, &str)] = &[
     ("gh search commits", GHLIST),
     ("gh auth status", "-h= --hostname= -t --show-token? -a --active"),
     ("gh api", "-q= --jq= -t= --template= --paginate --slurp -i --include --silent --cache= -H= --header= --hostname= --preview= --verbose"),
-    // docker / podman: globals before the verb.
-    ("docker", "@order -H= --host= --context= -l= --log-level= -D --debug -v --version"),
+    // docker: globals before the verb. `-H`/`--host`/`--context` are left out: an `ssh://`
+    // endpoint runs ssh (and its configured ProxyCommand).
+    ("docker", "@order -l= --log-level= -D --debug -v --version"),
     ("docker ps", "-a -q -s -n= -l -f= --all --quiet --size --last= --latest --filter= --format= --no-trunc"),
     ("docker images", "-a -q -f= --all --quiet --filter= --format= --digests --no-trunc"),
     ("docker inspect", "-f= --format= -s --size --type="),
