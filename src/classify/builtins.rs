@@ -251,7 +251,6 @@ fn prog_static(prog: &str) -> &'static str {
 fn declare(prog: &str, args: &[Arg]) -> Judgement {
     let no = |why: String| Judgement::mutating(prog, Risk::High, why);
     let mut export = prog == "export";
-    let mut only_list = true;
     for a in args {
         let t = a.plain();
         if let Some(t) = t {
@@ -267,7 +266,6 @@ fn declare(prog: &str, args: &[Arg]) -> Judgement {
                 continue;
             }
         }
-        only_list = false;
         // The name: static text before `=`, or the raw source's (a computed value).
         let name = match t {
             Some(t) => t.split('=').next().unwrap_or(t).to_string(),
@@ -295,7 +293,6 @@ fn declare(prog: &str, args: &[Arg]) -> Judgement {
             return no(format!("builtin {prog}: {why}"));
         }
     }
-    let _ = only_list;
     Judgement::ro(
         prog,
         format!("builtin {prog}: plain variables with harmless names"),
