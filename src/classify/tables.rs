@@ -78,6 +78,9 @@ pub const SIMPLE: &[(&str, &str)] = &[
     // Networking and system inspection.
     ("ss", "-t -u -w -x -l -a -n -r -p -e -m -o -i -s -H -4 -6 -0 -O -Z -z --tcp --udp --listening --all --numeric --resolve --processes --extended --memory --options --info --summary --no-header --oneline --ipv4 --ipv6 -f= --family= -A= --query="),
     ("netstat", "@pure -a -t -u -w -x -l -n -p -e -o -r -i -s -c -W -4 -6 --all --tcp --udp --listening --numeric --program --extend --timers --route --interfaces --statistics --wide"),
+    ("lscpu", "@pure -a -b -c -e? -J -p? -s= -x -y --all --online --offline --extended? --json --parse? --sysroot= --hex --physical --output-all"),
+    ("lspci", "@pure -v -n -k -t -D -x -s= -d= --help"),
+    ("lsusb", "@pure -v -t -s= -d= --verbose --tree"),
     ("getent", "@pure -s= -i --service= --no-idn"),
     ("lsb_release", "@max=0 -a -i -d -r -c -s -v --all --id --description --release --codename --short"),
     ("top", "@max=0 -b -c -H -i -S -1 -n= -d= -o= -p= -u= -U= -w? -E= -e="),
