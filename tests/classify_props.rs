@@ -40,7 +40,7 @@ fn bases() -> Vec<(String, &'static options::Spec)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(32))]
 
     #[test]
     fn an_unknown_option_is_never_read_only(
