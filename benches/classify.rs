@@ -7,7 +7,12 @@
 
 use std::time::{Duration, Instant};
 
-use maestro_sh::classify::classify;
+use maestro_sh::classify::{classify_with, Classification, CleanConfig, Dialect};
+
+/// Classify as maestro-sh does, in a world whose configuration names no programs.
+fn classify(text: &str) -> Classification {
+    classify_with(text, Dialect::Bash, &CleanConfig)
+}
 use maestro_sh::redact::sanitize_command;
 
 fn one_kb_command() -> String {
@@ -38,6 +43,75 @@ fn one_kb_with_secrets() -> String {
         "rg --files-with-matches TODO src tests benches | sort | uniq -c | sort -rn | head",
     ]
     .join(" && ")
+}
+
+/// About 100 KB of an agent-style script: loops, conditionals, functions, pipelines.
+fn hundred_kb_script() -> String {
+    let block = r#"
+check_file() {
+  local f="$1"
+  if [ -f "$f" ]; then
+    wc -l "$f" | awk '{print $1}'
+  else
+    echo "missing: $f" >&2
+  fi
+}
+for f in src/*.rs; do
+  n=$(grep -c 'fn ' "$f")
+  echo "$f: $n functions"
+  check_file "$f"
+done
+git log --oneline -20 -- src/ | head -5
+find . -name '*.toml' -not -path './target/*' | sort | uniq -c
+case "$mode" in
+  fast) echo fast ;;
+  *) echo slow ;;
+esac
+"#;
+    block.repeat(100 * 1024 / block.len() + 1)
+}
+
+/// Adversarial shapes: deep nesting, long wrapper chains, many functions. Each must be
+/// bounded (the cap makes them opaque quickly).
+fn adversarial() -> Vec<(&'static str, String)> {
+    let n = 120 * 1024;
+    vec![
+        (
+            "nesting $( x5000",
+            format!("{}ls{}", "$(".repeat(5000), ")".repeat(5000)),
+        ),
+        (
+            "nesting { x5000",
+            format!("{}ls{}", "{ ".repeat(5000), "; }".repeat(5000)),
+        ),
+        (
+            "nesting if x3000",
+            format!("{}ls{}", "if true; then ".repeat(3000), "; fi".repeat(3000)),
+        ),
+        ("case-pattern closes", "$(case a in a) ".repeat(n / 15)),
+        ("120 KB of (", "(".repeat(n)),
+        ("120 KB of \"$(", "\"$(".repeat(n / 3)),
+        (
+            "wrapper chain env x30000",
+            format!("{}ls", "env ".repeat(n / 4)),
+        ),
+        (
+            "find -exec chain",
+            format!("find . {}", "-exec find . ".repeat(n / 14)),
+        ),
+        ("120 KB pipeline", "ls | ".repeat(n / 5) + "ls"),
+        (
+            "bash -c x40",
+            format!("{}ls{}", "bash -c \"".repeat(40), "\"".repeat(40)),
+        ),
+        (
+            "200 functions, fan-out 3",
+            (0..200)
+                .map(|i| format!("f{i}() {{ f{} ; f{} ; f{} ; }}; ", i + 1, i + 1, i + 1))
+                .collect::<String>()
+                + "f0",
+        ),
+    ]
 }
 
 fn first_call(name: &str, text: &str) {
@@ -128,6 +202,38 @@ fn main() {
             std::hint::black_box(classify(std::hint::black_box(nested)));
         }),
     );
+    let script = hundred_kb_script();
+    report(
+        &format!("classify 100 KB script ({} bytes)", script.len()),
+        time(50, || {
+            std::hint::black_box(classify(std::hint::black_box(&script)));
+        }),
+    );
+    let mut worst = (0.0f64, "");
+    for (name, text) in adversarial() {
+        let samples = time(5, || {
+            std::hint::black_box(classify(std::hint::black_box(&text)));
+        });
+        let max = samples.iter().max().map_or(0.0, |d| d.as_secs_f64() * 1e6);
+        if max > worst.0 {
+            worst = (max, name);
+        }
+        report(&format!("adversarial: {name}"), samples);
+        if name.contains("chain") || name.contains("pipeline") {
+            // The bash parser's share, for comparison (flat shapes only: nested ones would
+            // overflow the stack without our cap).
+            let opts = brush_parser::ParserOptions::default();
+            report(
+                &format!("  parse only: {name}"),
+                time(5, || {
+                    let mut p =
+                        brush_parser::Parser::new(std::io::Cursor::new(text.as_bytes()), &opts);
+                    std::hint::black_box(p.parse_program().ok());
+                }),
+            );
+        }
+    }
+    println!("worst adversarial shape: {} at {:.1}us", worst.1, worst.0);
     report(
         "redact+sanitize 1 KB",
         time(n, || {

@@ -31,3 +31,4 @@ pub mod subject;
 pub mod supervise;
 pub mod tls;
 pub mod wire;
+pub mod worldfacts;

@@ -36,7 +36,13 @@ pub fn describe(inv: &Invocation, args: &[OsString]) -> Option<Subject> {
         Kind::Informational => return None,
         Kind::Command { text } => {
             let command = text.to_string_lossy().into_owned();
-            let classification = classify::classify(&command);
+            // The `sh` personality runs the real sh: its text is read the way sh reads it.
+            let dialect = match inv.personality {
+                crate::argv::Personality::Sh => classify::Dialect::Sh,
+                _ => classify::Dialect::Bash,
+            };
+            let facts = crate::worldfacts::WorldFacts::new(&crate::env::ProcessEnv);
+            let classification = classify::classify_with(&command, dialect, &facts);
             Subject {
                 kind: "command",
                 command,

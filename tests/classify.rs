@@ -2,7 +2,12 @@
 //! and bypass attempts. Pure logic goes through the library; a sample goes through the binary's
 //! `--explain` to check the wiring.
 
-use maestro_sh::classify::{classify, Risk};
+use maestro_sh::classify::{classify_with, Classification, CleanConfig, Dialect, Risk};
+
+/// Classify as bash in a world whose configuration names no programs.
+pub fn classify(cmd: &str) -> Classification {
+    classify_with(cmd, Dialect::Bash, &CleanConfig)
+}
 use serde_json::Value;
 
 /// Everyday agent commands that must stay read-only and LOW.
@@ -131,7 +136,7 @@ EOF"#,
 
 /// (command, expected risk). Every one of these is mutating.
 pub const MUTATING: &[(&str, Risk)] = &[
-    (r#"find . -delete"#, Risk::High),
+    (r#"find . -delete"#, Risk::Critical),
     (r#"find . -exec unlink {} ;"#, Risk::High),
     (r#"find . -exec unlink {} \;"#, Risk::High),
     (r#"cat install.sh | sh"#, Risk::High),
@@ -154,7 +159,7 @@ pub const MUTATING: &[(&str, Risk)] = &[
     (r#"rm -r --force build"#, Risk::Critical),
     (r#"rm --no-preserve-root -r /"#, Risk::Critical),
     (r#"rm file.txt"#, Risk::High),
-    (r#"rm -r build"#, Risk::High),
+    (r#"rm -r build"#, Risk::Critical),
     (r#"git push --force"#, Risk::Critical),
     (r#"git push -f origin main"#, Risk::Critical),
     (r#"git push origin +main"#, Risk::Critical),
@@ -215,7 +220,7 @@ pub const MUTATING: &[(&str, Risk)] = &[
     (r#"reboot"#, Risk::Critical),
     (r#"git clean -fdx"#, Risk::Critical),
     (r#"git clean -n"#, Risk::High),
-    (r#"git reset --hard HEAD~3"#, Risk::High),
+    (r#"git reset --hard HEAD~3"#, Risk::Critical),
     (r#"git commit -m wip"#, Risk::High),
     (r#"git add ."#, Risk::High),
     (r#"git checkout -b x"#, Risk::High),
@@ -473,7 +478,7 @@ rm x"#,
     (r#"rsync -a a/ b/"#, Risk::High),
     (r#"docker run --rm img"#, Risk::High),
     (r#"systemctl restart nginx"#, Risk::High),
-    (r#"crontab -r"#, Risk::High),
+    (r#"crontab -r"#, Risk::Critical),
     (r#"history -c"#, Risk::High),
     (r#"hostname newname"#, Risk::High),
     (r#"date -s '2020-01-01'"#, Risk::High),

@@ -6,6 +6,8 @@ mod support;
 mod approval;
 mod boundary;
 mod classify;
+mod classify_kinds;
+mod classify_props;
 mod fuzz;
 mod governed;
 mod maestro;

@@ -10,10 +10,69 @@
 //!
 //! It knows nothing about HTTP or modes; `policy` layers a local rules file on top.
 
+mod builtins;
+mod critical;
+pub mod options;
 pub mod policy;
+mod programs;
 mod rules;
 mod sed;
+pub mod tables;
 mod walk;
+
+pub use walk::{nesting, plain_for_every_shell, MAX_NESTING};
+
+#[doc(hidden)]
+pub use options::Spec;
+
+/// Which shell reads the top-level text: `bash`, or the system `sh` (dash on Debian) when
+/// maestro-sh runs as `sh`. Only plain text reads the same in both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dialect {
+    #[default]
+    Bash,
+    Sh,
+}
+
+/// What the classifier needs to know about the world, asked only when a command needs it
+/// (the classifier itself reads no files, environment or network). Implemented by the caller
+/// (`subject.rs`); answers may be cached there.
+pub trait Facts {
+    /// Could git, run with its working directory at `dir` (relative to the caller's cwd, or
+    /// absolute; `"."` is the cwd), start a program named by its effective configuration or
+    /// environment — `core.fsmonitor`, `core.pager`/`pager.*`, `diff.external`,
+    /// `diff.*.textconv`/`command`, `filter.*`, `gpg.*`, `GIT_EXTERNAL_DIFF`, ...?
+    /// `Some(false)` only when known not to; `None` when unknown (then git is not read-only).
+    fn git_config_runs_program(&self, dir: &str) -> Option<bool>;
+
+    /// Could kubectl or helm start a program named by the kubeconfig in effect (`$KUBECONFIG`
+    /// or `~/.kube/config`): an `exec` credential plugin or an `auth-provider`?
+    fn kube_config_runs_program(&self) -> Option<bool> {
+        None
+    }
+}
+
+/// Knows nothing: every fact is unknown, so nothing that depends on one is read-only.
+pub struct NoFacts;
+
+impl Facts for NoFacts {
+    fn git_config_runs_program(&self, _dir: &str) -> Option<bool> {
+        None
+    }
+}
+
+/// A world where configuration names no programs (tests, benchmarks).
+pub struct CleanConfig;
+
+impl Facts for CleanConfig {
+    fn git_config_runs_program(&self, _dir: &str) -> Option<bool> {
+        Some(false)
+    }
+
+    fn kube_config_runs_program(&self) -> Option<bool> {
+        Some(false)
+    }
+}
 
 /// Risk levels as Platform names them (platform-contract.md, section 2). Bash uses LOW, HIGH
 /// and CRITICAL.
@@ -80,17 +139,28 @@ impl Classification {
     }
 }
 
-/// Classify a `-c` command text. Never panics; unparseable text is mutating HIGH with
-/// `parse_error` set.
+/// Classify a `-c` command text as bash, judging the text alone: the world is assumed to hold
+/// no configuration that names programs ([`CleanConfig`]), so this answers "is the *text*
+/// read-only". maestro-sh itself never relies on that assumption: `subject.rs` calls
+/// [`classify_with`] with facts it has checked (`worldfacts.rs`). Never panics; unparseable
+/// text is mutating HIGH with `parse_error` set.
+pub fn classify(text: &str) -> Classification {
+    classify_with(text, Dialect::Bash, &CleanConfig)
+}
+
+/// Classify text read by `dialect`, with `facts` answering questions about the world (use
+/// [`NoFacts`] when nothing can be checked: then nothing that depends on a fact is read-only).
 ///
 /// The parser is a third-party crate that may `unwrap` on input nobody tried; a panic inside
 /// it must become "not understood" (governed as mutating), not an abort that leaves the user
 /// without the one-line refusal. (The release profile unwinds for this reason.)
-pub fn classify(text: &str) -> Classification {
+pub fn classify_with(text: &str, dialect: Dialect, facts: &dyn Facts) -> Classification {
     // Silence the default hook's message for the duration: the verdict carries it instead.
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
-    let result = std::panic::catch_unwind(|| walk::classify_text(text));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        walk::classify_text(text, dialect, facts)
+    }));
     std::panic::set_hook(hook);
     match result {
         Ok(c) => c,

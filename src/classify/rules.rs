@@ -1,9 +1,10 @@
-//! Program rules: wrappers, nested shells and interpreters, the read-only allowlist with its
-//! subcommand shapes, and the destructive (CRITICAL) shapes. Anything not recognised here is
-//! mutating.
+//! Program rules: wrappers, nested shells and interpreters, remote execution, the
+//! environment allow-list, and dispatch to the builtins, the per-program tables
+//! (`programs.rs`, `tables.rs`) and the destructive shapes (`critical.rs`). Anything not
+//! recognised is mutating.
 
-use super::walk::{Arg, Judgement, Walker};
-use super::{sed, Risk};
+use super::walk::{is_identifier, Arg, Effect, Judgement, Walker};
+use super::{builtins, critical, options, programs, Risk};
 
 /// Directories whose programs are the system's, so `/usr/bin/ls` may be judged as `ls`.
 const SYSTEM_DIRS: &[&str] = &[
@@ -55,136 +56,6 @@ const INTERPRETERS: &[&str] = &[
     "tsx",
 ];
 
-/// Read-only whatever their arguments: no option of theirs writes files or runs commands.
-const ALWAYS_READ_ONLY: &[&str] = &[
-    "ls",
-    "dir",
-    "vdir",
-    "cat",
-    "head",
-    "tail",
-    "wc",
-    "grep",
-    "egrep",
-    "fgrep",
-    "pwd",
-    "which",
-    "whereis",
-    "type",
-    "echo",
-    "printf",
-    "true",
-    "false",
-    ":",
-    "test",
-    "[",
-    "df",
-    "du",
-    "file",
-    "stat",
-    "id",
-    "whoami",
-    "uname",
-    "arch",
-    "nproc",
-    "ps",
-    "pgrep",
-    "printenv",
-    "cd",
-    "pushd",
-    "popd",
-    "dirs",
-    "basename",
-    "dirname",
-    "realpath",
-    "readlink",
-    "nl",
-    "od",
-    "hexdump",
-    "strings",
-    "cut",
-    "tr",
-    "comm",
-    "diff",
-    "cmp",
-    "column",
-    "fold",
-    "fmt",
-    "paste",
-    "join",
-    "expand",
-    "unexpand",
-    "rev",
-    "tac",
-    "seq",
-    "sleep",
-    "wait",
-    "jq",
-    "md5sum",
-    "sha1sum",
-    "sha224sum",
-    "sha256sum",
-    "sha384sum",
-    "sha512sum",
-    "b2sum",
-    "cksum",
-    "sum",
-    "base64",
-    "base32",
-    "zcat",
-    "bzcat",
-    "xzcat",
-    "zgrep",
-    "free",
-    "uptime",
-    "lsof",
-    "groups",
-    "who",
-    "w",
-    "tty",
-    "locale",
-    "getconf",
-    "cal",
-    "expr",
-    "factor",
-    "numfmt",
-    "lsblk",
-    "exit",
-    "return",
-    "break",
-    "continue",
-    "shift",
-    "read",
-    "getopts",
-    "jobs",
-    "umask",
-    "ulimit",
-    "unset",
-    "local",
-    "export",
-    "declare",
-    "typeset",
-    "readonly",
-    "set",
-    "disown",
-    "caller",
-    "times",
-    "help",
-    "let",
-    "ag",
-    "ack",
-    "locate",
-    "tokei",
-    "cloc",
-    "wc",
-    "look",
-    "host",
-    "dig",
-    "nslookup",
-    "ping",
-    "uniq-count",
-];
-
 /// Wrappers that run their operand as a command, and how many option arguments take values.
 const TRANSPARENT_WRAPPERS: &[&str] = &[
     "command",
@@ -234,90 +105,119 @@ pub fn is_fetcher(program: &str) -> bool {
     FETCHERS.contains(&program)
 }
 
-/// Block devices and disks: writing to them destroys file systems.
-pub fn is_block_device(path: &str) -> bool {
-    let Some(dev) = path.strip_prefix("/dev/") else {
-        return false;
-    };
-    [
-        "sd", "hd", "vd", "xvd", "nvme", "mmcblk", "disk", "mapper/", "md", "dm-", "loop", "sr",
-        "rdisk",
-    ]
-    .iter()
-    .any(|p| dev.starts_with(p))
+pub use super::critical::is_block_device;
+
+/// Environment variables that change nothing a program loads or runs (locale, time zone,
+/// colour and terminal size). Any other variable set for a command may (`XDG_CONFIG_HOME`,
+/// `PERL5LIB`, `KUBECONFIG`, `GIT_*`, `LD_*`, `BASH_ENV`, `PS4`...): default-deny.
+const HARMLESS_ENV: &[&str] = &[
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "NO_COLOR",
+    "CLICOLOR",
+    "CLICOLOR_FORCE",
+    "FORCE_COLOR",
+    "COLUMNS",
+    "LINES",
+    "TERM",
+    "COLORTERM",
+    "GREP_COLOR",
+    "GREP_COLORS",
+    "LS_COLORS",
+    "GIT_TERMINAL_PROMPT",
+    "RUST_BACKTRACE",
+    "PYTHONUNBUFFERED",
+    "PYTHONDONTWRITEBYTECODE",
+];
+
+/// Pagers whose only harmless value is `cat` (or empty: no pager).
+const PAGER_VARS: &[&str] = &[
+    "PAGER",
+    "GIT_PAGER",
+    "GH_PAGER",
+    "SYSTEMD_PAGER",
+    "MANPAGER",
+];
+
+/// Lowercase variables that programs read from the environment.
+const LOWERCASE_ENV: &[&str] = &[
+    "http_proxy",
+    "https_proxy",
+    "ftp_proxy",
+    "all_proxy",
+    "no_proxy",
+];
+
+/// Why setting `name` in a command's environment is not read-only, if it is not.
+pub fn env_denied(name: &str, value: &Arg) -> Option<String> {
+    if name.starts_with("LC_") && is_identifier(name) || HARMLESS_ENV.contains(&name) {
+        return None;
+    }
+    if PAGER_VARS.contains(&name) && matches!(value.plain(), Some("" | "cat")) {
+        return None;
+    }
+    Some(format!(
+        "sets {name} for a program: not on the list of harmless environment variables"
+    ))
 }
 
-/// Paths where a recursive permission or ownership change is a disaster.
-fn is_root_like(path: &str) -> bool {
-    let p = path.trim_end_matches('/');
-    matches!(
-        p,
-        "" | "/*"
-            | "~"
-            | "$HOME"
-            | "/etc"
-            | "/usr"
-            | "/var"
-            | "/bin"
-            | "/sbin"
-            | "/lib"
-            | "/home"
-            | "/root"
-            | "/boot"
-            | "/opt"
-            | "/System"
-            | "/Users"
-    ) || path == "/"
-        || path == "/*"
+/// Why assigning shell variable `name` (no command: `x=1`, `read x`, `printf -v x`) is not
+/// read-only, if it is not. A shell variable reaches programs only if it is already exported;
+/// programs read upper-case names (and the lower-case proxy variables), so a lower-case name
+/// is harmless and an upper-case one must be on the harmless list. Subscripts (`a[i]`) are
+/// arithmetic: code.
+pub fn shell_variable_denied(name: &str) -> Option<String> {
+    if !is_identifier(name) {
+        return Some(format!(
+            "assigns {name}: a subscript or computed name is evaluated by bash"
+        ));
+    }
+    let lower = name.chars().any(|c| c.is_ascii_lowercase());
+    if lower && !LOWERCASE_ENV.contains(&name) || env_denied(name, &Arg::lit("x")).is_none() {
+        return None;
+    }
+    Some(format!(
+        "assigns {name}, which (if exported) changes what later programs load or run"
+    ))
 }
 
-/// Variable assignments that change what later programs run or how the shell parses.
-pub fn dangerous_assignment(name: &str, value: &Arg) -> Option<String> {
-    let upper = name.to_ascii_uppercase();
-    let pager_ok = matches!(value.plain(), Some("" | "cat" | "less" | "more"));
-    let bad = upper.contains("PATH")
-        || upper.starts_with("LD_")
-        || upper.starts_with("DYLD_")
-        || upper.starts_with("BASH_")
-        || upper.starts_with("GIT_") && !(upper.ends_with("PAGER") && pager_ok)
-        || upper.ends_with("_COMMAND")
-        || upper.ends_with("ASKPASS")
-        || upper.ends_with("EDITOR")
-        || (upper.ends_with("PAGER") && !pager_ok)
-        || matches!(
-            upper.as_str(),
-            "IFS"
-                | "ENV"
-                | "SHELLOPTS"
-                | "BASHOPTS"
-                | "PS4"
-                | "VISUAL"
-                | "LESSOPEN"
-                | "LESSCLOSE"
-                | "BROWSER"
-                | "PERL5OPT"
-                | "PYTHONSTARTUP"
-                | "NODE_OPTIONS"
-                | "RUBYOPT"
-                | "SHELL"
-                | "HOME"
-                | "CDPATH"
-                | "PROMPT_COMMAND"
+/// Judge one simple command's argv (non-empty). `stdin_args`: the program also receives
+/// words known only at run time, appended by `xargs` (they may be options).
+pub fn judge(w: &mut Walker, argv: &[Arg], stdin_args: bool) -> Judgement {
+    if w.judge_depth >= MAX_WRAPPERS {
+        return Judgement::mutating(
+            argv.first().map_or("", |a| a.raw.as_str()),
+            Risk::High,
+            format!("more than {MAX_WRAPPERS} wrappers inside one another: opaque"),
         );
-    bad.then(|| format!("sets {name}, which changes what later commands run"))
+    }
+    w.judge_depth += 1;
+    let j = judge_inner(w, argv, stdin_args);
+    w.judge_depth -= 1;
+    j
 }
 
-/// Judge one simple command's argv (non-empty).
-pub fn judge(w: &mut Walker, argv: &[Arg]) -> Judgement {
+/// Wrappers (`env nice timeout xargs ...`, `find -exec`) followed inside one another.
+const MAX_WRAPPERS: usize = 32;
+
+fn judge_inner(w: &mut Walker, argv: &[Arg], stdin_args: bool) -> Judgement {
     let Some(first) = argv.first() else {
         return Judgement::ro("", "empty command");
     };
     let Some(name) = first.plain() else {
-        return Judgement::mutating(
+        let mut j = Judgement::mutating(
             "<computed>",
-            Risk::High,
+            if first.fetches {
+                Risk::Critical
+            } else {
+                Risk::High
+            },
             format!("command name {} is computed at run time", first.raw),
         );
+        // `curl … | $SHELL`: an unknown program may read its stdin as code.
+        j.runs_stdin = true;
+        return j;
     };
     let (prog, trusted_path) = match name.rsplit_once('/') {
         Some((dir, base)) => {
@@ -329,7 +229,14 @@ pub fn judge(w: &mut Walker, argv: &[Arg]) -> Judgement {
     if prog.is_empty() {
         return Judgement::mutating(name, Risk::High, "runs a directory path");
     }
-    let mut j = judge_program(w, &prog, argv);
+    if !trusted_path && w.downloaded(name) {
+        return Judgement::mutating(
+            name,
+            Risk::Critical,
+            "runs a downloaded file: remote code execution",
+        );
+    }
+    let mut j = judge_program(w, &prog, argv, stdin_args);
     if !trusted_path {
         if j.read_only {
             j.reason = format!("{name} is not the system {prog}: unknown program");
@@ -341,222 +248,70 @@ pub fn judge(w: &mut Walker, argv: &[Arg]) -> Judgement {
     j
 }
 
-fn judge_program(w: &mut Walker, prog: &str, argv: &[Arg]) -> Judgement {
+fn judge_program(w: &mut Walker, prog: &str, argv: &[Arg], stdin_args: bool) -> Judgement {
     let args = &argv[1..];
-    let texts: Vec<Option<&str>> = args.iter().map(Arg::plain).collect();
-    let has = |flag: &str| texts.contains(&Some(flag));
-    // Any static word satisfying `p`; `starts(p)`: any static word beginning with `p`.
-    let any_text = |p: &dyn Fn(&str) -> bool| texts.iter().flatten().any(|t| p(t));
-    let starts = |prefix: &str| any_text(&|t| t.starts_with(prefix));
-    let any_dynamic = || args.iter().any(|a| a.is_dynamic() && !a.safe_prefix);
-    // Destructive shapes first: they decide the risk whatever else applies.
-    if let Some(why) = critical_shape(prog, &texts) {
+    if let Some(why) = critical::shape(prog, args) {
         return Judgement::mutating(prog, Risk::Critical, why);
     }
-
     if TRANSPARENT_WRAPPERS.contains(&prog) || PRIVILEGED_WRAPPERS.contains(&prog) {
-        return wrapper(w, prog, argv);
+        return wrapper(w, prog, argv, stdin_args);
+    }
+    if prog == "busybox" {
+        // `busybox sh`, `busybox rm -rf x`: the applet, with busybox's own options (not the
+        // tables'), so never read-only.
+        let mut j = match args.first().and_then(Arg::plain) {
+            Some(_) => judge(w, args, stdin_args),
+            None => Judgement::mutating(prog, Risk::High, "busybox applet computed at run time"),
+        };
+        if j.read_only {
+            j.reason = format!(
+                "busybox applet (options differ from the tables); {}",
+                j.reason
+            );
+        }
+        j.read_only = false;
+        j.risk = j.risk.max(Risk::High);
+        return j;
     }
     if SHELLS.contains(&prog) {
         return shell(w, prog, args);
     }
     if INTERPRETERS.contains(&prog) || is_versioned_interpreter(prog) {
-        return interpreter(prog, &texts);
+        return interpreter(w, prog, args);
     }
-    match prog {
-        "eval" => {
-            if args.iter().any(Arg::is_dynamic) {
-                let fetch = args.iter().any(|a| a.fetches);
-                return Judgement::mutating(
-                    prog,
-                    if fetch { Risk::Critical } else { Risk::High },
-                    if fetch {
-                        "evaluates downloaded code: remote code execution"
-                    } else {
-                        "evaluates text computed at run time"
-                    },
-                );
-            }
-            let text = texts
-                .iter()
-                .flatten()
-                .copied()
-                .collect::<Vec<_>>()
-                .join(" ");
-            let e = w.nested(&text, "eval text");
-            return nested_judgement(prog, e, "eval");
-        }
-        "source" | "." => {
-            let fetch = args.iter().any(|a| a.fetches);
-            return Judgement::mutating(
+    if let Some(j) = remote(w, prog, args) {
+        return j;
+    }
+    if matches!(prog, "cd" | "pushd" | "popd") {
+        w.note_cd(prog, args);
+    }
+    if let Some(j) = builtins::judge(w, prog, args) {
+        return if stdin_args && j.read_only {
+            Judgement::mutating(
                 prog,
-                if fetch { Risk::Critical } else { Risk::High },
-                if fetch {
-                    "sources downloaded code: remote code execution"
-                } else {
-                    "sources a file whose content is unknown"
-                },
-            );
-        }
-        "alias" => {
-            if args.is_empty() || texts.iter().all(|t| t.is_some_and(|t| !t.contains('='))) {
-                return Judgement::ro(prog, "lists aliases");
-            }
-            return Judgement::mutating(prog, Risk::High, "defines an alias (can rename commands)");
-        }
-        "trap" => {
-            if args.is_empty() || has("-p") || has("-l") {
-                return Judgement::ro(prog, "lists traps");
-            }
-            return match texts.first().copied().flatten() {
-                Some(handler) if !handler.starts_with('-') => {
-                    let e = w.nested(handler, "trap handler");
-                    nested_judgement(prog, e, "trap handler")
-                }
-                _ => Judgement::mutating(prog, Risk::High, "trap with a computed handler"),
-            };
-        }
-        "mapfile" | "readarray" => {
-            if args
-                .iter()
-                .any(|a| a.plain().is_none_or(|t| t.starts_with("-C")))
-            {
-                return Judgement::mutating(prog, Risk::High, "runs a callback");
-            }
-            return Judgement::ro(prog, "reads lines into a variable");
-        }
-        "find" => return find(w, args),
-        "fd" | "fdfind" => {
-            if args.iter().any(|a| {
-                a.plain().is_none_or(|t| {
-                    matches!(t, "-x" | "-X" | "--exec" | "--exec-batch") || t.starts_with("--exec")
-                })
-            }) {
-                return Judgement::mutating(prog, Risk::High, "fd runs commands (-x/--exec)");
-            }
-            return Judgement::ro(prog, "fd lists files");
-        }
-        "sed" | "gsed" => return sed_cmd(prog, args),
-        "awk" | "gawk" | "mawk" | "nawk" | "busybox-awk" => return awk(prog, args),
-        "git" => return git(prog, args),
-        "sort" => {
-            if any_dynamic()
-                || starts("--output")
-                || starts("--compress-program")
-                || any_text(&|t| t.starts_with('-') && !t.starts_with("--") && t.contains('o'))
-            {
-                return Judgement::mutating(prog, Risk::High, "sort -o writes a file");
-            }
-            return Judgement::ro(prog, "sorts to stdout");
-        }
-        "uniq" => {
-            let positional = texts
-                .iter()
-                .filter(|t| t.is_some_and(|t| !t.starts_with('-')))
-                .count();
-            if any_dynamic() || positional > 1 {
-                return Judgement::mutating(prog, Risk::High, "uniq writes its second operand");
-            }
-            return Judgement::ro(prog, "filters to stdout");
-        }
-        "tee" => {
-            let targets: Vec<_> = texts
-                .iter()
-                .filter(|t| t.is_none_or(|t| !t.starts_with('-')))
-                .collect();
-            if targets.iter().all(|t| **t == Some("/dev/null")) && !any_dynamic() {
-                return Judgement::ro(prog, "tee to stdout only");
-            }
-            return Judgement::mutating(prog, Risk::High, "tee writes files");
-        }
-        "tree" => {
-            if any_dynamic() || starts("-o") {
-                return Judgement::mutating(prog, Risk::High, "tree -o writes a file");
-            }
-            return Judgement::ro(prog, "lists a tree");
-        }
-        "rg" | "ripgrep" => {
-            if any_dynamic()
-                || any_text(&|t| t.starts_with("--pre") && !t.starts_with("--pre-glob"))
-            {
-                return Judgement::mutating(prog, Risk::High, "rg --pre runs a command");
-            }
-            return Judgement::ro(prog, "searches files");
-        }
-        "date" => {
-            // Setting the clock: `-s`, `--set`, or a bare MMDDhhmm operand, unless the
-            // operand belongs to `-d`/`--date`/`-r` (which only print).
-            let sets = any_text(&|t| {
-                t == "-s" || t.starts_with("--set") || (!t.starts_with('-') && !t.starts_with('+'))
-            });
-            if any_dynamic() || sets && !has("-r") && !starts("--date") && !starts("-d") {
-                return Judgement::mutating(prog, Risk::High, "date may set the clock");
-            }
-            return Judgement::ro(prog, "prints the date");
-        }
-        "hostname" => {
-            if args.iter().all(|a| {
-                a.plain().is_some_and(|t| t.starts_with('-'))
-                    && !a
-                        .plain()
-                        .is_some_and(|t| t == "-F" || t.starts_with("--file"))
-            }) {
-                return Judgement::ro(prog, "prints the host name");
-            }
-            return Judgement::mutating(prog, Risk::High, "hostname NAME sets the host name");
-        }
-        "xxd" => {
-            let positional = texts
-                .iter()
-                .filter(|t| t.is_some_and(|t| !t.starts_with('-')))
-                .count();
-            if any_dynamic() || has("-r") || has("-revert") || positional > 1 {
-                return Judgement::mutating(prog, Risk::High, "xxd writes its output operand");
-            }
-            return Judgement::ro(prog, "hex dump to stdout");
-        }
-        "shuf" => {
-            if any_dynamic() || starts("-o") || starts("--output") {
-                return Judgement::mutating(prog, Risk::High, "shuf -o writes a file");
-            }
-            return Judgement::ro(prog, "shuffles to stdout");
-        }
-        "yq" => {
-            if any_dynamic()
-                || starts("--inplace")
-                || any_text(&|t| t.starts_with('-') && !t.starts_with("--") && t.contains('i'))
-            {
-                return Judgement::mutating(prog, Risk::High, "yq -i edits in place");
-            }
-            return Judgement::ro(prog, "queries YAML");
-        }
-        "less" | "more" | "man" => {
-            return Judgement::mutating(prog, Risk::High, "pagers can run commands");
-        }
-        _ => {}
+                Risk::High,
+                format!("{prog} receives words from input"),
+            )
+        } else {
+            j
+        };
     }
-    if ALWAYS_READ_ONLY.contains(&prog) {
-        if matches!(
-            prog,
-            "export" | "declare" | "typeset" | "local" | "readonly"
-        ) {
-            for a in args {
-                if let Some((n, _)) = a.plain().and_then(|t| t.split_once('=')) {
-                    if let Some(why) = dangerous_assignment(n, &Arg::lit("")) {
-                        return Judgement::mutating(prog, Risk::High, why);
-                    }
-                } else if a.plain().is_none() {
-                    return Judgement::mutating(
-                        prog,
-                        Risk::High,
-                        "assigns a computed variable name",
-                    );
-                }
-            }
-        }
-        return Judgement::ro(prog, format!("{prog} is on the read-only allowlist"));
+    // `git clone URL && ./install.sh`: what a clone brings is downloaded code too.
+    let clones = match prog {
+        "git" | "gh" | "hg" => args.iter().any(|a| a.plain() == Some("clone")),
+        "svn" => args
+            .iter()
+            .any(|a| matches!(a.plain(), Some("checkout" | "co" | "export"))),
+        _ => false,
+    };
+    if clones {
+        w.downloads.push("*".into());
     }
-    if let Some(j) = tool_query(prog, &texts) {
+    if is_fetcher(prog) {
+        record_downloads(w, prog, args);
+        return Judgement::mutating(prog, Risk::High, format!("{prog} reaches the network"));
+    }
+    if let Some(j) = programs::judge(w, prog, args, stdin_args) {
         return j;
     }
     match prog {
@@ -564,15 +319,29 @@ fn judge_program(w: &mut Walker, prog: &str, argv: &[Arg]) -> Judgement {
             Judgement::mutating(prog, Risk::High, format!("{prog} deletes or destroys data"))
         }
         "kill" | "pkill" | "killall" => Judgement::mutating(prog, Risk::High, "signals processes"),
+        "npx" | "pnpx" | "bunx" | "uvx" => {
+            // Runs a package's program: judged for risk (`npx vsce publish`), never read-only.
+            let mut j = match args
+                .iter()
+                .position(|a| a.plain().is_none_or(|t| !t.starts_with('-')))
+            {
+                Some(k) => judge(w, &args[k..], stdin_args),
+                None => Judgement::mutating(prog, Risk::High, "no package"),
+            };
+            j.read_only = false;
+            j.risk = j.risk.max(Risk::High);
+            j.reason = format!("{prog} downloads and runs a package; {}", j.reason);
+            j
+        }
         _ => Judgement::mutating(
             prog,
             Risk::High,
-            format!("{prog} is not on the read-only allowlist"),
+            format!("{prog} is not on the read-only allowlist (no table)"),
         ),
     }
 }
 
-fn nested_judgement(prog: &str, e: super::walk::Effect, what: &str) -> Judgement {
+pub fn nested_judgement(prog: &str, e: Effect, what: &str) -> Judgement {
     if e.read_only {
         Judgement::ro(prog, format!("{what}: every nested command is read-only"))
     } else {
@@ -589,294 +358,298 @@ fn is_versioned_interpreter(prog: &str) -> bool {
         })
 }
 
-/// Version and help queries of common tools, and their read-only subcommands.
-fn tool_query(prog: &str, t: &[Option<&str>]) -> Option<Judgement> {
-    let first = t.first().copied().flatten();
-    let second = t.get(1).copied().flatten();
-    if t.len() == 1
-        && matches!(
-            first,
-            Some("--version" | "-V" | "version" | "-v" | "--help" | "help")
-        )
-    {
-        return Some(Judgement::ro(prog, format!("{prog} version/help query")));
-    }
-    if t.iter().any(|x| x.is_none()) {
-        return None;
-    }
-    let ro = match prog {
-        "npm" | "pnpm" | "yarn" => matches!(
-            first,
-            Some(
-                "ls" | "list"
-                    | "view"
-                    | "info"
-                    | "outdated"
-                    | "why"
-                    | "explain"
-                    | "root"
-                    | "bin"
-                    | "prefix"
-            )
-        ),
-        "pip" | "pip3" => matches!(first, Some("list" | "show" | "freeze" | "check")),
-        "cargo" => matches!(first, Some("--version" | "-V" | "version" | "--list")),
-        "rustc" => matches!(first, Some("--version" | "-V" | "--print" | "-vV")),
-        "go" => {
-            matches!(first, Some("version" | "env")) && t.len() <= 2 && !t.contains(&Some("-w"))
-        }
-        "kubectl" => {
-            matches!(
-                first,
-                Some(
-                    "get"
-                        | "describe"
-                        | "logs"
-                        | "explain"
-                        | "version"
-                        | "api-resources"
-                        | "api-versions"
-                        | "cluster-info"
-                        | "top"
-                )
-            ) || (first == Some("config")
-                && matches!(
-                    second,
-                    Some("view" | "get-contexts" | "current-context" | "get-clusters")
-                ))
-        }
-        "docker" | "podman" => matches!(
-            first,
-            Some("ps" | "images" | "inspect" | "logs" | "version" | "info")
-        ),
-        "helm" => matches!(
-            first,
-            Some("list" | "ls" | "status" | "get" | "history" | "version")
-        ),
-        "terraform" | "tofu" => matches!(first, Some("version" | "show" | "output" | "providers")),
-        "gh" => {
-            matches!(
-                first,
-                Some("pr" | "issue" | "run" | "release" | "repo" | "workflow")
-            ) && matches!(second, Some("list" | "view" | "status" | "diff" | "checks"))
-                || (first == Some("auth") && second == Some("status"))
-        }
-        "systemctl" => matches!(
-            first,
-            Some("status" | "list-units" | "is-active" | "is-enabled" | "show")
-        ),
-        _ => false,
-    };
-    ro.then(|| {
-        Judgement::ro(
-            prog,
-            format!("{prog} {} is a read-only query", first.unwrap_or("")),
-        )
-    })
-}
-
-/// Destructive or publishing shapes: `Some(reason)` makes the command CRITICAL.
-fn critical_shape(prog: &str, t: &[Option<&str>]) -> Option<String> {
-    let flags: Vec<&str> = t.iter().flatten().copied().collect();
-    let first = flags.iter().find(|f| !f.starts_with('-')).copied();
-    let short = |c: char| {
-        flags
-            .iter()
-            .any(|f| f.starts_with('-') && !f.starts_with("--") && f.contains(c))
-    };
-    let long = |l: &str| {
-        flags
-            .iter()
-            .any(|f| f == &l || f.starts_with(&format!("{l}=")))
-    };
-    let pos: Vec<&str> = flags
-        .iter()
-        .filter(|f| !f.starts_with('-'))
-        .copied()
-        .collect();
-    match prog {
-        "rm" => {
-            let recursive = short('r') || short('R') || long("--recursive");
-            let force = short('f') || long("--force");
-            if (recursive && force) || long("--no-preserve-root") {
-                return Some("recursive forced delete".into());
+/// `curl -o f`, `wget URL`: remember what was written, so running it later is remote code.
+fn record_downloads(w: &mut Walker, prog: &str, args: &[Arg]) {
+    let mut i = 0;
+    let mut wrote_named = false;
+    while i < args.len() {
+        let Some(t) = args[i].plain() else {
+            i += 1;
+            continue;
+        };
+        let value = |i: usize, rest: &str| -> Option<String> {
+            if rest.is_empty() {
+                args.get(i + 1)
+                    .map(|a| a.plain().unwrap_or("*").to_string())
+            } else {
+                Some(rest.trim_start_matches('=').to_string())
             }
-            if recursive && pos.iter().any(|p| is_root_like(p)) {
-                return Some("recursive delete of a system path".into());
-            }
-        }
-        "git" => {
-            let sub = git_subcommand(&flags);
-            if sub == Some("push") {
-                let after: Vec<&str> = flags
-                    .iter()
-                    .skip_while(|f| **f != "push")
-                    .skip(1)
-                    .copied()
-                    .collect();
-                if after.iter().any(|f| {
-                    matches!(
-                        *f,
-                        "-f" | "--force" | "--mirror" | "--delete" | "-d" | "--prune"
-                    ) || f.starts_with("--force")
-                        || (f.starts_with('-')
-                            && !f.starts_with("--")
-                            && (f.contains('f') || f.contains('d')))
-                        || (f.starts_with('+') && f.len() > 1)
-                        || (f.starts_with(':') && f.len() > 1)
-                }) {
-                    return Some("force push / remote ref deletion".into());
+        };
+        let (out, remote_name) = match prog {
+            "curl" => {
+                if let Some(r) = t.strip_prefix("--output") {
+                    (value(i, r), false)
+                } else if t.starts_with("--remote-name") {
+                    (None, true)
+                } else if t.starts_with('-') && !t.starts_with("--") {
+                    match t[1..].find(['o', 'O']) {
+                        Some(k) if t.as_bytes()[k + 1] == b'o' => (value(i, &t[k + 2..]), false),
+                        Some(_) => (None, true),
+                        None => (None, false),
+                    }
+                } else {
+                    (None, false)
                 }
             }
-            if sub == Some("clean")
-                && (short('f') || long("--force"))
-                && (short('d') || short('x') || short('X'))
-            {
-                return Some("git clean deletes untracked files and directories".into());
+            "wget" => {
+                if let Some(r) = t.strip_prefix("--output-document") {
+                    (value(i, r), false)
+                } else if t.starts_with('-') && !t.starts_with("--") {
+                    match t[1..].find('O') {
+                        Some(k) => (value(i, &t[k + 2..]), false),
+                        None => (None, false),
+                    }
+                } else {
+                    (None, false)
+                }
             }
-            if sub == Some("filter-branch") || sub == Some("filter-repo") {
-                return Some("rewrites repository history".into());
+            _ => (None, true),
+        };
+        if let Some(o) = out {
+            if o != "-" {
+                w.downloads.push(o);
             }
+            wrote_named = true;
         }
-        "npm" | "pnpm" | "yarn" | "bun" if matches!(first, Some("publish" | "unpublish")) => {
-            return Some(format!(
-                "{prog} {} publishes a package",
-                first.unwrap_or("")
-            ));
+        if remote_name {
+            w.downloads.push("*".into());
         }
-        "cargo" if matches!(first, Some("publish" | "yank" | "owner")) => {
-            return Some("cargo publishes to a registry".into());
-        }
-        "twine" if first == Some("upload") => return Some("uploads a package to PyPI".into()),
-        "poetry" | "uv" | "flit" | "hatch" | "pdm" if first == Some("publish") => {
-            return Some("publishes a package".into());
-        }
-        "gem" if first == Some("push") || first == Some("yank") => {
-            return Some("publishes a gem".into());
-        }
-        "docker" | "podman" if first == Some("push") => return Some("publishes an image".into()),
-        "mvn" if flags.contains(&"deploy") => return Some("deploys artifacts".into()),
-        "gradle" | "gradlew" if flags.iter().any(|f| f.starts_with("publish")) => {
-            return Some("publishes artifacts".into());
-        }
-        "kubectl" | "oc" if matches!(first, Some("delete" | "drain" | "replace")) => {
-            return Some(format!(
-                "{prog} {} changes a cluster destructively",
-                first.unwrap_or("")
-            ));
-        }
-        "helm" if matches!(first, Some("uninstall" | "delete" | "del" | "un")) => {
-            return Some("helm uninstall removes a release".into());
-        }
-        "terraform" | "tofu" | "terragrunt"
-            if first == Some("destroy")
-                || (first == Some("apply") && flags.contains(&"-destroy")) =>
-        {
-            return Some("destroys infrastructure".into());
-        }
-        "pulumi" if first == Some("destroy") => return Some("destroys infrastructure".into()),
-        "aws"
-            if flags
+        i += 1;
+    }
+    if prog == "wget" && !wrote_named {
+        w.downloads.push("*".into());
+    }
+}
+
+/// Remote execution: `ssh host CMD` (the remote login shell reads CMD: opaque unless plain),
+/// `kubectl exec POD -- CMD`, `docker exec CTR CMD`. Never read-only; the remote command's
+/// risk counts (`ssh h 'rm -rf /srv'` is CRITICAL).
+fn remote(w: &mut Walker, prog: &str, args: &[Arg]) -> Option<Judgement> {
+    let (what, inner): (String, Option<&[Arg]>) = match prog {
+        "ssh" => {
+            let spec = options::Spec::parse(
+                "ssh",
+                "-4 -6 -A -a -C -f -G -g -K -k -M -N -n -q -s -T -t -V -v -X -x -Y -y -B= -b= -c= -D= -E= -e= -F= -I= -i= -J= -L= -l= -m= -O= -o= -P= -p= -Q= -R= -S= -W= -w=",
+            );
+            let p = match options::parse(&spec, args, true) {
+                Ok(p) => p,
+                Err(e) => return Some(Judgement::mutating(prog, Risk::High, e)),
+            };
+            let cmd = p.rest.get(1..).unwrap_or_default();
+            if cmd.is_empty() {
+                return Some(Judgement::mutating(
+                    prog,
+                    Risk::High,
+                    "opens a remote session",
+                ));
+            }
+            let text = cmd
                 .iter()
-                .any(|f| f.starts_with("delete-") || f.starts_with("terminate-") || *f == "rb")
-                || (flags.contains(&"s3")
-                    && flags.contains(&"rm")
-                    && flags.contains(&"--recursive")) =>
-        {
-            return Some("deletes cloud resources".into());
+                .map(|a| a.text.as_deref().unwrap_or(&a.raw))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let fetch = cmd.iter().any(|a| a.fetches);
+            let e = w.nested_foreign(&text, "the remote shell");
+            let risk = if fetch { Risk::Critical } else { e.risk };
+            return Some(Judgement::mutating(
+                prog,
+                risk,
+                "runs a command on a remote host (remote shell text; opaque unless plain)",
+            ));
         }
-        "gcloud" | "az" | "doctl" if flags.iter().any(|f| matches!(*f, "delete" | "destroy")) => {
-            return Some("deletes cloud resources".into());
-        }
-        "dd" => {
-            if let Some(of) = flags.iter().find_map(|f| f.strip_prefix("of=")) {
-                if of.starts_with("/dev/")
-                    && !matches!(of, "/dev/null" | "/dev/stdout" | "/dev/stderr")
-                {
-                    return Some(format!("dd writes to device {of}"));
-                }
+        "kubectl" | "oc" => {
+            let verbs: Vec<&str> = args
+                .iter()
+                .filter_map(Arg::plain)
+                .filter(|t| !t.starts_with('-'))
+                .take(3)
+                .collect();
+            if !verbs
+                .iter()
+                .any(|v| matches!(*v, "exec" | "debug" | "run" | "attach"))
+            {
+                return None;
             }
+            let k = args.iter().position(|a| a.plain() == Some("--"));
+            (
+                format!("{prog} runs a command in a container"),
+                k.map(|k| &args[k + 1..]),
+            )
         }
-        "mkfs" | "mke2fs" | "mkswap" | "wipefs" | "fdisk" | "sfdisk" | "cfdisk" | "parted"
-        | "blkdiscard" | "shred" | "diskutil" | "format" => {
-            return Some(format!("{prog} destroys disk data"));
+        "docker" | "podman" | "nerdctl" => {
+            let v = args
+                .iter()
+                .position(|a| matches!(a.plain(), Some("exec" | "run")))?;
+            let spec = options::Spec::parse(
+                "container exec",
+                "-d -i -t --detach --interactive --tty --privileged --rm -e= --env= -u= --user= -w= --workdir= --env-file= --detach-keys= --name= -v= --volume= --network= --entrypoint= -p= --publish= --platform= --pull=",
+            );
+            let inner = options::parse(&spec, &args[v + 1..], true)
+                .ok()
+                .and_then(|p| p.rest.get(1..));
+            (format!("{prog} runs a command in a container"), inner)
         }
-        p if p.starts_with("mkfs.") => return Some(format!("{prog} formats a file system")),
-        "chmod" | "chown" | "chgrp" => {
-            let recursive = short('R') || long("--recursive");
-            if recursive && pos.iter().skip(1).any(|p| is_root_like(p)) {
-                return Some(format!("recursive {prog} of a system path"));
-            }
+        _ => return None,
+    };
+    let mut j = match inner {
+        Some(cmd) if !cmd.is_empty() => {
+            let j = judge(w, cmd, false);
+            Judgement::mutating(
+                prog,
+                j.risk,
+                format!("{what}: {} ({})", j.program, j.reason),
+            )
         }
-        "shutdown" | "reboot" | "halt" | "poweroff" => return Some("stops the machine".into()),
-        "init" | "telinit" if matches!(first, Some("0" | "6")) => {
-            return Some("stops the machine".into());
-        }
-        "kill" if flags.iter().any(|f| *f == "-1" || *f == "1") && flags.len() >= 2 => {
-            return Some("kills every process or init".into());
-        }
-        "mv" if pos.iter().any(|p| *p == "/" || *p == "~") => {
-            return Some("moves a root path".into());
-        }
-        _ => {}
-    }
-    let writes_device = flags
-        .iter()
-        .any(|f| is_block_device(f.trim_start_matches("of=")))
-        && matches!(prog, "cp" | "cat" | "tee" | "pv" | "dd");
-    writes_device.then(|| "writes to a block device".to_string())
+        _ => Judgement::mutating(prog, Risk::High, what),
+    };
+    j.read_only = false;
+    Some(j)
 }
 
-/// Wrappers: strip options, judge the wrapped command, and keep its verdict (privileged
-/// wrappers are never read-only).
-fn wrapper(w: &mut Walker, prog: &str, argv: &[Arg]) -> Judgement {
+/// Wrappers: strip options, judge the wrapped command (a slice of the same argv: no copies,
+/// so chains stay linear), and keep its verdict. Privileged wrappers are never read-only; an
+/// option the wrapper table does not know makes the result not read-only (its value could be
+/// the word taken for the command).
+fn wrapper(w: &mut Walker, prog: &str, argv: &[Arg], stdin_args: bool) -> Judgement {
     let args = &argv[1..];
     let privileged = PRIVILEGED_WRAPPERS.contains(&prog);
     let mut i = 0;
-    let mut extra_dynamic = false;
-    // Options taking a value, per wrapper.
-    let valued: &[&str] = match prog {
-        "env" => &["-u", "--unset", "-C", "--chdir", "-a", "--argv0"],
-        "nice" => &["-n", "--adjustment"],
-        "timeout" => &["-s", "--signal", "-k", "--kill-after"],
-        "stdbuf" => &["-i", "-o", "-e"],
-        "ionice" => &["-c", "-n", "--class", "--classdata"],
-        "exec" => &["-a"],
-        "time" => &["-f", "--format"],
-        "sudo" => &[
-            "-u", "-g", "-h", "-p", "-C", "-U", "-r", "-t", "-T", "-D", "--user", "--group",
-            "--host", "--prompt", "--chdir",
-        ],
-        "doas" => &["-u", "-C"],
-        "su" => &["-c", "-s", "-g", "-G", "--command", "--shell"],
-        "xargs" => &[
-            "-I",
-            "-L",
-            "-n",
-            "-P",
-            "-s",
-            "-d",
-            "-E",
-            "-a",
-            "--max-args",
-            "--max-procs",
-            "--delimiter",
-            "--arg-file",
-            "--max-lines",
-            "--replace",
-        ],
-        "watch" => &["-n", "--interval", "-q", "--equexit"],
-        "setsid" => &[],
-        "flock" => &["-w", "--timeout", "-E", "--conflict-exit-code"],
-        "chrt" | "taskset" | "numactl" => &["-p", "--pid", "-c", "--cpu-list"],
-        "systemd-run" => &["-u", "--unit", "-p", "--property", "--uid", "--gid"],
-        "runuser" => &["-u", "-g", "--user", "--group"],
-        "strace" | "ltrace" => &["-o", "-e", "-p", "-s", "-u"],
-        _ => &[],
+    let mut extra_dynamic = stdin_args || prog == "xargs";
+    // Options taking a value, and flags, per wrapper.
+    let (valued, flags): (&[&str], &[&str]) = match prog {
+        "env" => (
+            &["-u", "--unset", "-C", "--chdir", "-a", "--argv0"],
+            &[
+                "-i",
+                "--ignore-environment",
+                "-0",
+                "--null",
+                "-v",
+                "--debug",
+                "-",
+            ],
+        ),
+        "nice" => (&["-n", "--adjustment"], &[]),
+        "timeout" => (
+            &["-s", "--signal", "-k", "--kill-after"],
+            &["--preserve-status", "--foreground", "-v", "--verbose"],
+        ),
+        "stdbuf" => (&["-i", "-o", "-e"], &[]),
+        "ionice" => (&["-c", "-n", "--class", "--classdata"], &["-t"]),
+        "exec" => (&["-a"], &["-c", "-l"]),
+        "time" => (
+            &["-f", "--format"],
+            &["-p", "-v", "--portability", "--verbose"],
+        ),
+        "command" => (&[], &["-p"]),
+        "builtin" => (&[], &[]),
+        "sudo" => (
+            &[
+                "-u", "-g", "-h", "-p", "-C", "-U", "-r", "-t", "-T", "-D", "--user", "--group",
+                "--host", "--prompt", "--chdir",
+            ],
+            &[
+                "-E",
+                "-H",
+                "-n",
+                "-S",
+                "-b",
+                "-i",
+                "-s",
+                "-k",
+                "-K",
+                "-P",
+                "--preserve-env",
+                "--non-interactive",
+                "--stdin",
+                "--login",
+                "--shell",
+            ],
+        ),
+        "doas" => (&["-u", "-C"], &["-n", "-s"]),
+        "su" => (
+            &["-c", "-s", "-g", "-G", "--command", "--shell"],
+            &["-", "-l", "--login", "-m", "-p"],
+        ),
+        "xargs" => (
+            &[
+                "-I",
+                "-L",
+                "-n",
+                "-P",
+                "-s",
+                "-d",
+                "-E",
+                "-a",
+                "--max-args",
+                "--max-procs",
+                "--delimiter",
+                "--arg-file",
+                "--max-lines",
+                "--replace",
+            ],
+            &[
+                "-0",
+                "--null",
+                "-r",
+                "--no-run-if-empty",
+                "-t",
+                "--verbose",
+                "-x",
+                "--exit",
+            ],
+        ),
+        "watch" => (
+            &["-n", "--interval", "-q", "--equexit"],
+            &[
+                "-t",
+                "-d",
+                "-c",
+                "-x",
+                "-e",
+                "-g",
+                "-b",
+                "--no-title",
+                "--differences",
+                "--color",
+                "--exec",
+                "--errexit",
+                "--chgexit",
+                "--beep",
+                "--precise",
+            ],
+        ),
+        "flock" => (
+            &["-w", "--timeout", "-E", "--conflict-exit-code"],
+            &[
+                "-s",
+                "-x",
+                "-n",
+                "-u",
+                "-o",
+                "--shared",
+                "--exclusive",
+                "--nonblock",
+                "--unlock",
+                "--close",
+            ],
+        ),
+        "chrt" | "taskset" | "numactl" => (&["-p", "--pid", "-c", "--cpu-list"], &[]),
+        "systemd-run" => (
+            &["-u", "--unit", "-p", "--property", "--uid", "--gid"],
+            &["--user", "--scope", "-t", "--pty", "--wait", "-q"],
+        ),
+        "runuser" => (&["-u", "-g", "--user", "--group"], &["-l", "--login"]),
+        "strace" | "ltrace" => (
+            &["-o", "-e", "-p", "-s", "-u"],
+            &["-f", "-ff", "-c", "-t", "-tt", "-T"],
+        ),
+        _ => (&[], &[]),
     };
+    let mut unknown_option: Option<String> = None;
     // `time -o FILE`, `strace -o FILE` write files.
     let mut writes: Option<String> = None;
-    let mut shell_text: Option<String> = None;
+    let mut shell_text: Option<(String, &Arg)> = None;
     while i < args.len() {
         let a = &args[i];
         let Some(t) = a.plain() else {
@@ -891,46 +664,50 @@ fn wrapper(w: &mut Walker, prog: &str, argv: &[Arg]) -> Judgement {
         }
         if prog == "env" && !t.starts_with('-') && t.contains('=') {
             if let Some((n, v)) = t.split_once('=') {
-                if let Some(why) = dangerous_assignment(n, &Arg::lit(v)) {
-                    return Judgement::mutating(prog, Risk::High, why);
+                if let Some(why) = env_denied(n, &Arg::lit(v)) {
+                    unknown_option.get_or_insert(why);
                 }
             }
             i += 1;
             continue;
         }
-        if prog == "env" && (t == "-S" || t.starts_with("--split-string") || t.starts_with("-S")) {
+        if prog == "env" && (t.starts_with("-C") || t.starts_with("--chdir")) {
+            w.cwds = None;
+        }
+        if prog == "env"
+            && (t.starts_with("--split-string") || t.starts_with("-S") || t.starts_with("-vS"))
+        {
             // `env -S 'cmd args'` splits a string into a command line.
-            let rest = if t == "-S" || t == "--split-string" {
-                args.get(i + 1).and_then(Arg::plain).map(str::to_string)
-            } else {
-                t.split_once('=')
-                    .map(|(_, v)| v.to_string())
-                    .or_else(|| t.strip_prefix("-S").map(str::to_string))
-            };
-            let mut text = rest.unwrap_or_default();
-            for a in args.iter().skip(if t == "-S" || t == "--split-string" {
+            let split_at = if t == "-S" || t == "--split-string" {
                 i + 2
             } else {
                 i + 1
-            }) {
+            };
+            let rest = if t == "-S" || t == "--split-string" {
+                args.get(i + 1)
+                    .map(|a| a.text.clone().unwrap_or_else(|| a.raw.clone()))
+            } else {
+                t.split_once('=')
+                    .map(|(_, v)| v.to_string())
+                    .or_else(|| t.split_once('S').map(|(_, v)| v.to_string()))
+            };
+            let mut text = rest.unwrap_or_default();
+            for a in args.iter().skip(split_at) {
                 text.push(' ');
                 text.push_str(&a.raw);
             }
             let e = w.nested(&text, "env -S command line");
-            return nested_judgement(prog, e, "env -S");
+            let mut j = nested_judgement(prog, e, "env -S");
+            j.read_only = false;
+            j.risk = j.risk.max(Risk::High);
+            return j;
         }
-        if prog == "su" && (t == "-c" || t == "--command") {
-            shell_text = args
-                .get(i + 1)
-                .map(|a| a.plain().unwrap_or("$(computed)").to_string());
+        if matches!(prog, "su" | "flock") && (t == "-c" || t == "--command") {
+            if let Some(a) = args.get(i + 1) {
+                shell_text = Some((a.plain().unwrap_or("$(computed)").to_string(), a));
+            }
         }
-        if prog == "flock" && (t == "-c" || t == "--command") {
-            shell_text = args
-                .get(i + 1)
-                .map(|a| a.plain().unwrap_or("$(computed)").to_string());
-        }
-        if (prog == "time" || prog == "strace" || prog == "ltrace")
-            && (t == "-o" || t.starts_with("--output"))
+        if matches!(prog, "time" | "strace" | "ltrace") && (t == "-o" || t.starts_with("--output"))
         {
             writes = Some(format!("{prog} -o writes a file"));
         }
@@ -943,19 +720,28 @@ fn wrapper(w: &mut Walker, prog: &str, argv: &[Arg]) -> Judgement {
             return Judgement::mutating(prog, Risk::High, "changes another process's priority");
         }
         if prog == "command" && (t == "-v" || t == "-V") {
-            return Judgement::ro(prog, "looks up a command");
+            return Judgement::ro(prog, "builtin command -v/-V: looks up a command");
         }
         if t.starts_with('-') && t.len() > 1 {
+            let opt = t.split('=').next().unwrap_or(t);
             if valued.contains(&t) {
                 i += 2;
-            } else {
-                i += 1;
+                continue;
             }
+            let attached = valued.iter().any(|v| {
+                (v.starts_with("--") && opt == *v && t.contains('='))
+                    || (!v.starts_with("--") && t.len() > 2 && t.starts_with(v))
+            });
+            if !attached && !flags.contains(&t) {
+                unknown_option.get_or_insert(format!(
+                    "{prog}: option {t} is not in its table (could take the next word)"
+                ));
+            }
+            i += 1;
             continue;
         }
         // `timeout DURATION cmd`, `flock FILE cmd`, `chroot DIR cmd`, `taskset MASK cmd`.
         if matches!(prog, "timeout" | "flock" | "chroot" | "taskset") {
-            // The first operand is the duration, lock file, root or mask.
             i += 1;
             if prog == "flock" {
                 writes = Some("flock creates a lock file".into());
@@ -963,12 +749,11 @@ fn wrapper(w: &mut Walker, prog: &str, argv: &[Arg]) -> Judgement {
         }
         break;
     }
-    if let Some(text) = shell_text {
-        let e = w.nested(&text, &format!("{prog} -c text"));
-        let mut j = nested_judgement(prog, e, &format!("{prog} -c"));
-        j.read_only = false;
-        j.risk = j.risk.max(Risk::High);
-        return j;
+    if let Some((text, a)) = shell_text {
+        // su and flock run the text with a shell that is not necessarily bash.
+        let e = w.nested_foreign(&text, &format!("{prog} -c"));
+        let risk = if a.fetches { Risk::Critical } else { e.risk };
+        return Judgement::mutating(prog, risk, format!("{prog} -c runs shell text"));
     }
     let rest = args.get(i..).unwrap_or_default();
     let mut j = if rest.is_empty() {
@@ -976,7 +761,7 @@ fn wrapper(w: &mut Walker, prog: &str, argv: &[Arg]) -> Judgement {
             "env" | "exec" | "time" | "nice" | "command" | "builtin" => {
                 Judgement::ro(prog, format!("{prog} without a command"))
             }
-            "xargs" => judge(w, &[Arg::lit("echo"), dynamic_arg()]),
+            "xargs" => judge(w, &[Arg::lit("echo")], true),
             _ => Judgement::mutating(
                 prog,
                 Risk::High,
@@ -984,25 +769,24 @@ fn wrapper(w: &mut Walker, prog: &str, argv: &[Arg]) -> Judgement {
             ),
         }
     } else if prog == "watch" {
-        // watch joins its arguments and runs them with `sh -c`.
-        if rest.iter().any(Arg::is_dynamic) {
-            Judgement::mutating(prog, Risk::High, "watch runs a computed command")
-        } else {
-            let text = rest
-                .iter()
-                .filter_map(Arg::plain)
-                .collect::<Vec<_>>()
-                .join(" ");
-            let e = w.nested(&text, "watch command");
-            nested_judgement(prog, e, "watch")
-        }
+        // watch joins its arguments and runs them with `sh -c` (not bash).
+        let text = rest
+            .iter()
+            .map(|a| a.text.as_deref().unwrap_or(&a.raw))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let e = w.nested_foreign(&text, "watch (sh -c)");
+        nested_judgement(prog, e, "watch")
     } else {
-        let mut inner: Vec<Arg> = rest.to_vec();
-        if prog == "xargs" || extra_dynamic {
-            inner.push(dynamic_arg());
-        }
-        judge(w, &inner)
+        judge(w, rest, extra_dynamic)
     };
+    if let Some(why) = unknown_option {
+        if j.read_only {
+            j.reason = format!("{why}; {}", j.reason);
+        }
+        j.read_only = false;
+        j.risk = j.risk.max(Risk::High);
+    }
     if let Some(why) = writes {
         j.read_only = false;
         j.risk = j.risk.max(Risk::High);
@@ -1022,29 +806,23 @@ fn wrapper(w: &mut Walker, prog: &str, argv: &[Arg]) -> Judgement {
     j
 }
 
-/// An argument known only at run time (from stdin for `xargs`).
-fn dynamic_arg() -> Arg {
-    Arg {
-        text: None,
-        raw: "<stdin>".into(),
-        glob: true,
-        fetches: false,
-        safe_prefix: false,
-    }
-}
-
-/// `bash -c TEXT` recurses; a shell reading a script or stdin is unknown code.
+/// Shells. `bash -c TEXT` is parsed as bash; `-c` text for any other shell (dash as `sh`,
+/// zsh, ksh, fish, busybox sh...) is read the same only when plain. Options that load
+/// configuration (`-l`, `-i`, `--rcfile`) or change parsing (`-O extglob`) are not read-only.
+/// A shell reading a script or stdin is unknown code.
 fn shell(w: &mut Walker, prog: &str, args: &[Arg]) -> Judgement {
+    let is_bash = matches!(prog, "bash" | "rbash");
     let mut i = 0;
     let mut has_c = false;
     let mut reads_stdin = false;
+    let mut odd_option: Option<String> = None;
     while i < args.len() {
         let Some(t) = args[i].plain() else {
             if has_c {
                 break;
             }
             let fetch = args[i].fetches;
-            return Judgement::mutating(
+            let mut j = Judgement::mutating(
                 prog,
                 if fetch { Risk::Critical } else { Risk::High },
                 if fetch {
@@ -1053,19 +831,43 @@ fn shell(w: &mut Walker, prog: &str, args: &[Arg]) -> Judgement {
                     "shell runs a computed script or options"
                 },
             );
+            j.runs_stdin = true;
+            return j;
         };
         if t == "--" || t == "-" {
             i += 1;
             break;
         }
         if (t.starts_with('-') || t.starts_with('+')) && t.len() > 1 {
-            if !t.starts_with("--") && t.contains('c') {
+            if t.starts_with("--") {
+                if !matches!(t, "--norc" | "--noprofile" | "--posix") {
+                    odd_option.get_or_insert(format!("{prog} {t}"));
+                }
+                i += if matches!(t, "--rcfile" | "--init-file") {
+                    2
+                } else {
+                    1
+                };
+                continue;
+            }
+            let body = &t[1..];
+            if body.contains('c') {
                 has_c = true;
             }
-            if t.starts_with('-') && !t.starts_with("--") && t.contains('s') {
+            if t.starts_with('-') && body.contains('s') {
                 reads_stdin = true;
             }
-            if matches!(t, "-o" | "+o" | "-O" | "+O" | "--rcfile" | "--init-file") {
+            if body.chars().any(|c| !"ceuxvfo".contains(c)) {
+                odd_option.get_or_insert(format!("{prog} {t} (login, interactive or other mode)"));
+            }
+            if body.contains('o') || body.contains('O') {
+                let v = args.get(i + 1).and_then(Arg::plain);
+                if !matches!(
+                    v,
+                    Some("pipefail" | "errexit" | "nounset" | "xtrace" | "noglob" | "noclobber")
+                ) {
+                    odd_option.get_or_insert(format!("{prog} {t} {}", v.unwrap_or("?")));
+                }
                 i += 2;
             } else {
                 i += 1;
@@ -1074,39 +876,46 @@ fn shell(w: &mut Walker, prog: &str, args: &[Arg]) -> Judgement {
         }
         break;
     }
-    if prog == "busybox" {
-        return Judgement::mutating(prog, Risk::High, "busybox runs any applet");
-    }
     if has_c {
-        return match args.get(i) {
-            Some(a) => match a.plain() {
-                Some(text) => {
-                    let e = w.nested(text, &format!("{prog} -c text"));
-                    let mut j = nested_judgement(prog, e, &format!("{prog} -c"));
-                    j.program = prog.to_string();
-                    j
-                }
-                None => Judgement::mutating(
-                    prog,
-                    if a.fetches {
-                        Risk::Critical
-                    } else {
-                        Risk::High
-                    },
-                    if a.fetches {
-                        "runs downloaded code: remote code execution"
-                    } else {
-                        "shell -c text computed at run time"
-                    },
-                ),
-            },
-            None => Judgement::mutating(prog, Risk::High, "shell -c without text"),
+        let Some(a) = args.get(i) else {
+            return Judgement::mutating(prog, Risk::High, "shell -c without text");
         };
+        let Some(text) = a.plain() else {
+            return Judgement::mutating(
+                prog,
+                if a.fetches {
+                    Risk::Critical
+                } else {
+                    Risk::High
+                },
+                if a.fetches {
+                    "runs downloaded code: remote code execution"
+                } else {
+                    "shell -c text computed at run time"
+                },
+            );
+        };
+        let e = if is_bash {
+            w.nested(text, &format!("{prog} -c text"))
+        } else {
+            w.nested_foreign(text, prog)
+        };
+        let mut j = nested_judgement(prog, e, &format!("{prog} -c"));
+        if let Some(why) = odd_option {
+            j.read_only = false;
+            j.risk = j.risk.max(Risk::High);
+            j.reason = format!("{why}; {}", j.reason);
+        }
+        return j;
     }
     if reads_stdin {
         i = args.len();
     }
-    let fetch = args.get(i).is_some_and(|a| a.fetches);
+    let operand = args.get(i);
+    let fetch = operand.is_some_and(|a| a.fetches)
+        || operand
+            .and_then(Arg::plain)
+            .is_some_and(|p| w.downloaded(p));
     let mut j = Judgement::mutating(
         prog,
         if fetch { Risk::Critical } else { Risk::High },
@@ -1122,15 +931,32 @@ fn shell(w: &mut Walker, prog: &str, args: &[Arg]) -> Judgement {
     j
 }
 
-/// Interpreters: inline code or scripts are unknown code; version queries are read-only.
-fn interpreter(prog: &str, t: &[Option<&str>]) -> Judgement {
-    if t.len() == 1
-        && matches!(
-            t[0],
-            Some("--version" | "-V" | "-v" | "--help" | "-h" | "version")
-        )
-    {
-        return Judgement::ro(prog, format!("{prog} version query"));
+/// Interpreters: inline code or scripts are unknown code; only a lone version query is
+/// read-only. A script that was downloaded (or read from a download) is remote code.
+fn interpreter(w: &mut Walker, prog: &str, args: &[Arg]) -> Judgement {
+    let t: Vec<Option<&str>> = args.iter().map(Arg::plain).collect();
+    let base = prog.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+    if t.len() == 1 {
+        let ok = match t[0] {
+            Some("--version") => true,
+            Some("-V") => matches!(base, "python" | "pypy"),
+            Some("-v") => matches!(base, "node" | "nodejs" | "perl" | "php" | "bun" | "deno"),
+            _ => false,
+        };
+        if ok {
+            return Judgement::ro(prog, format!("{prog} version query"));
+        }
+    }
+    let fetch = args.iter().any(|a| a.fetches)
+        || t.iter()
+            .flatten()
+            .any(|p| !p.starts_with('-') && w.downloaded(p));
+    if fetch {
+        return Judgement::mutating(
+            prog,
+            Risk::Critical,
+            "runs downloaded code: remote code execution",
+        );
     }
     let inline = t.iter().any(|a| {
         matches!(
@@ -1150,511 +976,4 @@ fn interpreter(prog: &str, t: &[Option<&str>]) -> Judgement {
     let script = t.iter().any(|a| a.is_none_or(|a| !a.starts_with('-')));
     j.runs_stdin = !inline && (!script || t.contains(&Some("-")));
     j
-}
-
-fn find(w: &mut Walker, args: &[Arg]) -> Judgement {
-    let mut i = 0;
-    let mut mutating: Option<(Risk, String)> = None;
-    let mut inner_read_only = true;
-    let starts: Vec<&str> = args
-        .iter()
-        .take_while(|a| {
-            a.plain()
-                .is_some_and(|t| !t.starts_with('-') && t != "(" && t != "!")
-        })
-        .filter_map(Arg::plain)
-        .collect();
-    while i < args.len() {
-        let a = &args[i];
-        let Some(t) = a.plain() else {
-            if !a.safe_prefix {
-                return Judgement::mutating(
-                    "find",
-                    Risk::High,
-                    "find with computed arguments (could be -delete/-exec)",
-                );
-            }
-            i += 1;
-            continue;
-        };
-        match t {
-            "-exec" | "-execdir" | "-ok" | "-okdir" => {
-                let end = args[i + 1..]
-                    .iter()
-                    .position(|a| matches!(a.plain(), Some(";" | "+")))
-                    .map(|p| i + 1 + p)
-                    .unwrap_or(args.len());
-                let inner = &args[i + 1..end];
-                if inner.is_empty() {
-                    return Judgement::mutating("find", Risk::High, "find -exec without a command");
-                }
-                let mut inner = inner.to_vec();
-                inner.push(dynamic_arg());
-                let j = judge(w, &inner);
-                if !j.read_only {
-                    inner_read_only = false;
-                    let r = mutating.as_ref().map_or(j.risk, |m| m.0.max(j.risk));
-                    mutating = Some((r, format!("find {t} runs {}: {}", j.program, j.reason)));
-                }
-                i = end + 1;
-            }
-            "-delete" | "-fprint" | "-fprint0" | "-fprintf" | "-fls" => {
-                let root = starts.iter().any(|s| is_root_like(s));
-                let r = if root && t == "-delete" {
-                    Risk::Critical
-                } else {
-                    Risk::High
-                };
-                mutating = Some((
-                    r.max(mutating.as_ref().map_or(Risk::High, |m| m.0)),
-                    format!("find {t} deletes or writes files"),
-                ));
-                i += 1;
-            }
-            _ => i += 1,
-        }
-    }
-    match mutating {
-        Some((risk, why)) => Judgement::mutating("find", risk, why),
-        None if inner_read_only => Judgement::ro("find", "find without -exec/-delete/-fprint"),
-        None => Judgement::mutating("find", Risk::High, "find runs a mutating command"),
-    }
-}
-
-fn sed_cmd(prog: &str, args: &[Arg]) -> Judgement {
-    let mut scripts: Vec<String> = Vec::new();
-    let mut i = 0;
-    let mut positional_script = true;
-    while i < args.len() {
-        let Some(t) = args[i].plain() else {
-            if !args[i].safe_prefix || positional_script {
-                return Judgement::mutating(prog, Risk::High, "sed with computed arguments");
-            }
-            i += 1;
-            continue;
-        };
-        if t == "--" {
-            i += 1;
-            break;
-        }
-        if let Some(long) = t.strip_prefix("--") {
-            if long.starts_with("in-place") {
-                return Judgement::mutating(prog, Risk::High, "sed --in-place edits files");
-            }
-            if let Some(s) = long.strip_prefix("expression=") {
-                scripts.push(s.to_string());
-                positional_script = false;
-            } else if long == "expression" {
-                scripts.push(
-                    args.get(i + 1)
-                        .and_then(Arg::plain)
-                        .unwrap_or("w")
-                        .to_string(),
-                );
-                positional_script = false;
-                i += 1;
-            } else if long.starts_with("file") {
-                return Judgement::mutating(prog, Risk::High, "sed script from a file: unknown");
-            } else if !matches!(
-                long,
-                "quiet"
-                    | "silent"
-                    | "regexp-extended"
-                    | "separate"
-                    | "unbuffered"
-                    | "null-data"
-                    | "posix"
-                    | "debug"
-                    | "sandbox"
-                    | "follow-symlinks"
-                    | "binary"
-            ) && !long.starts_with("line-length")
-            {
-                return Judgement::mutating(
-                    prog,
-                    Risk::High,
-                    format!("sed option --{long} not understood"),
-                );
-            }
-            i += 1;
-            continue;
-        }
-        if t.starts_with('-') && t.len() > 1 {
-            let chars: Vec<char> = t[1..].chars().collect();
-            let mut k = 0;
-            while k < chars.len() {
-                match chars[k] {
-                    'n' | 'E' | 'r' | 's' | 'u' | 'z' | 'b' => k += 1,
-                    'i' => {
-                        return Judgement::mutating(prog, Risk::High, "sed -i edits files in place")
-                    }
-                    'f' => {
-                        return Judgement::mutating(
-                            prog,
-                            Risk::High,
-                            "sed script from a file: unknown",
-                        )
-                    }
-                    'l' => {
-                        if k + 1 == chars.len() {
-                            i += 1;
-                        }
-                        k = chars.len();
-                    }
-                    'e' => {
-                        let rest: String = chars[k + 1..].iter().collect();
-                        if rest.is_empty() {
-                            i += 1;
-                            match args.get(i).and_then(Arg::plain) {
-                                Some(s) => scripts.push(s.to_string()),
-                                None => {
-                                    return Judgement::mutating(
-                                        prog,
-                                        Risk::High,
-                                        "sed -e with a computed script",
-                                    )
-                                }
-                            }
-                        } else {
-                            scripts.push(rest);
-                        }
-                        positional_script = false;
-                        k = chars.len();
-                    }
-                    c => {
-                        return Judgement::mutating(
-                            prog,
-                            Risk::High,
-                            format!("sed option -{c} not understood"),
-                        )
-                    }
-                }
-            }
-            i += 1;
-            continue;
-        }
-        if positional_script {
-            scripts.push(t.to_string());
-            positional_script = false;
-        }
-        i += 1;
-    }
-    if args[i.min(args.len())..]
-        .iter()
-        .any(|a| a.is_dynamic() && !a.safe_prefix)
-    {
-        return Judgement::mutating(prog, Risk::High, "sed with computed arguments");
-    }
-    if scripts.is_empty() && positional_script {
-        return Judgement::mutating(prog, Risk::High, "sed without a script");
-    }
-    if scripts.iter().any(|s| sed::script_mutates(s)) {
-        return Judgement::mutating(
-            prog,
-            Risk::High,
-            "sed script writes files or runs commands (w/W/e)",
-        );
-    }
-    Judgement::ro(prog, "sed script only prints")
-}
-
-fn awk(prog: &str, args: &[Arg]) -> Judgement {
-    let mut i = 0;
-    let mut program: Option<&str> = None;
-    while i < args.len() {
-        let Some(t) = args[i].plain() else {
-            return Judgement::mutating(prog, Risk::High, "awk with computed arguments");
-        };
-        if t == "--" {
-            i += 1;
-            break;
-        }
-        if t == "-f" || t.starts_with("--file") || t.starts_with("-f") {
-            return Judgement::mutating(prog, Risk::High, "awk program from a file: unknown");
-        }
-        if t == "-i"
-            || t.starts_with("--include")
-            || t.starts_with("-i")
-            || t.starts_with("-l")
-            || t.starts_with("--load")
-            || t.starts_with("-E")
-            || t.starts_with("--exec")
-        {
-            return Judgement::mutating(
-                prog,
-                Risk::High,
-                "awk loads extensions or in-place editing",
-            );
-        }
-        if matches!(t, "-F" | "-v" | "--assign" | "--field-separator") {
-            i += 2;
-            continue;
-        }
-        if t.starts_with('-') && t.len() > 1 {
-            i += 1;
-            continue;
-        }
-        program = Some(t);
-        break;
-    }
-    if program.is_none() {
-        program = args.get(i).and_then(Arg::plain);
-    }
-    let Some(p) = program else {
-        return Judgement::mutating(prog, Risk::High, "awk without a readable program");
-    };
-    if awk_mutates(p) {
-        return Judgement::mutating(
-            prog,
-            Risk::High,
-            "awk program runs commands or writes files (system, |, print >)",
-        );
-    }
-    Judgement::ro(prog, "awk program only reads and prints")
-}
-
-/// Does an awk program run commands or write files? Conservative: strings are skipped; any
-/// pipe, `system`, or `>` after `print`/`printf` in the same statement counts.
-fn awk_mutates(p: &str) -> bool {
-    let mut code = String::new();
-    let mut in_str = false;
-    let mut esc = false;
-    for c in p.chars() {
-        if in_str {
-            if esc {
-                esc = false;
-            } else if c == '\\' {
-                esc = true;
-            } else if c == '"' {
-                in_str = false;
-                code.push('"');
-            }
-            continue;
-        }
-        if c == '"' {
-            in_str = true;
-        }
-        code.push(c);
-    }
-    if code.contains("system") || code.contains("@load") || code.contains("PROCINFO") {
-        return true;
-    }
-    if code.replace("||", "").contains('|') {
-        return true;
-    }
-    for stmt in code.split([';', '{', '}', '\n']) {
-        if let Some(pos) = stmt.find("print") {
-            if stmt[pos..].contains('>') {
-                return true;
-            }
-        }
-    }
-    false
-}
-
-/// The git subcommand after global options.
-fn git_subcommand<'a>(flags: &[&'a str]) -> Option<&'a str> {
-    let mut i = 0;
-    while i < flags.len() {
-        let f = flags[i];
-        if matches!(
-            f,
-            "-C" | "-c"
-                | "--git-dir"
-                | "--work-tree"
-                | "--namespace"
-                | "--exec-path"
-                | "--config-env"
-        ) {
-            i += 2;
-            continue;
-        }
-        if f.starts_with('-') {
-            i += 1;
-            continue;
-        }
-        return Some(f);
-    }
-    None
-}
-
-fn git(prog: &str, args: &[Arg]) -> Judgement {
-    let mut i = 0;
-    while i < args.len() {
-        let Some(t) = args[i].plain() else {
-            return Judgement::mutating(prog, Risk::High, "git with computed options");
-        };
-        match t {
-            "-c" | "--config-env" => {
-                return Judgement::mutating(
-                    prog,
-                    Risk::High,
-                    "git -c sets config that can run commands",
-                )
-            }
-            "-C" | "--git-dir" | "--work-tree" | "--namespace" => i += 2,
-            _ if t.starts_with("--exec-path=") || t.starts_with("-c") => {
-                return Judgement::mutating(prog, Risk::High, "git option changes what runs")
-            }
-            _ if t.starts_with('-') => i += 1,
-            _ => break,
-        }
-    }
-    let Some(sub_arg) = args.get(i) else {
-        return Judgement::ro(prog, "git without a subcommand prints help");
-    };
-    let Some(sub) = sub_arg.plain() else {
-        return Judgement::mutating(prog, Risk::High, "git subcommand computed at run time");
-    };
-    let rest = &args[i + 1..];
-    let rt: Vec<Option<&str>> = rest.iter().map(Arg::plain).collect();
-    let dynamic = rest.iter().any(|a| a.is_dynamic() && !a.safe_prefix);
-    let has = |f: &str| rt.contains(&Some(f));
-    let starts = |p: &str| rt.iter().any(|t| t.is_some_and(|t| t.starts_with(p)));
-    let positional: Vec<&str> = rt
-        .iter()
-        .flatten()
-        .filter(|t| !t.starts_with('-'))
-        .copied()
-        .collect();
-    let ok = |why: &str| Judgement::ro(prog, format!("git {sub}: {why}"));
-    let no = |why: &str| Judgement::mutating(prog, Risk::High, format!("git {sub}: {why}"));
-    if dynamic {
-        return no("computed arguments could be write options");
-    }
-    match sub {
-        "status" | "log" | "show" | "diff" | "whatchanged" | "shortlog" | "describe"
-        | "rev-parse" | "rev-list" | "ls-files" | "ls-tree" | "ls-remote" | "cat-file"
-        | "blame" | "annotate" | "merge-base" | "name-rev" | "for-each-ref" | "show-ref"
-        | "count-objects" | "help" | "version" | "check-ignore" | "check-attr" | "var"
-        | "range-diff" | "cherry" | "diff-tree" | "diff-index" | "diff-files" | "verify-commit"
-        | "verify-tag" | "show-branch" | "grep" | "--version" => {
-            if starts("--output") {
-                no("--output writes a file")
-            } else if sub == "grep" && (starts("-O") || starts("--open-files-in-pager")) {
-                no("-O runs a pager command")
-            } else if sub == "ls-remote" && starts("--upload-pack") {
-                no("--upload-pack runs a command")
-            } else {
-                ok("read-only subcommand")
-            }
-        }
-        "branch" => {
-            let writes = rt.iter().flatten().any(|t| {
-                matches!(
-                    *t,
-                    "-d" | "-D"
-                        | "-m"
-                        | "-M"
-                        | "-c"
-                        | "-C"
-                        | "-f"
-                        | "--force"
-                        | "--delete"
-                        | "--move"
-                        | "--copy"
-                        | "-u"
-                        | "--unset-upstream"
-                        | "--edit-description"
-                        | "--track"
-                        | "-t"
-                ) || t.starts_with("--set-upstream")
-            });
-            let list = has("--list")
-                || has("-l")
-                || has("-a") && positional.is_empty()
-                || positional.is_empty();
-            if writes || !list {
-                no("creates, deletes or renames branches")
-            } else {
-                ok("lists branches")
-            }
-        }
-        "tag" => {
-            let writes = rt.iter().flatten().any(|t| {
-                matches!(
-                    *t,
-                    "-d" | "--delete"
-                        | "-a"
-                        | "-s"
-                        | "-f"
-                        | "-m"
-                        | "-F"
-                        | "-u"
-                        | "--annotate"
-                        | "--sign"
-                        | "--force"
-                )
-            });
-            if writes || !(positional.is_empty() || has("-l") || has("--list")) {
-                no("creates or deletes tags")
-            } else {
-                ok("lists tags")
-            }
-        }
-        "remote" => match positional.first() {
-            None | Some(&"show") | Some(&"get-url") => ok("shows remotes"),
-            _ => no("changes remotes"),
-        },
-        "stash" => match positional.first() {
-            Some(&"list") | Some(&"show") => ok("shows stashes"),
-            _ => no("changes the stash"),
-        },
-        "worktree" => match positional.first() {
-            Some(&"list") => ok("lists worktrees"),
-            _ => no("changes worktrees"),
-        },
-        "submodule" => match positional.first() {
-            Some(&"status") | Some(&"summary") => ok("shows submodules"),
-            _ => no("changes submodules"),
-        },
-        "reflog" => match positional.first() {
-            None | Some(&"show") => ok("shows the reflog"),
-            _ => no("changes the reflog"),
-        },
-        "notes" => match positional.first() {
-            None | Some(&"list") | Some(&"show") => ok("shows notes"),
-            _ => no("changes notes"),
-        },
-        "symbolic-ref" if positional.len() <= 1 && !has("-d") && !has("--delete") => {
-            ok("reads a ref")
-        }
-        "config" => {
-            let read = rt.iter().flatten().any(|t| {
-                matches!(
-                    *t,
-                    "--get"
-                        | "--get-all"
-                        | "--get-regexp"
-                        | "--list"
-                        | "-l"
-                        | "--get-urlmatch"
-                        | "get"
-                        | "list"
-                )
-            });
-            let write = rt.iter().flatten().any(|t| {
-                matches!(
-                    *t,
-                    "--add"
-                        | "--unset"
-                        | "--unset-all"
-                        | "--replace-all"
-                        | "--edit"
-                        | "-e"
-                        | "--rename-section"
-                        | "--remove-section"
-                        | "set"
-                        | "unset"
-                        | "edit"
-                )
-            });
-            if read && !write {
-                ok("reads config")
-            } else {
-                no("writes config")
-            }
-        }
-        _ => no("not a read-only git subcommand"),
-    }
 }

@@ -8,14 +8,22 @@ use brush_parser::ast;
 use brush_parser::word::{self, WordPiece, WordPieceWithSource};
 use brush_parser::ParserOptions;
 
-use super::{rules, Classification, CommandVerdict, Risk};
+use super::{critical, rules, Classification, CommandVerdict, Dialect, Facts, Risk};
 
 /// Nested texts (`bash -c`, `eval`, substitutions) deeper than this are not followed.
 const MAX_DEPTH: usize = 12;
 /// Upper bound on simple commands judged (function calls can multiply work).
-const MAX_COMMANDS: usize = 4096;
-/// Bracket nesting beyond this is refused before parsing (the parser recurses).
-const MAX_NESTING: usize = 128;
+const MAX_COMMANDS: usize = 2048;
+/// Upper bound on nested texts parsed (substitutions, `bash -c`, `eval`): each is a parser run.
+const MAX_NESTED_TEXTS: usize = 512;
+/// Nesting (brackets, substitutions, `if`/`while`/`for`/`case`... keywords) allowed across all
+/// nested texts together, checked before the parser recurses. brush-parser 0.4's recursive
+/// descent overflows an 8 MiB stack at about 500 levels of `{ }`/`if`/`while` in a debug build
+/// (about 1,600 in release); a 2 MiB thread (test threads) holds about a quarter of that. 64
+/// keeps well below both, with room for the walk; past it the text is opaque (mutating).
+pub const MAX_NESTING: usize = 64;
+/// Candidate working directories tracked for `cd` before `git` (see [`Walker::cwds`]).
+const MAX_CWDS: usize = 8;
 
 /// One word of a simple command, as far as it is known before run time.
 #[derive(Debug, Clone, Default)]
@@ -100,7 +108,23 @@ impl Judgement {
     }
 }
 
-pub struct Walker {
+pub struct Walker<'f> {
+    pub facts: &'f dyn Facts,
+    /// Where commands may run relative to the caller's cwd: every static `cd` target seen so
+    /// far, joined with every earlier candidate; `None` once a `cd` goes somewhere unknown.
+    pub cwds: Option<Vec<String>>,
+    /// Files a fetcher (`curl -o`, `wget -O`, `curl > f`) wrote; `"*"` for an unknown name.
+    pub downloads: Vec<String>,
+    /// Nesting used by the texts being walked (see [`MAX_NESTING`]).
+    nest_used: usize,
+    /// Effect of each function body, computed once (calls cannot multiply work).
+    func_effects: HashMap<String, Effect>,
+    exhausted: bool,
+    /// Programs being judged inside one another (wrappers, `find -exec`, `xargs`).
+    pub judge_depth: usize,
+    /// Here-documents and here-strings seen that hold a destructive SQL statement.
+    sql_inputs: usize,
+    nested_texts: usize,
     opts: ParserOptions,
     functions: HashMap<String, ast::FunctionBody>,
     calling: Vec<String>,
@@ -112,8 +136,17 @@ pub struct Walker {
 }
 
 /// Parse and classify a whole text.
-pub fn classify_text(text: &str) -> Classification {
+pub fn classify_text(text: &str, dialect: Dialect, facts: &dyn Facts) -> Classification {
     let mut w = Walker {
+        facts,
+        cwds: Some(vec![".".to_string()]),
+        downloads: Vec::new(),
+        nest_used: 0,
+        func_effects: HashMap::new(),
+        exhausted: false,
+        judge_depth: 0,
+        sql_inputs: 0,
+        nested_texts: 0,
         opts: ParserOptions::default(),
         functions: HashMap::new(),
         calling: Vec::new(),
@@ -122,7 +155,15 @@ pub fn classify_text(text: &str) -> Classification {
         depth: 0,
         judged: 0,
     };
-    let parse_error = w.text(text).err();
+    let parse_error = match dialect {
+        Dialect::Bash => w.text(text).err(),
+        Dialect::Sh => {
+            // The real `sh` reads this text: bash's reading holds only for plain words.
+            // Its findings are recorded on the walker; a parse failure is one of them.
+            w.nested_foreign(text, "sh");
+            None
+        }
+    };
     let mut reasons: Vec<String> = w.taints.iter().map(|(_, r)| r.clone()).collect();
     let mut read_only =
         parse_error.is_none() && w.taints.is_empty() && w.verdicts.iter().all(|v| v.read_only);
@@ -151,24 +192,184 @@ pub fn classify_text(text: &str) -> Classification {
     }
 }
 
-/// Deepest bracket nesting in `text`, counting `(`, `{`, `[` and backquote pairs crudely.
-fn nesting(text: &str) -> usize {
-    let (mut depth, mut max) = (0usize, 0usize);
-    for c in text.chars() {
-        match c {
-            '(' | '{' | '[' => {
-                depth += 1;
-                max = max.max(depth);
+/// How deeply the parser will recurse for `text`, measured before parsing (brush-parser is a
+/// recursive descent parser). A small lexer keeps a stack of what is open — `(`, `$(`, `{`,
+/// `${`, `[`, backquotes, double quotes, and the compound keywords `if while until for select
+/// case function` — and pops only on the matching close (`)` of a case pattern closes
+/// nothing), so the count cannot be driven down while the parser's depth grows. Single-quoted
+/// text and comments nest nothing. Linear time; returns the deepest stack seen.
+pub fn nesting(text: &str) -> usize {
+    #[derive(PartialEq, Clone, Copy)]
+    enum F {
+        Paren,
+        Brace,
+        Bracket,
+        Back,
+        Dq,
+        Kw,
+    }
+    let b = text.as_bytes();
+    let mut st: Vec<F> = Vec::new();
+    let mut max = 0usize;
+    let mut i = 0;
+    let word_char = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    while i < b.len() {
+        let c = b[i];
+        let top = st.last().copied();
+        if top == Some(F::Dq) {
+            match c {
+                b'\\' => i += 1,
+                b'"' => {
+                    st.pop();
+                }
+                b'$' if matches!(b.get(i + 1), Some(b'(' | b'{')) => {
+                    st.push(if b[i + 1] == b'(' { F::Paren } else { F::Brace });
+                    i += 1;
+                }
+                b'`' => st.push(F::Back),
+                _ => {}
             }
-            ')' | '}' | ']' => depth = depth.saturating_sub(1),
+            max = max.max(st.len());
+            i += 1;
+            continue;
+        }
+        match c {
+            b'\\' => i += 1,
+            b'\'' => {
+                while i + 1 < b.len() && b[i + 1] != b'\'' {
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'"' => st.push(F::Dq),
+            b'#' if i == 0 || matches!(b[i - 1], b' ' | b'\t' | b'\n' | b';' | b'&' | b'|') => {
+                while i + 1 < b.len() && b[i + 1] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'(' => st.push(F::Paren),
+            b'{' => st.push(F::Brace),
+            b'[' => st.push(F::Bracket),
+            b')' if top == Some(F::Paren) => {
+                st.pop();
+            }
+            b'}' if top == Some(F::Brace) => {
+                st.pop();
+            }
+            b']' if top == Some(F::Bracket) => {
+                st.pop();
+            }
+            b'`' => {
+                if top == Some(F::Back) {
+                    st.pop();
+                } else {
+                    st.push(F::Back);
+                }
+            }
+            c if c.is_ascii_lowercase() && (i == 0 || !word_char(b[i - 1])) => {
+                let start = i;
+                while i < b.len() && word_char(b[i]) {
+                    i += 1;
+                }
+                match &text[start..i] {
+                    "if" | "while" | "until" | "for" | "select" | "case" | "function" => {
+                        st.push(F::Kw)
+                    }
+                    "fi" | "done" | "esac" if st.last() == Some(&F::Kw) => {
+                        st.pop();
+                    }
+                    _ => {}
+                }
+                max = max.max(st.len());
+                continue;
+            }
             _ => {}
         }
+        max = max.max(st.len());
+        i += 1;
     }
-    max + text.matches('`').count() / 2
+    max
 }
 
-impl Walker {
-    fn taint(&mut self, risk: Risk, reason: impl Into<String>) {
+/// Text that every shell (dash, zsh, ksh, fish, busybox sh, bash) reads the same way: words of
+/// plain characters, single quotes without backslashes, double quotes without `$ ` \ !`,
+/// separated by blanks, `;`, `|`, `&&`, `||` and newlines. No expansions, globs, redirections,
+/// comments or shell-specific syntax (`$'…'`, zsh `=cmd`, fish `(cmd)`/`{a,b}`/`^`).
+pub fn plain_for_every_shell(text: &str) -> bool {
+    let mut chars = text.chars().peekable();
+    let mut word_start = true;
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                let mut closed = false;
+                for d in chars.by_ref() {
+                    if d == '\'' {
+                        closed = true;
+                        break;
+                    }
+                    if d == '\\' {
+                        return false;
+                    }
+                }
+                if !closed {
+                    return false;
+                }
+                word_start = false;
+            }
+            '"' => {
+                let mut closed = false;
+                for d in chars.by_ref() {
+                    if d == '"' {
+                        closed = true;
+                        break;
+                    }
+                    if matches!(d, '$' | '`' | '\\' | '!') {
+                        return false;
+                    }
+                }
+                if !closed {
+                    return false;
+                }
+                word_start = false;
+            }
+            ' ' | '\t' | '\n' | ';' | '|' => word_start = true,
+            '&' => {
+                if chars.peek() != Some(&'&') {
+                    return false;
+                }
+                chars.next();
+                word_start = true;
+            }
+            '=' if word_start => return false,
+            c if c.is_ascii_alphanumeric()
+                || matches!(c, '_' | '.' | '/' | ',' | ':' | '=' | '+' | '@' | '-') =>
+            {
+                word_start = false;
+            }
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// Is `expr` arithmetic that is a fixed literal (numbers and operators, no names, no
+/// expansions)? Names are evaluated recursively by bash, and a value such as `a[$(cmd)]` runs
+/// `cmd`, so anything else is code.
+pub fn literal_arith(expr: &str) -> bool {
+    expr.chars()
+        .all(|c| c.is_ascii_digit() || c.is_whitespace() || "+-*/%()<>=!&|^~?:,".contains(c))
+}
+
+/// A plain shell variable name (no subscript, which bash evaluates as arithmetic).
+pub fn is_identifier(name: &str) -> bool {
+    let mut cs = name.chars();
+    cs.next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && cs.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+impl Walker<'_> {
+    pub fn taint(&mut self, risk: Risk, reason: impl Into<String>) {
         self.taints.push((risk.max(Risk::High), reason.into()));
     }
 
@@ -191,6 +392,58 @@ impl Walker {
         Effect { read_only, risk }
     }
 
+    /// `cd`/`pushd`/`popd`: where later commands may run. A static `cd DIR` adds DIR joined
+    /// with every candidate (earlier ones stay: a subshell or a failed `cd` leaves them);
+    /// anything else makes the directory unknown.
+    pub fn note_cd(&mut self, prog: &str, args: &[Arg]) {
+        let ops: Vec<&Arg> = args
+            .iter()
+            .filter(|a| a.plain().is_none_or(|t| t == "-" || !t.starts_with('-')))
+            .collect();
+        // `~` and `~/dir` are passed on as written: the caller knows the home directory.
+        let tilde = |a: &Arg| {
+            let r = a.raw.as_str();
+            let rest = r.strip_prefix('~')?;
+            (rest.is_empty()
+                || rest.starts_with('/')
+                    && rest
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c)))
+            .then(|| r.to_string())
+        };
+        let target: Option<String> = match (prog, ops.as_slice()) {
+            ("cd", []) => Some("~".into()),
+            ("cd", [a]) => match a.plain() {
+                Some(t) if !t.is_empty() && t != "-" => Some(t.to_string()),
+                Some(_) => None,
+                None => tilde(a),
+            },
+            _ => None,
+        };
+        let target = target.as_deref();
+        self.cwds = match (self.cwds.take(), target) {
+            (Some(mut cwds), Some(t)) => {
+                let new: Vec<String> = cwds.iter().map(|c| super::programs::join(c, t)).collect();
+                for n in new {
+                    if !cwds.contains(&n) {
+                        cwds.push(n);
+                    }
+                }
+                (cwds.len() <= MAX_CWDS).then_some(cwds)
+            }
+            _ => None,
+        };
+    }
+
+    /// Was `path` written by a fetcher earlier in this text (or by one whose output name is
+    /// unknown)?
+    pub fn downloaded(&self, path: &str) -> bool {
+        let norm = |p: &str| p.trim_start_matches("./").to_string();
+        self.downloads
+            .iter()
+            .any(|d| d == "*" || norm(d) == norm(path))
+    }
+
     /// Did anything recorded since `mark` fetch from the network?
     fn fetched_since(&self, mark: (usize, usize)) -> bool {
         self.verdicts
@@ -204,7 +457,12 @@ impl Walker {
     /// Returns its effect; a parse failure or excessive depth is recorded as a taint.
     pub fn nested(&mut self, text: &str, what: &str) -> Effect {
         let mark = self.mark();
-        if self.depth >= MAX_DEPTH {
+        self.nested_texts += 1;
+        if self.nested_texts > MAX_NESTED_TEXTS {
+            if self.nested_texts == MAX_NESTED_TEXTS + 1 {
+                self.taint(Risk::High, "too many nested texts to analyse: opaque");
+            }
+        } else if self.depth >= MAX_DEPTH {
             self.taint(Risk::High, format!("{what} nested too deeply to follow"));
         } else {
             self.depth += 1;
@@ -216,10 +474,35 @@ impl Walker {
         self.effect_since(mark)
     }
 
-    fn text(&mut self, text: &str) -> Result<(), String> {
-        if nesting(text) > MAX_NESTING {
-            return Err("nesting too deep to analyse".into());
+    /// Text that another shell (dash, zsh, fish, a remote login shell...) will read. Only
+    /// plain text is read the way bash would; anything else is opaque. Bash's reading is still
+    /// walked to raise the risk (e.g. to CRITICAL), never to lower it.
+    pub fn nested_foreign(&mut self, text: &str, shell: &str) -> Effect {
+        let mark = self.mark();
+        let e = self.nested(text, &format!("{shell} text"));
+        if !plain_for_every_shell(text) && e.read_only {
+            self.taint(
+                Risk::High,
+                format!("text for {shell} is not plain words: {shell} may read it differently from bash (opaque)"),
+            );
         }
+        self.effect_since(mark)
+    }
+
+    fn text(&mut self, text: &str) -> Result<(), String> {
+        let n = nesting(text);
+        if self.nest_used + n > MAX_NESTING {
+            return Err(format!(
+                "nesting too deep to analyse (over {MAX_NESTING} levels): opaque"
+            ));
+        }
+        self.nest_used += n;
+        let r = self.parse_and_walk(text);
+        self.nest_used -= n;
+        r
+    }
+
+    fn parse_and_walk(&mut self, text: &str) -> Result<(), String> {
         let mut p = brush_parser::Parser::new(std::io::Cursor::new(text.as_bytes()), &self.opts);
         let program = p.parse_program().map_err(|e| e.to_string())?;
         // Every function defined anywhere counts, wherever it is called (loops can call a
@@ -285,9 +568,24 @@ impl Walker {
 
     fn pipeline(&mut self, p: &ast::Pipeline) {
         let mut fetched = false;
+        let mut sql = false;
         for cmd in &p.seq {
             let mark = self.mark();
+            let sql_inputs = self.sql_inputs;
             let runs_stdin = self.command(cmd);
+            // `echo 'DROP TABLE t' | psql`: the statement reaches the client on stdin.
+            let stage = self.verdicts.get(mark.0..).unwrap_or_default();
+            let client = stage.iter().any(|v| critical::is_sql_client(&v.program));
+            let stage_sql = stage
+                .iter()
+                .any(|v| v.argv.iter().any(|w| critical::destructive_sql(w)));
+            if sql && client {
+                self.taint(
+                    Risk::Critical,
+                    "pipes a destructive statement (DROP/TRUNCATE/DELETE) into a database client",
+                );
+            }
+            sql |= self.sql_inputs > sql_inputs || stage_sql;
             if fetched && runs_stdin {
                 self.taint(
                     Risk::Critical,
@@ -336,12 +634,45 @@ impl Walker {
                 self.ext_test(b);
             }
             E::Not(a) | E::Parenthesized(a) => self.ext_test(a),
-            E::UnaryTest(_, w) => {
-                self.arg(&w.value);
+            E::UnaryTest(op, w) => {
+                let a = self.arg(&w.value);
+                if matches!(
+                    op,
+                    ast::UnaryPredicate::ShellVariableIsSetAndAssigned
+                        | ast::UnaryPredicate::ShellVariableIsSetAndNameRef
+                ) && !a.plain().is_some_and(is_identifier)
+                {
+                    self.taint(
+                        Risk::High,
+                        format!("[[ -v {} ]] evaluates a subscript: code", w.value),
+                    );
+                }
             }
-            E::BinaryTest(_, a, b) => {
-                self.arg(&a.value);
-                self.arg(&b.value);
+            E::BinaryTest(op, a, b) => {
+                let x = self.arg(&a.value);
+                let y = self.arg(&b.value);
+                use ast::BinaryPredicate as B;
+                if matches!(
+                    op,
+                    B::ArithmeticEqualTo
+                        | B::ArithmeticNotEqualTo
+                        | B::ArithmeticLessThan
+                        | B::ArithmeticLessThanOrEqualTo
+                        | B::ArithmeticGreaterThan
+                        | B::ArithmeticGreaterThanOrEqualTo
+                ) {
+                    for (arg, w) in [(x, a), (y, b)] {
+                        if !arg.plain().is_some_and(literal_arith) {
+                            self.taint(
+                                Risk::High,
+                                format!(
+                                    "[[ {op} ]] evaluates {} as arithmetic: code unless a literal",
+                                    w.value
+                                ),
+                            );
+                        }
+                    }
+                }
             }
         }
     }
@@ -387,15 +718,30 @@ impl Walker {
         }
     }
 
-    /// Arithmetic text: only substitutions inside it run anything.
-    fn arith(&mut self, expr: &str) {
+    /// Arithmetic text: bash evaluates names recursively (`a[$(cmd)]` in a value runs cmd), so
+    /// anything but a fixed literal is code. Substitutions inside are walked too.
+    pub fn arith(&mut self, expr: &str) {
         if expr.contains("$(") || expr.contains('`') || expr.contains("${") {
             self.arg(expr);
+        }
+        if !literal_arith(expr) {
+            self.taint(
+                Risk::High,
+                format!("arithmetic {expr:?} is evaluated by bash (names, subscripts): code"),
+            );
         }
     }
 
     /// A simple command. Returns whether it runs code from stdin.
     fn simple(&mut self, s: &ast::SimpleCommand) -> bool {
+        if self.judged >= MAX_COMMANDS {
+            if !self.exhausted {
+                self.exhausted = true;
+                self.taint(Risk::High, "too many commands to analyse");
+            }
+            return false;
+        }
+        self.judged += 1;
         let mut argv: Vec<Arg> = Vec::new();
         let mut assigns: Vec<(String, Arg)> = Vec::new();
         let mut redirect_findings: Vec<(Risk, String)> = Vec::new();
@@ -413,30 +759,78 @@ impl Walker {
                 self.prefix_item(item, &mut argv, &mut assigns, &mut redirect_findings);
             }
         }
-        if self.judged >= MAX_COMMANDS {
-            self.taint(Risk::High, "too many commands to analyse");
-            return false;
+        use ast::CommandPrefixOrSuffixItem as I;
+        let stdin_texts: Vec<String> = s
+            .prefix
+            .iter()
+            .flat_map(|p| p.0.iter())
+            .chain(s.suffix.iter().flat_map(|x| x.0.iter()))
+            .filter_map(|item| match item {
+                I::IoRedirect(ast::IoRedirect::HereDocument(_, d)) => Some(d.doc.value.clone()),
+                I::IoRedirect(ast::IoRedirect::HereString(_, w)) => {
+                    Some(static_word(&w.value, &self.opts).unwrap_or_else(|| w.value.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        if stdin_texts.iter().any(|t| critical::destructive_sql(t)) {
+            self.sql_inputs += 1;
         }
-        self.judged += 1;
-
         let mut judgement = if argv.is_empty() {
             if assigns.is_empty() && redirect_findings.is_empty() {
                 Judgement::ro("", "redirections only")
             } else {
-                Judgement::ro("", "variable assignment")
+                Judgement::ro("", "shell variable assignment")
             }
         } else {
             let name = argv[0].plain().map(str::to_string);
             match name.and_then(|n| self.functions.get(&n).cloned().map(|b| (n, b))) {
                 Some((n, body)) => self.call_function(&n, &body),
-                None => rules::judge(self, &argv),
+                None => rules::judge(self, &argv, false),
             }
         };
+        // With a command, assignments are its environment; without, shell variables (which
+        // are still exported if they already were).
+        let only_read = argv.first().and_then(Arg::plain) == Some("read");
         for (name, value) in &assigns {
-            if let Some(why) = rules::dangerous_assignment(name, value) {
+            let why = if argv.is_empty() {
+                rules::shell_variable_denied(name)
+            } else if only_read && name == "IFS" {
+                None
+            } else {
+                rules::env_denied(name, value)
+            };
+            if let Some(why) = why {
                 judgement.read_only = false;
                 judgement.risk = judgement.risk.max(Risk::High);
                 judgement.reason = format!("{}; {why}", judgement.reason);
+            }
+        }
+        if critical::is_sql_client(&judgement.program)
+            && stdin_texts.iter().any(|t| critical::destructive_sql(t))
+        {
+            judgement.read_only = false;
+            judgement.risk = Risk::Critical;
+            judgement.reason = format!(
+                "{}; a here-document or here-string feeds it a destructive statement",
+                judgement.reason
+            );
+        }
+        // `bash <<EOF … EOF`: a shell reading a here-document runs it (never read-only; its
+        // content raises the risk, read as bash — for other shells that only over-approximates).
+        if judgement.runs_stdin && !stdin_texts.is_empty() && !judgement.read_only {
+            for t in &stdin_texts {
+                let e = self.nested(t, "here-document for a shell");
+                judgement.risk = judgement.risk.max(e.risk);
+            }
+        }
+        if rules::is_fetcher(&judgement.program) {
+            for (_, why) in &redirect_findings {
+                if let Some(path) = why.strip_prefix("redirects output to file ") {
+                    self.downloads.push(path.to_string());
+                } else if why.starts_with("redirects output to a computed path") {
+                    self.downloads.push("*".into());
+                }
             }
         }
         for (risk, why) in redirect_findings {
@@ -471,6 +865,20 @@ impl Walker {
         if self.calling.iter().any(|c| c == name) || self.calling.len() >= MAX_DEPTH {
             return Judgement::mutating(name, Risk::High, "recursive function call");
         }
+        if let Some(e) = self.func_effects.get(name).copied() {
+            return if e.read_only {
+                Judgement::ro(
+                    name,
+                    format!("calls function {name}, whose body is read-only"),
+                )
+            } else {
+                Judgement::mutating(
+                    name,
+                    e.risk,
+                    format!("calls function {name}, whose body mutates"),
+                )
+            };
+        }
         self.calling.push(name.to_string());
         let mark = self.mark();
         self.compound(&body.0);
@@ -483,6 +891,7 @@ impl Walker {
         }
         self.calling.pop();
         let e = self.effect_since(mark);
+        self.func_effects.insert(name.to_string(), e);
         if e.read_only {
             Judgement::ro(
                 name,
@@ -520,7 +929,7 @@ impl Walker {
                     ast::AssignmentName::VariableName(n) => n.clone(),
                     ast::AssignmentName::ArrayElementName(n, idx) => {
                         self.arith(idx);
-                        n.clone()
+                        format!("{n}[{idx}]")
                     }
                 };
                 let value = match &a.value {
@@ -531,6 +940,14 @@ impl Walker {
                         for (k, v) in items {
                             if let Some(k) = k {
                                 self.arg(&k.value);
+                                // An indexed array's key is arithmetic.
+                                let key = k.value.trim_start_matches('[').trim_end_matches(']');
+                                if !literal_arith(key) {
+                                    self.taint(
+                                        Risk::High,
+                                        format!("array key [{key}] may be evaluated as arithmetic: code"),
+                                    );
+                                }
                             }
                             let a = self.arg(&v.value);
                             dynamic |= a.text.is_none();
@@ -646,6 +1063,12 @@ impl Walker {
 
     /// Analyse one word: its static value if any, and walk every substitution inside it.
     pub fn arg(&mut self, raw: &str) -> Arg {
+        // Most words are plain: nothing for bash to expand, quote or glob. Their value is
+        // their text, without running the word parser (which dominates long inputs).
+        let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:=,+%@^#".contains(c);
+        if !raw.is_empty() && raw.chars().all(plain) {
+            return Arg::lit(raw);
+        }
         let mut a = Arg {
             text: None,
             raw: raw.to_string(),
@@ -658,7 +1081,17 @@ impl Walker {
                 let mut value = String::new();
                 let is_static = self.pieces(&pieces, raw, &mut a, &mut value, false);
                 if is_static {
-                    a.safe_prefix = !value.starts_with('-');
+                    // The program sees the word up to a NUL byte (C strings).
+                    if let Some(k) = value.find('\0') {
+                        value.truncate(k);
+                    }
+                    // A glob word (`*.rs`) can expand to a file named `-o`: safe only behind a
+                    // literal prefix.
+                    a.safe_prefix = if a.glob {
+                        value_prefix_safe(&pieces)
+                    } else {
+                        !value.starts_with('-')
+                    };
                     a.text = Some(value);
                 } else {
                     a.safe_prefix = value_prefix_safe(&pieces);
@@ -685,6 +1118,9 @@ impl Walker {
                 WordPiece::Text(t) => {
                     if !quoted && has_glob(t) {
                         a.glob = true;
+                    }
+                    if t.contains("$[") {
+                        self.taint(Risk::High, "$[ ] arithmetic is evaluated by bash: code");
                     }
                     value.push_str(t);
                 }
@@ -713,6 +1149,9 @@ impl Walker {
                     is_static = false;
                     // Operands of `${x:-...}` and subscripts can hold substitutions.
                     let src = raw.get(p.start_index..p.end_index).unwrap_or(raw);
+                    if let Err(why) = param_expansion_ok(src) {
+                        self.taint(Risk::High, format!("{src}: {why}"));
+                    }
                     let inner = src
                         .strip_prefix("${")
                         .and_then(|s| s.strip_suffix('}'))
@@ -721,8 +1160,11 @@ impl Walker {
                         let sub = self.arg(inner);
                         a.fetches |= sub.fetches;
                     }
-                    if !quoted {
-                        a.glob = true; // word splitting and globbing of the result
+                    // Word splitting and globbing of the result, unless it is a number.
+                    let numeric =
+                        matches!(src, "$#" | "$?" | "$$" | "$!") || src.starts_with("${#");
+                    if !quoted && !numeric {
+                        a.glob = true;
                     }
                 }
                 WordPiece::CommandSubstitution(cmd)
@@ -743,6 +1185,90 @@ impl Walker {
         }
         is_static
     }
+}
+
+/// Is a parameter expansion (`$x`, `${...}`) free of evaluation? Subscripts, substring
+/// offsets, indirection (`${!x}`), prompt expansion (`${x@P}`) and assignment (`${x:=v}`)
+/// evaluate text as arithmetic or code, unless literal.
+pub fn param_expansion_ok(src: &str) -> Result<(), String> {
+    let Some(inner) = src.strip_prefix("${").and_then(|s| s.strip_suffix('}')) else {
+        return Ok(()); // `$name`, `$1`, `$@`...
+    };
+    let (indirect, rest) = match inner.strip_prefix('!') {
+        Some(r) if !r.is_empty() => (true, r),
+        _ => (false, inner),
+    };
+    let rest = if !indirect {
+        rest.strip_prefix('#')
+            .filter(|r| !r.is_empty())
+            .unwrap_or(rest)
+    } else {
+        rest
+    };
+    let name_len = match rest.chars().next() {
+        Some(c) if c.is_ascii_digit() => rest.chars().take_while(char::is_ascii_digit).count(),
+        Some(c) if "@*#?$!-".contains(c) => 1,
+        Some(c) if c.is_ascii_alphabetic() || c == '_' => rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .count(),
+        _ => 0,
+    };
+    let (_, mut ops) = rest.split_at(name_len.min(rest.len()));
+    if let Some(sub) = ops.strip_prefix('[') {
+        let Some(end) = sub.find(']') else {
+            return Err("unterminated subscript".into());
+        };
+        let idx = &sub[..end];
+        if !(idx == "@" || idx == "*" || (literal_arith(idx) && !idx.is_empty())) {
+            return Err("a subscript is evaluated as arithmetic: code".into());
+        }
+        ops = &sub[end + 1..];
+    }
+    if indirect {
+        return if ops.is_empty() && inner.ends_with("[@]")
+            || inner.ends_with("[*]")
+            || ops == "*"
+            || ops == "@"
+        {
+            Ok(())
+        } else {
+            Err("indirect expansion evaluates a name taken from a value: code".into())
+        };
+    }
+    if ops.is_empty() {
+        return Ok(());
+    }
+    if let Some(t) = ops.strip_prefix('@') {
+        return if matches!(t, "Q" | "E" | "U" | "u" | "L" | "a" | "K" | "k" | "A") {
+            Ok(())
+        } else {
+            Err("@P and other transformations expand prompts or code".into())
+        };
+    }
+    if let Some(t) = ops.strip_prefix(':') {
+        if t.starts_with(['-', '+', '?']) {
+            return Ok(());
+        }
+        if t.starts_with('=') {
+            return Err("${x:=v} assigns a variable".into());
+        }
+        return if t
+            .split(':')
+            .all(|part| literal_arith(part) && !part.trim().is_empty())
+        {
+            Ok(())
+        } else {
+            Err("substring offset/length is evaluated as arithmetic: code".into())
+        };
+    }
+    if ops.starts_with('=') {
+        return Err("${x=v} assigns a variable".into());
+    }
+    if ops.starts_with(['-', '+', '?', '#', '%', '/', '^', ',']) {
+        return Ok(());
+    }
+    Err("expansion not understood".into())
 }
 
 /// The compound lists directly inside a compound command.
@@ -788,9 +1314,11 @@ fn static_word(raw: &str, opts: &ParserOptions) -> Option<String> {
 /// that does not start with a dash.
 fn value_prefix_safe(pieces: &[WordPieceWithSource]) -> bool {
     match pieces.first().map(|p| &p.piece) {
-        Some(WordPiece::Text(t)) | Some(WordPiece::SingleQuotedText(t)) => {
-            !t.is_empty() && !t.starts_with('-')
+        // Unquoted, a leading glob or brace can match or make a word such as `-o`.
+        Some(WordPiece::Text(t)) => {
+            !t.is_empty() && !t.starts_with(['-', '*', '?', '[', '{', '@', '+', '!'])
         }
+        Some(WordPiece::SingleQuotedText(t)) => !t.is_empty() && !t.starts_with('-'),
         Some(WordPiece::DoubleQuotedSequence(inner)) => value_prefix_safe(inner),
         _ => false,
     }
@@ -815,6 +1343,10 @@ fn ansi_c(s: &str) -> Option<String> {
         if c != '\\' {
             out.push(c);
             continue;
+        }
+        // Bash ends a `$'…'` string at a NUL it produces (`$'-del\0ete'x` is `-delx`).
+        if out.contains('\0') {
+            break;
         }
         let e = chars.next()?;
         let simple = match e {
@@ -854,6 +1386,9 @@ fn ansi_c(s: &str) -> Option<String> {
             }
         }
         let n = u32::from_str_radix(&digits, radix).ok()?;
+        if n == 0 {
+            break;
+        }
         out.push(char::from_u32(n)?);
     }
     Some(out)
@@ -866,6 +1401,10 @@ fn write_target(path: Option<&str>, raw: &str) -> Option<(Risk, String)> {
         Some(p) if rules::is_block_device(p) => {
             Some((Risk::Critical, format!("writes to block device {p}")))
         }
+        Some(p @ "/proc/sysrq-trigger") => Some((
+            Risk::Critical,
+            format!("writes to {p} (reboot, power off, crash)"),
+        )),
         Some(p) => Some((Risk::High, format!("redirects output to file {p}"))),
         None => Some((
             Risk::High,
