@@ -280,7 +280,7 @@ const ORDINARY: &[&str] = &[
     "x=$(echo sub); echo \"$x\"",
     "sh -c 'kill -TERM $$'",
     "kill -KILL $$",
-    "mkdir -p d && touch d/f && ls d && rm -r d",
+    "mkdir -p d && touch d/f && ls d && rm d/f && rmdir d",
     "printf '\\xff\\xfe bytes'",
     "nonexistent-command-xyz",
     "echo 'unterminated",
