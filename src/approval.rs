@@ -787,8 +787,13 @@ impl StatusLine {
         let reason = if reason.trim().is_empty() {
             "approval required".to_string()
         } else {
-            crate::platform::truncate(&reason, 120)
+            crate::outcome::inert_max(&reason, 120)
         };
+        // Platform's ids are inert too (no escapes on the terminal's status line).
+        let (exec_id, approval_id) = (
+            &crate::outcome::id_inert(exec_id),
+            &crate::outcome::id_inert(approval_id),
+        );
         StatusLine {
             tty: std::io::stderr().is_terminal(),
             started: Instant::now(),

@@ -26,7 +26,10 @@ pub fn key_path() -> Option<PathBuf> {
 
 /// Read the key, creating it (random, mode 0600) on first use.
 fn load_or_create_key(path: &Path) -> std::io::Result<Vec<u8>> {
-    match std::fs::read(path) {
+    // Our own file in our own dir: no symlink, regular, tiny (crate::fsread).
+    match crate::fsread::read_capped(path, 64, crate::fsread::Follow::No)
+        .map_err(std::io::Error::from)
+    {
         Ok(key) if key.len() == 32 => return check_private(path).map(|_| key),
         Ok(_) => {
             return Err(std::io::Error::other(format!(
@@ -56,7 +59,9 @@ fn load_or_create_key(path: &Path) -> std::io::Result<Vec<u8>> {
     let _ = std::fs::remove_file(&tmp);
     match linked {
         Ok(()) => Ok(key),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::read(path),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            crate::fsread::read_capped(path, 64, crate::fsread::Follow::No).map_err(Into::into)
+        }
         Err(e) => Err(e),
     }
 }
@@ -130,7 +135,9 @@ pub fn verify(grant: &str, step_id: &str) -> bool {
     if !is_ancestor(pid, start) {
         return false;
     }
-    let Some(key) = key_path().and_then(|p| std::fs::read(p).ok()) else {
+    let Some(key) =
+        key_path().and_then(|p| crate::fsread::read_capped(&p, 64, crate::fsread::Follow::No).ok())
+    else {
         return false;
     };
     let want = mac(&key, step_id, pid, start);

@@ -46,9 +46,14 @@ pub fn describe(inv: &Invocation, args: &[OsString]) -> Option<Subject> {
             }
         }
         Kind::ScriptFile { path } => {
-            let read = std::fs::File::open(path)
-                .ok()
-                .map(|f| read_script(f, false));
+            // Only a regular file is read (crate::fsread): a pipe, FIFO, `/dev/stdin` or
+            // `/dev/fd/N` operand (`bash <(...)`) would lose bytes bash must get, or hang; it
+            // stays unread and is governed as unknown code. Symlinks are followed (scripts are
+            // often linked); bash opens the same path after us.
+            let read =
+                crate::fsread::open_regular(std::path::Path::new(path), crate::fsread::Follow::Yes)
+                    .ok()
+                    .map(|(f, _)| read_script(f, false));
             let (text, digest) = read.unwrap_or((None, None));
             Subject {
                 kind: "script_file",

@@ -5,6 +5,7 @@ mod support;
 
 mod approval;
 mod classify;
+mod faults;
 mod fuzz;
 mod governed;
 mod passthrough;

@@ -1,0 +1,412 @@
+//! Faults and hostile input (issue 10), against real processes: files that are FIFOs, script
+//! operands that are pipes, a poisoned outbox, a stalled Platform in observe mode, rejected
+//! records, and hostile Platform text.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::support::platform::{stderr, DevPlatform, Gov, ORG, TOKEN, WORKSPACE};
+
+fn mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+}
+
+/// Run with a watchdog: a hang fails the test instead of wedging the suite.
+fn run_bounded(mut child: std::process::Child, limit: Duration) -> (Output, Duration) {
+    let start = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            let out = child.wait_with_output().unwrap();
+            return (out, start.elapsed());
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("maestro-sh still running after {limit:?}: it hung");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn fifo_as_flags_policy_or_credentials_refuses_promptly_naming_the_file() {
+    let p = DevPlatform::start();
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("a-fifo");
+    mkfifo(&fifo);
+    let cases: [(&str, &str); 3] = [
+        ("EVALOPS_FEATURE_FLAGS_PATH", "feature-flag snapshot"),
+        ("MAESTRO_SH_POLICY_FILE", "MAESTRO_SH_POLICY_FILE"),
+        ("MAESTRO_SH_CREDENTIALS_FILE", "credentials"),
+    ];
+    for (var, what) in cases {
+        let mut g = Gov::marked(Some(&p.url), "governed", "true").env(var, &fifo);
+        if var == "MAESTRO_SH_CREDENTIALS_FILE" {
+            g = g.env_remove("TOOL_EXECUTION_SERVICE_TOKEN");
+        }
+        let (out, took) = run_bounded(g.spawn(), Duration::from_secs(20));
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(126), "{var}: {err}");
+        assert!(
+            err.starts_with("maestro-sh: misconfigured: ")
+                && err.contains(fifo.to_str().unwrap())
+                && err.contains("FIFO")
+                && err.contains(what),
+            "{var}: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(!g.ran(), "{var}: the command ran");
+        assert!(took < Duration::from_secs(10), "{var}: took {took:?}");
+    }
+    // An oversize policy file and a device are refused the same way.
+    let big = dir.path().join("big.json");
+    std::fs::write(&big, vec![b' '; 200 * 1024]).unwrap();
+    for bad in [big.as_path(), Path::new("/dev/zero")] {
+        let mut g =
+            Gov::marked(Some(&p.url), "governed", "true").env("MAESTRO_SH_POLICY_FILE", bad);
+        let (out, _) = run_bounded(g.spawn(), Duration::from_secs(20));
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(126), "{err}");
+        assert!(err.contains(bad.to_str().unwrap()), "{err}");
+        assert!(!g.ran());
+    }
+}
+
+/// `outer` with `$MS` set to maestro-sh (or bash), in `mode`.
+fn outer(shell: &Path, script: &str, envs: &[(&str, &str)]) -> Output {
+    let mut c = Command::new("/bin/bash");
+    c.arg("-c")
+        .arg(script)
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("SH", shell)
+        .stdin(Stdio::null());
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    let child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    run_bounded(child, Duration::from_secs(30)).0
+}
+
+fn maestro_sh() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_maestro-sh"))
+}
+
+#[test]
+fn pipe_fifo_and_dev_stdin_script_operands_reach_bash_whole() {
+    let p = DevPlatform::start();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let fifo = dir.path().join("script.fifo");
+    mkfifo(&fifo);
+    let script = "printf '%s\\n' one two; echo \"args:$#:$1\"; exit 5";
+    let forms = [
+        "\"$SH\" <(printf '%s' \"$S\") a1".to_string(),
+        "printf '%s' \"$S\" | \"$SH\" /dev/stdin a1".to_string(),
+        "printf '%s' \"$S\" | \"$SH\" /dev/fd/0 a1".to_string(),
+        format!(
+            "(printf '%s' \"$S\" > {f}) & \"$SH\" {f} a1; s=$?; wait; exit $s",
+            f = fifo.display()
+        ),
+    ];
+    let gov_env: Vec<(&str, String)> = vec![
+        ("TOOL_EXECUTION_SERVICE_URL", p.url.clone()),
+        ("TOOL_EXECUTION_SERVICE_TOKEN", TOKEN.into()),
+        ("TOOL_EXECUTION_SERVICE_ORGANIZATION_ID", ORG.into()),
+        ("TOOL_EXECUTION_SERVICE_WORKSPACE_ID", WORKSPACE.into()),
+        ("MAESTRO_SH_DATA_DIR", data.display().to_string()),
+        ("MAESTRO_SH_RECORD_WAIT_MS", "10000".into()),
+        ("S", script.into()),
+    ];
+    for form in &forms {
+        let base: Vec<(&str, &str)> = vec![("S", script)];
+        let want = outer(Path::new("/bin/bash"), form, &base);
+        assert_eq!(want.stdout, b"one\ntwo\nargs:1:a1\n", "{form}");
+        assert_eq!(want.status.code(), Some(5));
+        for mode in ["observe", "governed"] {
+            let mut envs: Vec<(&str, &str)> =
+                gov_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            envs.push(("MAESTRO_SH_MODE", mode));
+            let got = outer(&maestro_sh(), form, &envs);
+            assert_eq!(
+                (got.stdout.as_slice(), got.status.code()),
+                (want.stdout.as_slice(), want.status.code()),
+                "{mode} {form}: {}",
+                stderr(&got)
+            );
+        }
+    }
+    // Governed as unknown code: Platform saw a script it could not read, at high risk.
+    let execs = p.requests_for("ExecuteTool");
+    assert!(!execs.is_empty());
+    for e in &execs {
+        let risk = e["body"]["risk"]["level"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            !risk.contains("LOW"),
+            "an unread script was judged low risk: {}",
+            e["body"]
+        );
+    }
+}
+
+/// Spooled records with Platform down, one of them poisoned: the good ones are delivered
+/// exactly once, the poisoned one is dead-lettered with a warning event, nothing blocks.
+#[test]
+fn poison_record_is_dead_lettered_and_good_ones_delivered_once() {
+    let p = DevPlatform::start();
+    let data = tempfile::tempdir().unwrap();
+    for n in 1..=4 {
+        let mut g = Gov::new(Some("http://127.0.0.1:9"), "observe", "true")
+            .env("MAESTRO_SH_DATA_DIR", data.path())
+            .env("MAESTRO_TOOL_CALL_ID", format!("call-poison-{n}"));
+        assert_eq!(g.run().status.code(), Some(0));
+    }
+    let outbox = data.path().join("outbox");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&outbox)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 4);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&outbox), 0o700);
+    assert!(files.iter().all(|f| mode(f) == 0o600));
+    // Poison the second-oldest: Platform answers 400 (tool.name is required).
+    let mut v: Value = serde_json::from_slice(&std::fs::read(&files[1]).unwrap()).unwrap();
+    v["execute"]["tool"]["name"] = json!("");
+    std::fs::write(&files[1], v.to_string()).unwrap();
+
+    let mut g = Gov::new(Some(&p.url), "observe", "true")
+        .env("MAESTRO_SH_DATA_DIR", data.path())
+        .env("MAESTRO_TOOL_CALL_ID", "call-poison-5");
+    assert_eq!(g.run().status.code(), Some(0));
+    let warnings: Vec<Value> = g
+        .events()
+        .into_iter()
+        .filter(|e| e["type"] == "maestro.events.maestro_sh.outbox_warning")
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings[0]["data"]["kind"], "dead_lettered");
+    assert!(warnings[0]["data"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("HTTP 400"));
+
+    let mut steps: Vec<String> = p
+        .executions()
+        .iter()
+        .map(|e| e["linkage"]["stepId"].as_str().unwrap().to_string())
+        .collect();
+    steps.sort();
+    assert_eq!(
+        steps,
+        [
+            "call-poison-1",
+            "call-poison-3",
+            "call-poison-4",
+            "call-poison-5"
+        ]
+    );
+    assert_eq!(p.requests_for("RecordToolExecutionOutput").len(), 4);
+    let left: Vec<_> = std::fs::read_dir(&outbox)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().is_file())
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".json")
+        })
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert_eq!(std::fs::read_dir(outbox.join("dead")).unwrap().count(), 2); // record + reason
+}
+
+/// A data dir someone else owns is refused (records could be read or planted).
+#[test]
+fn foreign_data_dir_is_refused() {
+    if unsafe { libc::geteuid() } == 0 {
+        eprintln!("skipped: running as root, every dir is ours");
+        return;
+    }
+    let mut g =
+        Gov::new(Some("http://127.0.0.1:9"), "observe", "echo ran").env("MAESTRO_SH_DATA_DIR", "/");
+    let out = g.run();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.stdout, b"ran\n");
+    let err = stderr(&out);
+    assert!(
+        err.contains("records cannot be spooled") && err.contains("not you"),
+        "{err}"
+    );
+}
+
+/// Observe never holds the caller: a stalled Platform costs at most the record wait (40 ms)
+/// plus a spool write; the record is delivered once, later, by the detached sender.
+#[test]
+fn observe_exit_is_bounded_with_a_stalled_platform_and_delivered_later() {
+    let p = DevPlatform::start();
+    // Baseline: the same run with Platform unreachable (fails fast, spools).
+    let base = {
+        let mut g = Gov::new(Some("http://127.0.0.1:9"), "observe", "true")
+            .env_remove("MAESTRO_SH_RECORD_WAIT_MS");
+        let t = Instant::now();
+        assert_eq!(g.run().status.code(), Some(0));
+        t.elapsed()
+    };
+    p.set_faults(json!([{"method": "ExecuteTool", "kind": "delay", "delayMs": 4000, "times": 1}]));
+    let mut g = Gov::new(Some(&p.url), "observe", "echo done; exit 3")
+        .env_remove("MAESTRO_SH_RECORD_WAIT_MS")
+        .env("TOOL_EXECUTION_SERVICE_TIMEOUT_MS", "10000")
+        .env("MAESTRO_TOOL_CALL_ID", "call-stalled-1");
+    let t = Instant::now();
+    let out = g.run();
+    let took = t.elapsed();
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(out.stdout, b"done\n");
+    // 40 ms wait + spool; generous slack for a loaded CI machine, far below the 4 s stall.
+    assert!(
+        took < base + Duration::from_millis(1500),
+        "observe held the caller {took:?} (baseline {base:?})"
+    );
+    eprintln!("observe exit with stalled Platform: {took:?} (Platform down: {base:?})");
+    // Delivered exactly once, later.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let recorded = p
+            .executions()
+            .iter()
+            .filter(|e| e["linkage"]["stepId"] == "call-stalled-1")
+            .map(|e| e["state"].as_str().unwrap_or_default().to_string())
+            .collect::<Vec<_>>();
+        if recorded == ["TOOL_EXECUTION_STATE_FAILED"] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not delivered: {recorded:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Let any straggler land, then count.
+    std::thread::sleep(Duration::from_millis(4500));
+    assert_eq!(p.executions().len(), 1);
+    let records = p.requests_for("RecordToolExecutionOutput");
+    assert_eq!(records.len(), 1, "{records:?}");
+    let outbox = g.data_dir().join("outbox");
+    let left = std::fs::read_dir(&outbox)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".json")
+        })
+        .count();
+    assert_eq!(left, 0);
+}
+
+/// 401/403/404 in observe: one warning line, nothing spooled, nothing retried.
+#[test]
+fn observe_rejected_for_good_warns_once_and_is_not_spooled() {
+    let p = DevPlatform::start();
+    let mut g = Gov::new(Some(&p.url), "observe", "echo ok")
+        .env("TOOL_EXECUTION_SERVICE_TOKEN", "wrong-token");
+    let out = g.run();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.stdout, b"ok\n");
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("401") && err.contains("not be retried"),
+        "{err}"
+    );
+    // Redaction keeps the words: no marker in our own advice.
+    assert!(!err.contains("[REDACTED"), "{err}");
+    assert!(!g.data_dir().join("outbox").exists() || count_records(&g.data_dir()) == 0);
+
+    // A Record Platform rejects for good is not spooled either.
+    p.set_faults(json!([{"method": "RecordToolExecutionOutput", "kind": "status", "status": 400}]));
+    let mut g = Gov::new(Some(&p.url), "observe", "true");
+    let out = g.run();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("HTTP 400"), "{}", stderr(&out));
+    assert_eq!(count_records(&g.data_dir()), 0);
+}
+
+fn count_records(data: &Path) -> usize {
+    std::fs::read_dir(data.join("outbox"))
+        .map(|it| {
+            it.filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".json")
+            })
+            .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Observe sends what Maestro sends: one ExecuteTool after the run with the local outcome, and
+/// the Record only because Platform left the execution open (RUNNING).
+#[test]
+fn observe_records_as_maestro_sends_them() {
+    let p = DevPlatform::start();
+    let mut g =
+        Gov::new(Some(&p.url), "observe", "exit 2").env("MAESTRO_TOOL_CALL_ID", "call-obs-shape");
+    assert_eq!(g.run().status.code(), Some(2));
+    let methods: Vec<String> = p
+        .requests()
+        .iter()
+        .filter_map(|r| r["method"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(
+        methods,
+        ["ExecuteTool", "RecordToolExecutionOutput"],
+        "{methods:?}"
+    );
+    let e = &p.requests_for("ExecuteTool")[0]["body"]["metadata"];
+    assert_eq!(e["maestro_local_outcome"], "failed");
+    assert_eq!(g.completed()["tool_execution_id"], p.executions()[0]["id"]);
+}
+
+/// Platform's text is inert: a hostile deny reason (newlines, ANSI escapes, 300 KB) arrives
+/// as one short clean line on stderr and in the sidecar.
+#[test]
+fn hostile_platform_text_is_one_short_clean_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let reason = format!(
+        "line1\nline2\r\u{1b}[31mred\u{1b}[0m \u{1b}]0;pwned\u{7}\u{202e}{}",
+        "x".repeat(300 * 1024)
+    );
+    let policy = json!({"default": "allow", "rules": [
+        {"action": "deny", "command_prefixes": ["echo hostile"], "reason": reason}]});
+    let path = dir.path().join("policy.json");
+    std::fs::write(&path, policy.to_string()).unwrap();
+    let p = DevPlatform::start_with(&["--policy", path.to_str().unwrap()]);
+    let mut g = Gov::new(Some(&p.url), "governed", "echo hostile; touch \"$MARKER\"");
+    let out = g.run();
+    assert_eq!(out.status.code(), Some(126));
+    assert!(!g.ran());
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err:?}");
+    assert!(!err.contains('\u{1b}') && !err.contains('\r') && !err.contains('\u{202e}'));
+    assert!(err.len() < 1024, "{} bytes", err.len());
+    assert!(err.contains("line1 line2 red x"), "{err}");
+    let data = g.completed().to_string();
+    assert!(data.len() < 4096, "sidecar event {} bytes", data.len());
+    assert!(!data.contains("\\u001b") && !data.contains("\\n"), "{data}");
+}
