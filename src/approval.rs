@@ -455,19 +455,51 @@ fn wait_ready(
     Ok((ready(0), ready(1), ready(2)))
 }
 
-/// Resume, retrying while Platform is unreachable, until `deadline`. The body is identical each
-/// time, and a repeated approval of a running execution is answered as is.
+/// Resume calls at most after a decision (each one a client call with its own few attempts):
+/// a Platform that stays down gets a bounded number of Resumes, not one a second for the rest
+/// of the wait.
+pub const RESUME_ROUNDS: u32 = 5;
+
+/// Pauses between retries while Platform is unreachable during the wait: exponential from
+/// [`Backoff::FIRST`] to [`Backoff::MAX`], "equal jitter" (half fixed, half random), so many
+/// waiting shims do not retry in step.
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(500);
+    const MAX: Duration = Duration::from_secs(15);
+
+    fn new() -> Backoff {
+        Backoff { next: Self::FIRST }
+    }
+
+    /// The next pause, never past `deadline`.
+    fn pause(&mut self, deadline: Instant) -> Duration {
+        let d = self.next / 2 + jitter(self.next / 2);
+        self.next = (self.next * 2).min(Self::MAX);
+        d.min(deadline.saturating_duration_since(Instant::now()))
+    }
+}
+
+/// Resume, retrying while Platform is unreachable, at most [`RESUME_ROUNDS`] times with
+/// backoff and never past `deadline`. The body is identical each time, and a repeated approval
+/// of a running execution is answered as is.
 fn resume_until(
     client: &Client,
     req: &wire::ResumeToolExecutionRequest,
     deadline: Instant,
 ) -> Result<Checked, CallError> {
+    let mut backoff = Backoff::new();
+    let mut round = 1;
     loop {
         match client.resume(req) {
             Err(CallError::Unavailable(_))
-                if Instant::now() + Duration::from_secs(1) < deadline =>
+                if round < RESUME_ROUNDS && Instant::now() + Duration::from_secs(1) < deadline =>
             {
-                std::thread::sleep(Duration::from_millis(500) + jitter(Duration::from_millis(500)));
+                round += 1;
+                std::thread::sleep(backoff.pause(deadline));
             }
             other => return other,
         }
@@ -663,10 +695,12 @@ fn spawn_watcher(
         };
         let mut window = FIRST_WINDOW;
         let mut unreachable = false;
+        let mut backoff = Backoff::new();
         while Instant::now() < deadline {
             let step = watch_once(&client, &cfg, &exec_id, &approval_id, window);
             let report = match step {
                 Ok(None) => {
+                    backoff = Backoff::new();
                     if unreachable {
                         unreachable = false;
                         if !send(Report::Reachable) {
@@ -684,9 +718,7 @@ fn spawn_watcher(
                             return;
                         }
                     }
-                    std::thread::sleep(
-                        Duration::from_millis(500) + jitter(Duration::from_millis(500)),
-                    );
+                    std::thread::sleep(backoff.pause(deadline));
                     window = FIRST_WINDOW;
                     continue;
                 }
@@ -852,5 +884,26 @@ impl StatusLine {
         let secs = self.started.elapsed().as_secs_f64();
         self.clear();
         eprintln!("maestro-sh: approval {how} after {secs:.1}s ({})", self.ids);
+    }
+}
+
+#[cfg(test)]
+mod backoff_tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_jittered_capped_and_stops_at_the_deadline() {
+        let mut b = Backoff::new();
+        let far = Instant::now() + Duration::from_secs(3600);
+        let mut total = Duration::ZERO;
+        for round in 0..20u32 {
+            let cap = (Backoff::FIRST * 2u32.pow(round.min(10))).min(Backoff::MAX);
+            let d = b.pause(far);
+            assert!(d >= cap / 2 && d <= cap, "round {round}: {d:?} vs {cap:?}");
+            total += d;
+        }
+        // 15 minutes of outage: tens of rounds, not a thousand.
+        assert!(total > Duration::from_secs(150));
+        assert_eq!(b.pause(Instant::now()), Duration::ZERO);
     }
 }

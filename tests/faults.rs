@@ -410,3 +410,73 @@ fn hostile_platform_text_is_one_short_clean_line() {
     assert!(data.len() < 4096, "sidecar event {} bytes", data.len());
     assert!(!data.contains("\\u001b") && !data.contains("\\n"), "{data}");
 }
+
+/// Retries are bounded: approved from Maestro's UI while Resume keeps failing, the shim makes
+/// at most 5 Resume rounds (backoff with jitter) and refuses, instead of ~1,000 calls over the
+/// wait.
+#[test]
+fn resume_retries_are_bounded_when_platform_keeps_failing() {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.json");
+    std::fs::write(
+        &policy,
+        r#"{"default":"allow","rules":[{"action":"require_approval","command_prefixes":["echo approve-me"],"reason":"needs a human"}]}"#,
+    )
+    .unwrap();
+    let p = DevPlatform::start_with(&["--policy", policy.to_str().unwrap()]);
+    let mut g = Gov::new(
+        Some(&p.url),
+        "governed",
+        "echo approve-me; touch \"$MARKER\"",
+    )
+    .env("MAESTRO_SH_DECISIONS_FD", "3")
+    .env("TOOL_EXECUTION_SERVICE_MAX_ATTEMPTS", "1")
+    .env("MAESTRO_SH_APPROVAL_TIMEOUT_MS", "900000");
+    let (read, write) = nix::unistd::pipe().unwrap();
+    let raw = read.as_raw_fd();
+    unsafe {
+        g.command().pre_exec(move || {
+            if libc::dup2(raw, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = g.spawn();
+    drop(read);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !g
+        .events()
+        .iter()
+        .any(|e| e["type"] == "maestro.events.approval_hit")
+    {
+        assert!(Instant::now() < deadline, "no approval_hit");
+        assert!(child.try_wait().unwrap().is_none(), "exited before pending");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    p.set_faults(json!([{"method": "ResumeToolExecution", "kind": "status", "status": 503}]));
+    let mut w = std::fs::File::from(write);
+    writeln!(w, r#"{{"approved": true}}"#).unwrap();
+    let t = Instant::now();
+    let (out, _) = run_bounded(
+        {
+            // run_bounded wants a Child; reuse ours.
+            let _ = child.stdin.take();
+            child
+        },
+        Duration::from_secs(90),
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(126), "{err}");
+    assert!(err.contains("platform_unavailable"), "{err}");
+    assert!(!g.ran());
+    let resumes = p.requests_for("ResumeToolExecution").len();
+    assert!((1..=5).contains(&resumes), "{resumes} Resume calls");
+    eprintln!(
+        "Resume calls with Platform failing: {resumes} in {:?}",
+        t.elapsed()
+    );
+}
