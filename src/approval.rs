@@ -143,7 +143,7 @@ pub fn wait(
             },
             "occurred_at": events::rfc3339(SystemTime::now()),
             "status": "pending",
-            "reason": crate::redact::redact(&reason).text,
+            "reason": crate::redact::redact_message(&crate::outcome::inert(&reason)).text,
             "risk_level": execution.raw.risk_level,
             "expires_at": wait_info.expires_at,
             "wait_deadline": events::rfc3339(SystemTime::now() + timeout),
@@ -815,7 +815,7 @@ fn terminal_columns() -> usize {
 
 impl StatusLine {
     fn new(exec_id: &str, approval_id: &str, reason: &str) -> StatusLine {
-        let reason = crate::redact::redact(reason).text;
+        let reason = crate::redact::redact_message(reason).text;
         let reason = if reason.trim().is_empty() {
             "approval required".to_string()
         } else {
@@ -877,7 +877,10 @@ impl StatusLine {
     /// A one-off remark (Platform down, back again): on its own line.
     fn note(&mut self, msg: &str) {
         self.clear();
-        eprintln!("maestro-sh: {}", crate::redact::redact(msg).text);
+        eprintln!(
+            "maestro-sh: {}",
+            crate::redact::redact_message(&crate::outcome::inert(msg)).text
+        );
     }
 
     fn finish(&mut self, how: &str) {

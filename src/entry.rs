@@ -275,7 +275,11 @@ fn govern(
         for w in recorded.warnings {
             sidecar.emit(
                 outbox::WARNING_EVENT,
-                json!({"kind": w.kind, "record": w.record, "reason": crate::outcome::inert(&w.reason), "message": crate::outcome::inert(&w.to_string())}),
+                json!({
+                    "kind": w.kind,
+                    "record": w.record,
+                    "reason": crate::redact::redact_message(&crate::outcome::inert(&w.reason)).text,
+                }),
             );
         }
     }

@@ -67,31 +67,34 @@ pub struct Refusal {
 }
 
 impl Refusal {
+    /// The reason is made inert and cut to [`MAX_REASON`] here, at the source, so every
+    /// consumer (stderr line, sidecar, status line) gets clean, bounded text.
     pub fn new(outcome: Outcome, reason: impl Into<String>) -> Refusal {
         Refusal {
             outcome,
-            reason: reason.into(),
+            reason: inert_max(&reason.into(), MAX_REASON),
             tool_execution_id: None,
             approval_request_id: None,
         }
     }
 
     pub fn with_execution(mut self, id: Option<&str>) -> Refusal {
-        self.tool_execution_id = id.map(str::to_owned);
+        self.tool_execution_id = id.map(id_inert);
         self
     }
 
     pub fn with_approval(mut self, id: Option<&str>) -> Refusal {
-        self.approval_request_id = id.map(str::to_owned);
+        self.approval_request_id = id.map(id_inert);
         self
     }
 
     /// `maestro-sh: <outcome>: <reason>; <advice> (tool_execution_id=…, approval_request_id=…)`,
     /// one line, secrets redacted.
     pub fn line(&self) -> String {
-        // Inert first (cut, no escapes), then redacted: the reason often quotes Platform.
-        let reason = crate::redact::redact(&inert(&self.reason)).text;
-        let mut s = format!("maestro-sh: {}: {}", self.outcome.as_str(), inert(&reason));
+        // Inert (cut, no escapes: the reason often quotes Platform), then secret values
+        // redacted — values only, so the words of the message stay readable.
+        let reason = crate::redact::redact_message(&inert_max(&self.reason, MAX_REASON)).text;
+        let mut s = format!("maestro-sh: {}: {}", self.outcome.as_str(), reason.trim());
         let advice = self.outcome.advice();
         if !advice.is_empty() {
             let _ = write!(s, "; {advice}");
@@ -109,6 +112,9 @@ impl Refusal {
         s
     }
 }
+
+/// A refusal's reason (ours, often quoting Platform's [`MAX_PLATFORM_TEXT`]) is cut to this.
+pub const MAX_REASON: usize = 600;
 
 /// An id from Platform, inert and at most 128 characters.
 pub fn id_inert(id: &str) -> String {
@@ -229,7 +235,7 @@ mod tests {
             .with_execution(Some("te_\u{1b}[31mred\n"));
         let line = r.line();
         assert!(!line.contains('\n') && !line.contains('\u{1b}'), "{line}");
-        assert!(line.len() < 700, "{}", line.len());
+        assert!(line.len() < 1024, "{}", line.len());
         assert!(line.contains("tool_execution_id=te_red"), "{line}");
     }
 }

@@ -138,7 +138,7 @@ pub fn deliver(
             recorded.execution_id = id;
             eprintln!(
                 "maestro-sh: warning: Platform rejected the record for good and it will not be retried: {}; fix the configuration (maestro-sh --doctor)",
-                crate::outcome::inert(&why)
+                crate::redact::redact_message(&crate::outcome::inert(&why)).text
             );
         }
         Ok(Msg::Flushed(_)) | Err(_) => {
