@@ -910,3 +910,58 @@ mod backoff_tests {
         assert_eq!(b.pause(Instant::now()), Duration::ZERO);
     }
 }
+
+#[cfg(test)]
+mod decision_line_fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn line() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "\\PC{0,40}",
+            "[{}\\[\\]\":,a-z0-9 ]{0,48}",
+            (
+                prop_oneof![
+                    Just(serde_json::json!(true)),
+                    Just(serde_json::json!(false)),
+                    Just(serde_json::json!("true")),
+                    Just(serde_json::json!(1)),
+                    Just(serde_json::json!(null)),
+                ],
+                prop_oneof![Just("apr_1"), Just("apr_2"), Just("")],
+                any::<bool>(),
+                prop_oneof![Just("approved"), Just("decision"), Just("Approved")],
+            )
+                .prop_map(|(v, id, with_id, key)| {
+                    let mut o = serde_json::Map::new();
+                    o.insert(key.into(), v);
+                    if with_id {
+                        o.insert("approval_request_id".into(), id.into());
+                    }
+                    serde_json::Value::Object(o).to_string()
+                }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// The decisions-fd line: never a panic, and "approved" only from a JSON object that
+        /// says `"approved": true` (or decision approved) for this approval request.
+        #[test]
+        fn only_an_explicit_approval_approves(l in line()) {
+            if let DecisionLine::Decided { approved: true, .. } = parse_decision(&l, "apr_1") {
+                let v: serde_json::Value = serde_json::from_str(l.trim()).unwrap();
+                let explicit = v.get("approved") == Some(&serde_json::json!(true))
+                    || matches!(
+                        v.get("decision").and_then(|d| d.as_str()),
+                        Some("approved" | "DECISION_TYPE_APPROVED")
+                    );
+                prop_assert!(explicit, "{l}");
+                if let Some(id) = v.get("approval_request_id") {
+                    prop_assert_eq!(id, &serde_json::json!("apr_1"));
+                }
+            }
+        }
+    }
+}

@@ -14,6 +14,7 @@
 //! A record Platform rejects for good (401/403/404, any 4xx other than 408/429) is never
 //! spooled: one warning line, not retried.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -210,32 +211,57 @@ pub fn spawn_sender() {
 pub const FLUSH_ARG: &str = "--flush-outbox";
 
 /// `maestro-sh --flush-outbox`: deliver spooled records within [`SENDER_BUDGET`]. One sender
-/// at a time per outbox (a lock file); exits 0 in every case (nobody reads its status).
+/// at a time per outbox (a lock file); a sender that finds the lock taken leaves the work to
+/// the holder, and the holder looks again after releasing it, so a record spooled meanwhile is
+/// never stranded. Exits 0 in every case (nobody reads its status).
 pub fn flush_command(env: &dyn Env) -> i32 {
+    use std::os::fd::AsRawFd;
     let Ok(cfg) = PlatformConfig::load(env) else {
         return 0;
     };
     let Some(ob) = crate::paths::data_dir().and_then(|d| Outbox::open(&d).ok()) else {
         return 0;
     };
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(ob.dir().join(".sender.lock"));
-    let Ok(lock) = lock else { return 0 };
-    use std::os::fd::AsRawFd;
-    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        return 0; // another sender is at it
-    }
     let client = Client::new(&cfg);
-    ob.flush(
-        SENDER_MAX,
-        SENDER_BUDGET,
-        |e| decide::deliver_spooled(&client, e),
-        &mut |_| {},
-    );
-    0
+    let start = Instant::now();
+    loop {
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(ob.dir().join(".sender.lock"));
+        let Ok(lock) = lock else { return 0 };
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return 0; // another sender is at it
+        }
+        // Flush while that makes progress (a stalled Platform stops it; the next invocation
+        // or sender tries again).
+        let stalled = loop {
+            let before = ob.len();
+            if before == 0 {
+                break false;
+            }
+            let left = SENDER_BUDGET.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                break true;
+            }
+            ob.flush(
+                SENDER_MAX,
+                left,
+                |e| decide::deliver_spooled(&client, e),
+                &mut |_| {},
+            );
+            if ob.len() >= before {
+                break true;
+            }
+        };
+        drop(lock);
+        if stalled || ob.is_empty() {
+            return 0;
+        }
+    }
 }
 
 #[cfg(test)]
