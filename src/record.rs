@@ -117,14 +117,13 @@ pub fn deliver(
     match rx.recv_timeout(left()) {
         Ok(Msg::Own(id, Delivery::Delivered)) => {
             recorded.execution_id = id;
-            match rx.recv_timeout(left()) {
-                Ok(Msg::Flushed(w)) => recorded.warnings.extend(w),
-                _ => {
-                    // Spooled records left over: a sender takes them.
-                    if outbox.as_ref().is_some_and(|o| !o.is_empty()) {
-                        spawn_sender();
-                    }
-                }
+            if let Ok(Msg::Flushed(w)) = rx.recv_timeout(left()) {
+                recorded.warnings.extend(w);
+            }
+            // Spooled records left over (more than one invocation flushes, or the wait ran
+            // out): a sender takes them.
+            if outbox.as_ref().is_some_and(|o| !o.is_empty()) {
+                spawn_sender();
             }
         }
         Ok(Msg::Own(id, Delivery::Retry)) => {
