@@ -396,7 +396,8 @@ fn hostile_platform_text_is_one_short_clean_line() {
         "x".repeat(300 * 1024)
     );
     let policy = json!({"default": "allow", "rules": [
-        {"action": "deny", "command_prefixes": ["echo hostile"], "reason": reason}]});
+        {"action": "deny", "command_prefixes": ["echo hostile"], "reason": reason},
+        {"action": "require_approval", "command_prefixes": ["echo wait-hostile"], "reason": reason}]});
     let path = dir.path().join("policy.json");
     std::fs::write(&path, policy.to_string()).unwrap();
     let p = DevPlatform::start_with(&["--policy", path.to_str().unwrap()]);
@@ -412,6 +413,29 @@ fn hostile_platform_text_is_one_short_clean_line() {
     let data = g.completed().to_string();
     assert!(data.len() < 4096, "sidecar event {} bytes", data.len());
     assert!(!data.contains("\\u001b") && !data.contains("\\n"), "{data}");
+
+    // The approval wait's lines (start, end, refusal) and its sidecar event: clean and short.
+    let mut g = Gov::new(
+        Some(&p.url),
+        "governed",
+        "echo wait-hostile; touch \"$MARKER\"",
+    )
+    .env("MAESTRO_SH_APPROVAL_TIMEOUT_MS", "500");
+    let out = g.run();
+    assert_eq!(out.status.code(), Some(126));
+    assert!(!g.ran());
+    let err = stderr(&out);
+    assert!(
+        err.contains("waiting for approval: line1 line2 red x"),
+        "{err}"
+    );
+    for line in err.lines() {
+        assert!(line.len() < 1024, "{} bytes: {line:.80}", line.len());
+        assert!(!line.contains('\u{1b}') && !line.contains('\r'), "{line:?}");
+    }
+    let events = serde_json::to_string(&g.events()).unwrap();
+    assert!(events.len() < 8192, "sidecar {} bytes", events.len());
+    assert!(!events.contains("\\u001b"), "{events}");
 }
 
 /// Retries are bounded: approved from Maestro's UI while Resume keeps failing, the shim makes
