@@ -261,18 +261,8 @@ fn govern(
             run.exit,
             duration_ms,
         );
-        let recorded = crate::record::deliver(
-            client,
-            outbox,
-            execute.clone(),
-            record,
-            execution_id.clone(),
-            crate::record::record_wait(env),
-        );
-        if execution_id.is_none() {
-            execution_id = recorded.execution_id;
-        }
-        for w in recorded.warnings {
+        // Outbox warnings become sidecar events as they happen (a drop: before the drop).
+        let mut warn = |w: outbox::Warning| {
             sidecar.emit(
                 outbox::WARNING_EVENT,
                 json!({
@@ -281,6 +271,18 @@ fn govern(
                     "reason": crate::redact::redact_message(&crate::outcome::inert(&w.reason)).text,
                 }),
             );
+        };
+        let recorded = crate::record::deliver(
+            client,
+            outbox,
+            execute.clone(),
+            record,
+            execution_id.clone(),
+            crate::record::record_wait(env),
+            &mut warn,
+        );
+        if execution_id.is_none() {
+            execution_id = recorded.execution_id;
         }
     }
 

@@ -52,8 +52,6 @@ pub fn record_wait(env: &dyn Env) -> Duration {
 pub struct Recorded {
     /// The execution id, when Platform answered in time.
     pub execution_id: Option<String>,
-    /// Warnings for the sidecar (outbox dead letters and drops).
-    pub warnings: Vec<Warning>,
 }
 
 enum Msg {
@@ -63,7 +61,8 @@ enum Msg {
 
 /// Deliver `record` (observe: after the observed ExecuteTool; governed: for `execution_id`)
 /// within `wait`, then flush a few spooled records in what is left of it. Prints at most one
-/// warning line. Never blocks longer than `wait` plus a spool write.
+/// warning line; `warn` hears of outbox warnings (a record dropped to make room: before it is
+/// dropped). Never blocks longer than `wait` plus a spool write.
 pub fn deliver(
     client: Arc<Client>,
     outbox: Option<Outbox>,
@@ -71,6 +70,7 @@ pub fn deliver(
     record: wire::RecordToolExecutionOutputRequest,
     execution_id: Option<String>,
     wait: Duration,
+    warn: &mut dyn FnMut(Warning),
 ) -> Recorded {
     let deadline = Instant::now() + wait;
     let entry = spool_entry(&execute, &record);
@@ -101,14 +101,11 @@ pub fn deliver(
             }
             let _ = tx.send(Msg::Flushed(warnings));
         });
-    let mut recorded = Recorded {
-        execution_id: None,
-        warnings: vec![],
-    };
+    let mut recorded = Recorded { execution_id: None };
     if sender.is_err() {
         // No thread: spool it; the next invocation or a sender delivers it.
         if let Some(ob) = &outbox {
-            push(ob, entry.as_ref(), &mut recorded.warnings);
+            push(ob, entry.as_ref(), warn);
             spawn_sender();
         }
         return recorded;
@@ -118,7 +115,7 @@ pub fn deliver(
         Ok(Msg::Own(id, Delivery::Delivered)) => {
             recorded.execution_id = id;
             if let Ok(Msg::Flushed(w)) = rx.recv_timeout(left()) {
-                recorded.warnings.extend(w);
+                w.into_iter().for_each(&mut *warn);
             }
             // Spooled records left over (more than one invocation flushes, or the wait ran
             // out): a sender takes them.
@@ -131,7 +128,7 @@ pub fn deliver(
             // the next invocation that reaches Platform.
             recorded.execution_id = id;
             if let Some(ob) = &outbox {
-                push(ob, entry.as_ref(), &mut recorded.warnings);
+                push(ob, entry.as_ref(), warn);
             }
         }
         Ok(Msg::Own(id, Delivery::Rejected(why))) => {
@@ -144,7 +141,7 @@ pub fn deliver(
         Ok(Msg::Flushed(_)) | Err(_) => {
             // Platform is slow: spool and let a detached sender finish the job.
             if let Some(ob) = &outbox {
-                push(ob, entry.as_ref(), &mut recorded.warnings);
+                push(ob, entry.as_ref(), warn);
                 spawn_sender();
             }
         }
@@ -168,9 +165,9 @@ fn spool_entry(
     })
 }
 
-fn push(ob: &Outbox, entry: Option<&Entry>, warnings: &mut Vec<Warning>) {
+fn push(ob: &Outbox, entry: Option<&Entry>, warn: &mut dyn FnMut(Warning)) {
     let Some(entry) = entry else { return };
-    if let Err(e) = ob.push(entry, &mut |w| warnings.push(w)) {
+    if let Err(e) = ob.push(entry, warn) {
         eprintln!(
             "maestro-sh: warning: Platform did not take the record and it could not be spooled: {e}"
         );

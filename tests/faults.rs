@@ -730,3 +730,33 @@ fn load_200_governed_and_50_observe() {
         start.elapsed()
     );
 }
+
+/// A full outbox (1000 records) drops its oldest record only after a warning event says so.
+#[test]
+fn full_outbox_warns_before_dropping_the_oldest() {
+    let data = tempfile::tempdir().unwrap();
+    let outbox = data.path().join("outbox");
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&outbox)
+            .unwrap();
+    }
+    for i in 0..1000 {
+        std::fs::write(outbox.join(format!("{i:032}-old.json")), b"{}").unwrap();
+    }
+    let mut g = Gov::new(Some("http://127.0.0.1:9"), "observe", "true")
+        .env("MAESTRO_SH_DATA_DIR", data.path());
+    assert_eq!(g.run().status.code(), Some(0));
+    let warnings: Vec<Value> = g
+        .events()
+        .into_iter()
+        .filter(|e| e["type"] == "maestro.events.maestro_sh.outbox_warning")
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings[0]["data"]["kind"], "dropped");
+    assert_eq!(warnings[0]["data"]["record"], format!("{:032}-old.json", 0));
+    assert_eq!(count_records(data.path()), 1000);
+    assert!(!outbox.join(format!("{:032}-old.json", 0)).exists());
+}
