@@ -17,6 +17,57 @@ pub const MAX_SCRIPT_CLASSIFY: u64 = 64 * 1024;
 /// Content digests are computed over at most this much.
 const MAX_SCRIPT_DIGEST: u64 = 64 * 1024 * 1024;
 
+/// Nesting depth of `(` beyond which text is not parsed. The bash parser backtracks
+/// exponentially on deep unclosed or mismatched subshells (found by fuzzing: 28 `(` then `&`
+/// took 7 s, doubling with each `(`), which would hang maestro-sh before Platform is even
+/// asked. Nobody nests 16 subshells; deeper text is governed as unknown code.
+pub const MAX_PAREN_DEPTH: usize = 16;
+
+/// Does `text` nest `(` deeper than [`MAX_PAREN_DEPTH`]? Quotes are not considered (a
+/// parenthesis inside quotes counts too): erring this way only makes a command stricter.
+fn too_deep(text: &str) -> bool {
+    let mut depth = 0usize;
+    for b in text.bytes() {
+        match b {
+            b'(' => {
+                depth += 1;
+                if depth > MAX_PAREN_DEPTH {
+                    return true;
+                }
+            }
+            b')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+fn too_deep_reason() -> String {
+    format!(
+        "parentheses nested deeper than {MAX_PAREN_DEPTH}: not parsed (parsing could take minutes); unknown code"
+    )
+}
+
+/// [`classify::classify`], unless the text is too deep to parse in bounded time.
+fn classify_command(text: &str) -> Classification {
+    if too_deep(text) {
+        return Classification::opaque(too_deep_reason());
+    }
+    classify::classify(text)
+}
+
+/// [`classify::classify_script`], with the same bound.
+fn classify_script(text: Option<&str>) -> Classification {
+    match text {
+        Some(t) if too_deep(t) => {
+            let mut c = classify::classify_script(None);
+            c.reasons.push(too_deep_reason());
+            c
+        }
+        other => classify::classify_script(other),
+    }
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Subject {
     /// `command`, `script_file`, `stdin_script`, `interactive` or `invalid`.
@@ -36,7 +87,7 @@ pub fn describe(inv: &Invocation, args: &[OsString]) -> Option<Subject> {
         Kind::Informational => return None,
         Kind::Command { text } => {
             let command = text.to_string_lossy().into_owned();
-            let classification = classify::classify(&command);
+            let classification = classify_command(&command);
             Subject {
                 kind: "command",
                 command,
@@ -58,7 +109,7 @@ pub fn describe(inv: &Invocation, args: &[OsString]) -> Option<Subject> {
             Subject {
                 kind: "script_file",
                 command: format!("{name} {}", quoted()),
-                classification: classify::classify_script(text.as_deref()),
+                classification: classify_script(text.as_deref()),
                 script_path: Some(path.to_string_lossy().into_owned()),
                 script_sha256: digest,
             }
@@ -68,7 +119,7 @@ pub fn describe(inv: &Invocation, args: &[OsString]) -> Option<Subject> {
             Subject {
                 kind: "stdin_script",
                 command: format!("{name} {} <script on stdin>", quoted()).replace("  ", " "),
-                classification: classify::classify_script(text.as_deref()),
+                classification: classify_script(text.as_deref()),
                 script_path: None,
                 script_sha256: digest,
             }
@@ -76,7 +127,7 @@ pub fn describe(inv: &Invocation, args: &[OsString]) -> Option<Subject> {
         Kind::Interactive => Subject {
             kind: "interactive",
             command: format!("{name} {} (interactive session)", quoted()).replace("  ", " "),
-            classification: classify::classify_script(None),
+            classification: classify_script(None),
             script_path: None,
             script_sha256: None,
         },
@@ -84,7 +135,7 @@ pub fn describe(inv: &Invocation, args: &[OsString]) -> Option<Subject> {
             kind: "invalid",
             command: format!("{name} {}", quoted()),
             classification: {
-                let mut c = classify::classify_script(None);
+                let mut c = classify_script(None);
                 c.reasons.push(format!(
                     "bash will reject this invocation ({reason}); governed as opaque"
                 ));

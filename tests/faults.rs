@@ -760,3 +760,29 @@ fn full_outbox_warns_before_dropping_the_oldest() {
     assert_eq!(count_records(data.path()), 1000);
     assert!(!outbox.join(format!("{:032}-old.json", 0)).exists());
 }
+
+/// Found by fuzzing: deep unclosed parentheses made the bash parser backtrack exponentially
+/// (28 `(` then `&`: 7 s, doubling per `(`). Such text is now unknown code, decided at once.
+#[test]
+fn deep_parentheses_do_not_hang_classification() {
+    for text in [
+        format!("{}&", "(".repeat(60)),
+        format!("{};{}", "(".repeat(60), ")".repeat(60)),
+        format!("{}x", "( ".repeat(60)),
+    ] {
+        let mut c = Command::new(maestro_sh());
+        c.args(["--explain", "-c", &text])
+            .env_remove("EVALOPS_FEATURE_FLAGS_PATH")
+            .env_remove("MAESTRO_SH_MODE")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let (out, took) = run_bounded(c.spawn().unwrap(), Duration::from_secs(20));
+        assert!(took < Duration::from_secs(5), "{took:?} for {text:?}");
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["read_only"], false);
+        assert!(
+            v["reasons"].to_string().contains("nested deeper than 16"),
+            "{v}"
+        );
+    }
+}
