@@ -6,6 +6,8 @@ use std::ffi::OsString;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::fd::FromRawFd;
 use std::os::unix::fs::FileTypeExt;
+use std::sync::mpsc;
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
@@ -48,12 +50,39 @@ fn too_deep_reason() -> String {
     )
 }
 
-/// [`classify::classify`], unless the text is too deep to parse in bounded time.
+/// How long classification may take; past it the text is unknown code. The parser runs on its
+/// own thread so a parser that loops (found by fuzzing: `cat <<$'\r'< ` never returns) cannot
+/// hang maestro-sh; that thread is left behind and dies with the process.
+pub const CLASSIFY_BUDGET: Duration = Duration::from_secs(2);
+
+/// Run `f(text)` within [`CLASSIFY_BUDGET`].
+fn bounded(text: &str, f: fn(&str) -> Classification) -> Classification {
+    let (tx, rx) = mpsc::channel();
+    let owned = text.to_string();
+    let spawned = std::thread::Builder::new()
+        .name("classify".into())
+        // The main thread's stack size: the parser recurses on nesting.
+        .stack_size(8 << 20)
+        .spawn(move || {
+            let _ = tx.send(f(&owned));
+        });
+    if spawned.is_err() {
+        return f(text);
+    }
+    rx.recv_timeout(CLASSIFY_BUDGET).unwrap_or_else(|_| {
+        Classification::opaque(format!(
+            "not understood within {} s (the parser did not finish); unknown code",
+            CLASSIFY_BUDGET.as_secs()
+        ))
+    })
+}
+
+/// [`classify::classify`], unless the text is too deep to parse in bounded time; bounded.
 fn classify_command(text: &str) -> Classification {
     if too_deep(text) {
         return Classification::opaque(too_deep_reason());
     }
-    classify::classify(text)
+    bounded(text, classify::classify)
 }
 
 /// [`classify::classify_script`], with the same bound.
@@ -64,7 +93,8 @@ fn classify_script(text: Option<&str>) -> Classification {
             c.reasons.push(too_deep_reason());
             c
         }
-        other => classify::classify_script(other),
+        Some(t) => bounded(t, |t| classify::classify_script(Some(t))),
+        None => classify::classify_script(None),
     }
 }
 

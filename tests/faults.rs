@@ -785,4 +785,22 @@ fn deep_parentheses_do_not_hang_classification() {
             "{v}"
         );
     }
+    // Also found by fuzzing: the parser never returns on this one. Classification has a
+    // budget (2 s); past it the text is unknown code.
+    let mut c = Command::new(maestro_sh());
+    c.args(["--explain", "-c", "cat <<\r< "])
+        .env_remove("EVALOPS_FEATURE_FLAGS_PATH")
+        .env_remove("MAESTRO_SH_MODE")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let (out, took) = run_bounded(c.spawn().unwrap(), Duration::from_secs(30));
+    assert!(took < Duration::from_secs(15), "{took:?}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["read_only"], false);
+    assert!(
+        v["reasons"]
+            .to_string()
+            .contains("not understood within 2 s"),
+        "{v}"
+    );
 }
