@@ -113,6 +113,9 @@ fn adversarial() -> Vec<(&'static str, String)> {
         ),
     ]
 }
+/// The credential forms issue 10 added (curl -u, sshpass, docker login -p, htpasswd, .netrc,
+/// PGPASSWORD, a private key block cut short).
+const PASSWORD_FORMS: &str = "curl -u alice:s3cretPw https://x.io && sshpass -p hunter2 ssh h && docker login -u me -p Pa55w0rd r.io && htpasswd -nb alice pw123 && PGPASSWORD=abc psql -h db && printf 'machine h login u password p' > ~/.netrc && echo '-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIFHDBOBgkqhkiG9w0BBQ0w";
 
 fn first_call(name: &str, text: &str) {
     let t = Instant::now();
@@ -165,6 +168,9 @@ fn main() {
     }
     if args.iter().any(|a| a == "first-secrets") {
         return first_call("1 KB with secrets", &secrets);
+    }
+    if args.iter().any(|a| a == "first-passwords") {
+        return first_call("password forms", PASSWORD_FORMS);
     }
     // First call pays the one-time costs (lazy regex compilation, parser caches).
     let t = Instant::now();
@@ -244,6 +250,12 @@ fn main() {
         "redact+sanitize 1 KB with secrets",
         time(n, || {
             std::hint::black_box(sanitize_command(std::hint::black_box(&secrets)));
+        }),
+    );
+    report(
+        "redact+sanitize password forms",
+        time(n, || {
+            std::hint::black_box(sanitize_command(std::hint::black_box(PASSWORD_FORMS)));
         }),
     );
     report(

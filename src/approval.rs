@@ -147,7 +147,7 @@ pub fn wait(
             },
             "occurred_at": events::rfc3339(SystemTime::now()),
             "status": "pending",
-            "reason": crate::redact::redact(&reason).text,
+            "reason": crate::redact::redact_message(&crate::outcome::inert(&reason)).text,
             "risk_level": execution.raw.risk_level,
             "expires_at": wait_info.expires_at,
             "wait_deadline": events::rfc3339(SystemTime::now() + timeout),
@@ -460,19 +460,51 @@ fn wait_ready(
     Ok((ready(0), ready(1), ready(2)))
 }
 
-/// Resume, retrying while Platform is unreachable, until `deadline`. The body is identical each
-/// time, and a repeated approval of a running execution is answered as is.
+/// Resume calls at most after a decision (each one a client call with its own few attempts):
+/// a Platform that stays down gets a bounded number of Resumes, not one a second for the rest
+/// of the wait.
+pub const RESUME_ROUNDS: u32 = 5;
+
+/// Pauses between retries while Platform is unreachable during the wait: exponential from
+/// [`Backoff::FIRST`] to [`Backoff::MAX`], "equal jitter" (half fixed, half random), so many
+/// waiting shims do not retry in step.
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(500);
+    const MAX: Duration = Duration::from_secs(15);
+
+    fn new() -> Backoff {
+        Backoff { next: Self::FIRST }
+    }
+
+    /// The next pause, never past `deadline`.
+    fn pause(&mut self, deadline: Instant) -> Duration {
+        let d = self.next / 2 + jitter(self.next / 2);
+        self.next = (self.next * 2).min(Self::MAX);
+        d.min(deadline.saturating_duration_since(Instant::now()))
+    }
+}
+
+/// Resume, retrying while Platform is unreachable, at most [`RESUME_ROUNDS`] times with
+/// backoff and never past `deadline`. The body is identical each time, and a repeated approval
+/// of a running execution is answered as is.
 fn resume_until(
     client: &Client,
     req: &wire::ResumeToolExecutionRequest,
     deadline: Instant,
 ) -> Result<Checked, CallError> {
+    let mut backoff = Backoff::new();
+    let mut round = 1;
     loop {
         match client.resume(req) {
             Err(CallError::Unavailable(_))
-                if Instant::now() + Duration::from_secs(1) < deadline =>
+                if round < RESUME_ROUNDS && Instant::now() + Duration::from_secs(1) < deadline =>
             {
-                std::thread::sleep(Duration::from_millis(500) + jitter(Duration::from_millis(500)));
+                round += 1;
+                std::thread::sleep(backoff.pause(deadline));
             }
             other => return other,
         }
@@ -686,10 +718,12 @@ fn spawn_watcher(
         };
         let mut window = FIRST_WINDOW;
         let mut unreachable = false;
+        let mut backoff = Backoff::new();
         while Instant::now() < deadline {
             let step = watch_once(&client, &cfg, &exec_id, &approval_id, window);
             let report = match step {
                 Ok(None) => {
+                    backoff = Backoff::new();
                     if unreachable {
                         unreachable = false;
                         if !send(Report::Reachable) {
@@ -707,9 +741,7 @@ fn spawn_watcher(
                             return;
                         }
                     }
-                    std::thread::sleep(
-                        Duration::from_millis(500) + jitter(Duration::from_millis(500)),
-                    );
+                    std::thread::sleep(backoff.pause(deadline));
                     window = FIRST_WINDOW;
                     continue;
                 }
@@ -808,12 +840,17 @@ fn terminal_columns() -> usize {
 
 impl StatusLine {
     fn new(exec_id: &str, approval_id: &str, reason: &str) -> StatusLine {
-        let reason = crate::redact::redact(reason).text;
+        let reason = crate::redact::redact_message(reason).text;
         let reason = if reason.trim().is_empty() {
             "approval required".to_string()
         } else {
-            crate::platform::truncate(&reason, 120)
+            crate::outcome::inert_max(&reason, 120)
         };
+        // Platform's ids are inert too (no escapes on the terminal's status line).
+        let (exec_id, approval_id) = (
+            &crate::outcome::id_inert(exec_id),
+            &crate::outcome::id_inert(approval_id),
+        );
         StatusLine {
             tty: std::io::stderr().is_terminal(),
             show: crate::status::shows(crate::status::Kind::Wait),
@@ -872,7 +909,10 @@ impl StatusLine {
             return;
         }
         self.clear();
-        eprintln!("maestro-sh: {}", crate::redact::redact(msg).text);
+        eprintln!(
+            "maestro-sh: {}",
+            crate::redact::redact_message(&crate::outcome::inert(msg)).text
+        );
     }
 
     fn finish(&mut self, how: &str) {
@@ -882,5 +922,81 @@ impl StatusLine {
         let secs = self.started.elapsed().as_secs_f64();
         self.clear();
         eprintln!("maestro-sh: approval {how} after {secs:.1}s ({})", self.ids);
+    }
+}
+
+#[cfg(test)]
+mod backoff_tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_jittered_capped_and_stops_at_the_deadline() {
+        let mut b = Backoff::new();
+        let far = Instant::now() + Duration::from_secs(3600);
+        let mut total = Duration::ZERO;
+        for round in 0..20u32 {
+            let cap = (Backoff::FIRST * 2u32.pow(round.min(10))).min(Backoff::MAX);
+            let d = b.pause(far);
+            assert!(d >= cap / 2 && d <= cap, "round {round}: {d:?} vs {cap:?}");
+            total += d;
+        }
+        // 15 minutes of outage: tens of rounds, not a thousand.
+        assert!(total > Duration::from_secs(150));
+        assert_eq!(b.pause(Instant::now()), Duration::ZERO);
+    }
+}
+
+#[cfg(test)]
+mod decision_line_fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn line() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "\\PC{0,40}",
+            "[{}\\[\\]\":,a-z0-9 ]{0,48}",
+            (
+                prop_oneof![
+                    Just(serde_json::json!(true)),
+                    Just(serde_json::json!(false)),
+                    Just(serde_json::json!("true")),
+                    Just(serde_json::json!(1)),
+                    Just(serde_json::json!(null)),
+                ],
+                prop_oneof![Just("apr_1"), Just("apr_2"), Just("")],
+                any::<bool>(),
+                prop_oneof![Just("approved"), Just("decision"), Just("Approved")],
+            )
+                .prop_map(|(v, id, with_id, key)| {
+                    let mut o = serde_json::Map::new();
+                    o.insert(key.into(), v);
+                    if with_id {
+                        o.insert("approval_request_id".into(), id.into());
+                    }
+                    serde_json::Value::Object(o).to_string()
+                }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// The decisions-fd line: never a panic, and "approved" only from a JSON object that
+        /// says `"approved": true` (or decision approved) for this approval request.
+        #[test]
+        fn only_an_explicit_approval_approves(l in line()) {
+            if let DecisionLine::Decided { approved: true, .. } = parse_decision(&l, "apr_1") {
+                let v: serde_json::Value = serde_json::from_str(l.trim()).unwrap();
+                let explicit = v.get("approved") == Some(&serde_json::json!(true))
+                    || matches!(
+                        v.get("decision").and_then(|d| d.as_str()),
+                        Some("approved" | "DECISION_TYPE_APPROVED")
+                    );
+                prop_assert!(explicit, "{l}");
+                if let Some(id) = v.get("approval_request_id") {
+                    prop_assert_eq!(id, &serde_json::json!("apr_1"));
+                }
+            }
+        }
     }
 }

@@ -413,7 +413,9 @@ pub fn read_credentials(path: &Path) -> Result<Secret, ConfigError> {
         path: path.display().to_string(),
         problem,
     };
-    let meta = std::fs::metadata(path).map_err(|e| fail(format!("cannot read it ({e})")))?;
+    // One descriptor for the permission check and the read (crate::fsread: no FIFO, capped).
+    let (file, meta) = crate::fsread::open_regular(path, crate::fsread::Follow::Yes)
+        .map_err(|e| fail(format!("cannot be used: {e}")))?;
     let mode = meta.permissions().mode();
     if mode & 0o077 != 0 {
         return Err(fail(format!(
@@ -422,7 +424,9 @@ pub fn read_credentials(path: &Path) -> Result<Secret, ConfigError> {
             path.display()
         )));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read it ({e})")))?;
+    let text = crate::fsread::read_open(file, meta, path, crate::fsread::CONFIG_CAP)
+        .map_err(|e| fail(format!("cannot be used: {e}")))?;
+    let text = String::from_utf8(text).map_err(|_| fail("is not UTF-8 text".into()))?;
     let text = text.trim();
     let token = if text.starts_with('{') {
         let v: serde_json::Value =

@@ -115,6 +115,8 @@ fn explain(env: &dyn Env, args: &[OsString]) -> i32 {
         "mode_reason": match &policy { Ok(p) => p.reason.clone(), Err(e) => e.to_string() },
         "platform_config": match &cfg { Ok(_) => json!("complete"), Err(e) => json!(e.to_string()) },
         "request": {"path": wire::EXECUTE_TOOL, "body": body},
+        // Where our redaction departs from Maestro's to keep markers clean.
+        "redaction_notes": crate::redact::sanitize_command(&subject.command).notes,
     });
     println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     0
@@ -286,7 +288,7 @@ fn doctor(env: &dyn Env) -> i32 {
                 Err(e) => line(
                     false,
                     "platform",
-                    crate::redact::redact(&e.to_string()).text,
+                    crate::redact::redact_message(&e.to_string()).text,
                 ),
             }
         }

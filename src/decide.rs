@@ -95,7 +95,8 @@ pub fn decide(
             let reason = execution
                 .raw
                 .error_message
-                .clone()
+                .as_deref()
+                .map(crate::outcome::inert)
                 .filter(|m| !m.trim().is_empty());
             Err(Refusal::new(
                 Outcome::Denied,
@@ -255,24 +256,63 @@ pub fn get_request(cfg: &PlatformConfig, id: &str, wait_ms: u64) -> wire::GetToo
     }
 }
 
-/// Observe: announce the (already finished) execution; Platform never holds it.
-pub fn observe(client: &Client, req: &wire::ExecuteToolRequest) -> Result<String, CallError> {
-    Ok(client.execute_tool(req)?.execution.id)
+/// What a failed record call means for the outbox: unavailable → keep and retry later; 409 →
+/// Platform has it already; anything else (4xx other than 408/429, an untrustworthy answer) →
+/// rejected for good, never retried.
+pub fn delivery_of(err: &CallError) -> outbox::Delivery {
+    match err {
+        CallError::Unavailable(_) => outbox::Delivery::Retry,
+        CallError::Rejected { status: 409, .. } => outbox::Delivery::Delivered,
+        e => outbox::Delivery::Rejected(e.to_string()),
+    }
+}
+
+/// Send a record as Maestro does. Observe (`execution_id` = None): one ExecuteTool after the
+/// run, carrying the `maestro_local_*` outcome keys; RecordToolExecutionOutput follows only
+/// when Platform's answer leaves the execution open (ACCEPTED / RUNNING) — a closed execution
+/// has nothing left to record. Governed: the Record for the execution Platform allowed.
+/// Returns the execution id when known, and how the delivery ended.
+pub fn send_record(
+    client: &Client,
+    execute: &wire::ExecuteToolRequest,
+    record: wire::RecordToolExecutionOutputRequest,
+    execution_id: Option<&str>,
+) -> (Option<String>, outbox::Delivery) {
+    let (id, open) = match execution_id {
+        Some(id) => (id.to_string(), true),
+        None => match client.execute_tool(execute) {
+            Ok(d) => {
+                let open = matches!(
+                    d.execution.state,
+                    ExecutionState::Accepted | ExecutionState::Running
+                );
+                (d.execution.id, open)
+            }
+            Err(e) => return (None, delivery_of(&e)),
+        },
+    };
+    if !open {
+        return (Some(id), outbox::Delivery::Delivered);
+    }
+    let mut record = record;
+    record.execution_id = id.clone();
+    match client.record_output(&record) {
+        Ok(_) => (Some(id), outbox::Delivery::Delivered),
+        Err(e) => (Some(id), delivery_of(&e)),
+    }
 }
 
 /// Deliver one spooled record: replay ExecuteTool (same idempotency key, so the same
-/// execution), then record its output.
-pub fn deliver_spooled(client: &Client, entry: &outbox::Entry) -> Result<(), CallError> {
-    let execute: wire::ExecuteToolRequest = serde_json::from_value(entry.execute.clone())
-        .map_err(|e| CallError::Malformed(format!("spooled request: {e}")))?;
-    let mut record: wire::RecordToolExecutionOutputRequest =
-        serde_json::from_value(entry.record.clone())
-            .map_err(|e| CallError::Malformed(format!("spooled record: {e}")))?;
-    record.execution_id = client.execute_tool(&execute)?.execution.id;
-    match client.record_output(&record) {
-        Ok(_) => Ok(()),
-        // Already recorded by an earlier delivery that crashed before deleting the file.
-        Err(CallError::Rejected { status: 409, .. }) => Ok(()),
-        Err(e) => Err(e),
-    }
+/// execution), then record its output if Platform still holds the execution open.
+pub fn deliver_spooled(client: &Client, entry: &outbox::Entry) -> outbox::Delivery {
+    let execute: wire::ExecuteToolRequest = match serde_json::from_value(entry.execute.clone()) {
+        Ok(e) => e,
+        Err(e) => return outbox::Delivery::Rejected(format!("spooled request: {e}")),
+    };
+    let record: wire::RecordToolExecutionOutputRequest =
+        match serde_json::from_value(entry.record.clone()) {
+            Ok(r) => r,
+            Err(e) => return outbox::Delivery::Rejected(format!("spooled record: {e}")),
+        };
+    send_record(client, &execute, record, None).1
 }

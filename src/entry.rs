@@ -25,7 +25,7 @@ use crate::platform::Client;
 use crate::realshell::{self, ExecPlan};
 use crate::request::{self, Tenant};
 use crate::subject::{self, Subject};
-use crate::supervise::{self, Exit};
+use crate::supervise;
 use crate::{adopt, decide, guardian, paths};
 
 /// Exit status when no real shell can be found (as a shell reports "command not found").
@@ -64,6 +64,10 @@ pub fn main() -> i32 {
 
     // Only under our own name, and only options bash rejects, so no bash invocation changes.
     if personality == Personality::MaestroSh {
+        // The detached record sender (crate::record), started by an earlier invocation.
+        if args.len() == 1 && args[0] == crate::record::FLUSH_ARG {
+            return crate::record::flush_command(&ProcessEnv);
+        }
         if let Some(status) = crate::debug::dispatch(args) {
             return status;
         }
@@ -352,34 +356,44 @@ fn govern(
         other => other,
     };
 
-    // Record. Never changes the command's status; what cannot be sent now is spooled.
-    if let (Some(client), Some(execute)) = (&client, &execute) {
-        let outbox = paths::data_dir().map(|d| Outbox::new(&d));
-        let delivered = match &execution_id {
-            Some(id) => client
-                .record_output(&request::record_output(
-                    &ctx,
-                    execute,
-                    id,
-                    run.exit,
-                    duration_ms,
-                ))
-                .is_ok(),
-            None => match decide::observe(client, execute) {
-                Ok(id) => {
-                    let rec = request::record_output(&ctx, execute, &id, run.exit, duration_ms);
-                    execution_id = Some(id);
-                    client.record_output(&rec).is_ok()
-                }
-                Err(_) => false,
-            },
+    // Record. Never changes the command's status and never holds the caller more than the
+    // record wait (crate::record): what Platform does not take by then is spooled and sent by
+    // a detached sender.
+    if let (Some(client), Some(execute)) = (client, &execute) {
+        let outbox = paths::data_dir().and_then(|d| {
+            Outbox::open(&d)
+                .map_err(|e| crate::status::warn(&format!("records cannot be spooled: {e}")))
+                .ok()
+        });
+        let record = request::record_output(
+            &ctx,
+            execute,
+            execution_id.as_deref().unwrap_or(""),
+            run.exit,
+            duration_ms,
+        );
+        // Outbox warnings become sidecar events as they happen (a drop: before the drop).
+        let mut warn = |w: outbox::Warning| {
+            sidecar.emit(
+                outbox::WARNING_EVENT,
+                json!({
+                    "kind": w.kind,
+                    "record": w.record,
+                    "reason": crate::redact::redact_message(&crate::outcome::inert(&w.reason)).text,
+                }),
+            );
         };
-        if let Some(outbox) = &outbox {
-            if delivered {
-                flush_outbox(client, outbox);
-            } else {
-                spool(outbox, execute, &ctx, run.exit, duration_ms);
-            }
+        let recorded = crate::record::deliver(
+            client,
+            outbox,
+            execute.clone(),
+            record,
+            execution_id.clone(),
+            crate::record::record_wait(env),
+            &mut warn,
+        );
+        if execution_id.is_none() {
+            execution_id = recorded.execution_id;
         }
     }
 
@@ -442,34 +456,4 @@ fn child_env(ctx: &Context, grant: Option<&str>) -> Vec<(OsString, OsString)> {
         env.push((GRANT_VAR.into(), g.into()));
     }
     env
-}
-
-fn spool(
-    outbox: &Outbox,
-    execute: &crate::wire::ExecuteToolRequest,
-    ctx: &Context,
-    exit: Exit,
-    duration_ms: u64,
-) {
-    let record = request::record_output(ctx, execute, "", exit, duration_ms);
-    let entry = match (serde_json::to_value(execute), serde_json::to_value(&record)) {
-        (Ok(execute), Ok(record)) => outbox::Entry {
-            version: 1,
-            execute,
-            record,
-        },
-        _ => return,
-    };
-    if let Err(e) = outbox.push(&entry) {
-        crate::status::warn(&format!(
-            "Platform is unreachable and the record could not be spooled: {e}"
-        ));
-    }
-}
-
-/// Deliver a few spooled records now that Platform answers.
-fn flush_outbox(client: &Client, outbox: &Outbox) {
-    outbox.flush(16, std::time::Duration::from_secs(2), |entry| {
-        decide::deliver_spooled(client, entry)
-    });
 }

@@ -245,7 +245,7 @@ impl Sidecar {
             "governed_outcome": r.outcome.as_str(),
             "status": refused_status(r.outcome),
             "error_code": r.outcome.as_str(),
-            "error_message": crate::redact::redact(&r.reason).text,
+            "error_message": crate::redact::redact_message(&r.reason).text,
             "duration_ms": duration_ms,
             "duration": duration_ms.map(duration_string),
             "completed_at": rfc3339(SystemTime::now()),

@@ -322,35 +322,43 @@ fn record_kill(job: &Job<'_>, execution_id: Option<&str>, ran: Duration) {
         Some(_) => job.execute.clone(),
         None => crate::request::observed(job.execute, exit),
     };
+    // Observe (no execution id yet): one ExecuteTool carrying the outcome, then the Record only
+    // if Platform leaves it open (decide::send_record, as Maestro sends it).
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let id = match execution_id {
-            Some(id) => Ok(id.to_string()),
-            None => crate::decide::observe(&job.client, &execute),
-        };
-        let delivered = id.and_then(|id| {
-            let rec = crate::request::record_output(job.ctx, &execute, &id, exit, duration_ms);
-            job.client.record_output(&rec).map(|_| ())
-        });
-        match delivered {
-            Ok(()) => return,
-            Err(_) if Instant::now() + Duration::from_secs(1) < deadline => {
+        let record = crate::request::record_output(
+            job.ctx,
+            &execute,
+            execution_id.unwrap_or(""),
+            exit,
+            duration_ms,
+        );
+        match crate::decide::send_record(&job.client, &execute, record, execution_id).1 {
+            crate::outbox::Delivery::Retry
+                if Instant::now() + Duration::from_secs(1) < deadline =>
+            {
                 std::thread::sleep(Duration::from_millis(500));
             }
-            Err(_) => break,
+            crate::outbox::Delivery::Retry => break,
+            // Delivered, or rejected for good: nothing left to keep.
+            _ => return,
         }
     }
     let Some(dir) = &job.data_dir else { return };
     let record = crate::request::record_output(job.ctx, &execute, "", exit, duration_ms);
-    if let (Ok(execute), Ok(record)) = (
+    if let (Ok(execute), Ok(record), Ok(outbox)) = (
         serde_json::to_value(&execute),
         serde_json::to_value(&record),
+        crate::outbox::Outbox::open(dir),
     ) {
-        let _ = crate::outbox::Outbox::new(dir).push(&crate::outbox::Entry {
-            version: 1,
-            execute,
-            record,
-        });
+        let _ = outbox.push(
+            &crate::outbox::Entry {
+                version: 1,
+                execute,
+                record,
+            },
+            &mut |_| {},
+        );
     }
 }
 

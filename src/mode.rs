@@ -200,8 +200,8 @@ fn read_flags(path: &str) -> Result<Vec<Flag>, ModeError> {
         path: path.to_string(),
         problem,
     };
-    let text = std::fs::read(path)
-        .map_err(|e| fail(format!("cannot read the feature-flag snapshot ({e})")))?;
+    let text = crate::fsread::read_config(std::path::Path::new(path))
+        .map_err(|e| fail(format!("cannot read the feature-flag snapshot: {e}")))?;
     let snapshot: Snapshot = serde_json::from_slice(&text)
         .map_err(|e| fail(format!("not a feature-flag snapshot ({e})")))?;
     Ok(snapshot.flags)

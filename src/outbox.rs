@@ -1,17 +1,43 @@
 //! A durable outbox for records Platform could not take right away (observe mode never blocks
 //! and never loses a record). One JSON file per record under `<data dir>/outbox/`.
 //!
-//! Concurrency: a record is claimed by renaming it into `claimed/` under a name carrying the
-//! claimer's pid; rename is atomic, so exactly one shim delivers it. A claim whose owner died is
-//! put back. Delivery is idempotent on Platform's side (same idempotency key), so a crash between
+//! Guarantees (issue 10, "The outbox never loses or wedges"):
+//! - **Private.** The data dir must belong to the user (else refused: someone else could read or
+//!   plant records); `outbox/` and `outbox/dead/` are 0700, records 0600, created with
+//!   `O_EXCL | O_NOFOLLOW` and read through [`crate::fsread`] without following symlinks.
+//! - **Atomic.** A record is written to a dot-temp file, fsynced, then renamed into place; a
+//!   failed write (disk full) removes its temp file, and stale temp files (a writer killed
+//!   mid-write) are swept after [`STALE_TEMP`].
+//! - **Claimed with `flock`.** A flusher holds an exclusive lock on the record while delivering
+//!   it; the kernel drops the lock when the process dies, so a crash never strands a record and
+//!   pid reuse cannot fake an owner. After locking, a record already unlinked (delivered by the
+//!   previous holder) is skipped.
+//! - **Never wedged.** A record Platform rejects for good (4xx other than 408/429, or an answer
+//!   that cannot be trusted) or that cannot be parsed is moved to `outbox/dead/` with a warning,
+//!   and flushing goes on with the next one. Only "Platform unavailable" stops a flush.
+//! - **Bounded.** At most [`MAX_RECORDS`] pending; beyond that the oldest is dropped, after a
+//!   warning naming it.
+//!
+//! Delivery is idempotent on Platform's side (same idempotency key), so a crash between
 //! "delivered" and "deleted" sends the same record again, never a second execution.
 
 use std::fs;
 use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
+
+use crate::fsread::{self, Follow};
+
+/// Pending records kept at most; the oldest is dropped (after a warning) to make room.
+pub const MAX_RECORDS: usize = 1000;
+/// A temp file older than this was left by a writer that died mid-write.
+pub const STALE_TEMP: Duration = Duration::from_secs(600);
+/// The sidecar event type for outbox warnings (dead-lettered or dropped records).
+pub const WARNING_EVENT: &str = "maestro.events.maestro_sh.outbox_warning";
 
 /// A spooled record: the requests to replay, as JSON.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -23,111 +49,289 @@ pub struct Entry {
     pub record: Value,
 }
 
+/// What became of one delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// Platform has it (or had it already): delete the record.
+    Delivered,
+    /// Platform unavailable: keep the record and stop flushing.
+    Retry,
+    /// Platform rejected it for good: dead-letter it and go on.
+    Rejected(String),
+}
+
+/// A warning worth an event: a record dead-lettered or dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    /// `dead_lettered` or `dropped`.
+    pub kind: &'static str,
+    pub record: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.kind {
+            "dropped" => write!(
+                f,
+                "outbox full ({MAX_RECORDS} records): dropped the oldest record {} ({})",
+                self.record, self.reason
+            ),
+            _ => write!(
+                f,
+                "record {} moved to the dead-letter directory: {}",
+                self.record, self.reason
+            ),
+        }
+    }
+}
+
+/// The outbox could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    #[error("data dir {path} is owned by uid {owner}, not you (uid {me}); set MAESTRO_SH_DATA_DIR to a directory of your own")]
+    NotOwned { path: String, owner: u32, me: u32 },
+    #[error("{path} is not a directory; move it away or set MAESTRO_SH_DATA_DIR")]
+    NotDirectory { path: String },
+    #[error("{path} is accessible by group or others (mode {mode:o}); run: chmod 700 {path}")]
+    NotPrivate { path: String, mode: u32 },
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> OutboxError + '_ {
+    move |source| OutboxError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
 pub struct Outbox {
     dir: PathBuf,
 }
 
 impl Outbox {
-    pub fn new(data_dir: &Path) -> Outbox {
-        Outbox {
-            dir: data_dir.join("outbox"),
+    /// Open (creating) `<data_dir>/outbox`, refusing a data dir that is not the user's or an
+    /// outbox that is not private.
+    pub fn open(data_dir: &Path) -> Result<Outbox, OutboxError> {
+        let me = unsafe { libc::geteuid() };
+        let mut b = fs::DirBuilder::new();
+        b.recursive(true).mode(0o700);
+        b.create(data_dir).map_err(io_err(data_dir))?;
+        let meta = fs::metadata(data_dir).map_err(io_err(data_dir))?;
+        if !meta.is_dir() {
+            return Err(OutboxError::NotDirectory {
+                path: data_dir.display().to_string(),
+            });
         }
+        if meta.uid() != me {
+            return Err(OutboxError::NotOwned {
+                path: data_dir.display().to_string(),
+                owner: meta.uid(),
+                me,
+            });
+        }
+        let ob = Outbox {
+            dir: data_dir.join("outbox"),
+        };
+        for d in [ob.dir.clone(), ob.dead_dir()] {
+            private_dir(&d, me)?;
+        }
+        Ok(ob)
     }
 
-    fn claimed_dir(&self) -> PathBuf {
-        self.dir.join("claimed")
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
-    /// Store `entry` durably (write, fsync, rename into place).
-    pub fn push(&self, entry: &Entry) -> std::io::Result<PathBuf> {
-        fs::create_dir_all(&self.dir)?;
-        let name = format!("{}-{}.json", unix_nanos(), crate::context::new_id(""));
+    pub fn dead_dir(&self) -> PathBuf {
+        self.dir.join("dead")
+    }
+
+    /// Store `entry` durably (exclusive create, write, fsync, rename into place). When the
+    /// outbox is full, `warn` hears about the oldest record before it is dropped.
+    pub fn push(&self, entry: &Entry, warn: &mut dyn FnMut(Warning)) -> std::io::Result<PathBuf> {
+        let bytes = serde_json::to_vec(entry).map_err(std::io::Error::other)?;
+        self.make_room(warn);
+        let name = format!("{:032}-{}.json", unix_nanos(), crate::context::new_id(""));
         let tmp = self.dir.join(format!(".{name}.tmp"));
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(&serde_json::to_vec(entry).map_err(std::io::Error::other)?)?;
-        f.sync_all()?;
+        let write = || -> std::io::Result<()> {
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()
+        };
+        if let Err(e) = write() {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
         let path = self.dir.join(name);
-        fs::rename(&tmp, &path)?;
+        if let Err(e) = fs::rename(&tmp, &path) {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
         Ok(path)
     }
 
-    /// Number of records waiting (claimed ones included).
+    /// Drop the oldest records (after warning) until one more fits under [`MAX_RECORDS`].
+    fn make_room(&self, warn: &mut dyn FnMut(Warning)) {
+        let names = self.pending();
+        if names.len() < MAX_RECORDS {
+            return;
+        }
+        for name in &names[..=names.len() - MAX_RECORDS] {
+            warn(Warning {
+                kind: "dropped",
+                record: name.clone(),
+                reason: "Platform has not taken records for a long time".into(),
+            });
+            let _ = fs::remove_file(self.dir.join(name));
+        }
+    }
+
+    /// Pending record names, oldest first.
+    fn pending(&self) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(&self.dir)
+            .map(|it| {
+                it.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| is_record(n))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    /// Number of records waiting (dead letters not included).
     pub fn len(&self) -> usize {
-        let count = |d: &Path| {
-            fs::read_dir(d)
-                .map(|it| {
-                    it.flatten()
-                        .filter(|e| is_record(&e.file_name().to_string_lossy()))
-                        .count()
-                })
-                .unwrap_or(0)
-        };
-        count(&self.dir) + count(&self.claimed_dir())
+        self.pending().len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    /// Number of dead-lettered records.
+    pub fn dead_len(&self) -> usize {
+        fs::read_dir(self.dead_dir())
+            .map(|it| {
+                it.flatten()
+                    .filter(|e| is_record(&e.file_name().to_string_lossy()))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
     /// Deliver waiting records, oldest first, at most `max` of them and within `budget`.
-    /// `deliver` returns `Ok` when Platform has the record; on `Err` the record is put back and
-    /// flushing stops (Platform is likely still down). Returns how many were delivered.
-    pub fn flush<E>(
+    /// A record rejected for good (or unreadable) is dead-lettered, `warn` is told, and the
+    /// flush goes on; [`Delivery::Retry`] puts the record back and stops (Platform is likely
+    /// still down). Returns how many were delivered.
+    pub fn flush(
         &self,
         max: usize,
         budget: Duration,
-        mut deliver: impl FnMut(&Entry) -> Result<(), E>,
+        mut deliver: impl FnMut(&Entry) -> Delivery,
+        warn: &mut dyn FnMut(Warning),
     ) -> usize {
         let start = Instant::now();
-        self.recover_abandoned_claims();
-        let Ok(read) = fs::read_dir(&self.dir) else {
-            return 0;
-        };
-        let mut names: Vec<String> = read
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| is_record(n))
-            .collect();
-        names.sort();
-        let claimed = self.claimed_dir();
-        if fs::create_dir_all(&claimed).is_err() {
-            return 0;
-        }
+        self.sweep_stale_temps();
+        self.recover_legacy_claims();
         let mut delivered = 0;
-        for name in names.into_iter().take(max) {
+        for name in self.pending().into_iter().take(max) {
             if start.elapsed() > budget {
                 break;
             }
-            let from = self.dir.join(&name);
-            let mine = claimed.join(format!("{}.{name}", std::process::id()));
-            if fs::rename(&from, &mine).is_err() {
-                continue; // someone else claimed it
+            let path = self.dir.join(&name);
+            let Ok((file, meta)) = fsread::open_regular(&path, Follow::No) else {
+                continue; // gone (delivered by someone else) or not a record: leave it
+            };
+            // Claim: an exclusive lock, held until `file` is dropped (or we die).
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+                continue; // another flusher has it
             }
-            let entry = fs::read(&mine)
-                .ok()
-                .and_then(|b| serde_json::from_slice::<Entry>(&b).ok());
-            let Some(entry) = entry else {
-                // Unreadable: keep it aside for a human rather than retrying forever.
-                let _ = fs::rename(&mine, self.dir.join(format!("{name}.bad")));
+            // The previous holder may have delivered and unlinked it while we waited.
+            match file.metadata() {
+                Ok(m) if m.nlink() > 0 => {}
+                _ => continue,
+            }
+            // Read through a duplicate: `file` (and so the lock) stays open until we are done.
+            let Ok(reader) = file.try_clone() else {
                 continue;
             };
-            match deliver(&entry) {
-                Ok(()) => {
-                    let _ = fs::remove_file(&mine);
+            let entry = fsread::read_open(reader, meta, &path, fsread::OUTBOX_CAP)
+                .map_err(|e| e.to_string())
+                .and_then(|b| serde_json::from_slice::<Entry>(&b).map_err(|e| e.to_string()));
+            let outcome = match &entry {
+                Ok(entry) => deliver(entry),
+                Err(e) => Delivery::Rejected(format!("unreadable record: {e}")),
+            };
+            match outcome {
+                Delivery::Delivered => {
+                    let _ = fs::remove_file(&path);
                     delivered += 1;
                 }
-                Err(_) => {
-                    let _ = fs::rename(&mine, &from);
-                    break;
+                Delivery::Rejected(reason) => {
+                    warn(Warning {
+                        kind: "dead_lettered",
+                        record: name.clone(),
+                        reason: reason.clone(),
+                    });
+                    let dead = self.dead_dir().join(&name);
+                    if fs::rename(&path, &dead).is_err() {
+                        // Never leave it to block the queue.
+                        let _ = fs::remove_file(&path);
+                    } else {
+                        // Why, next to it, for whoever looks (best effort).
+                        let _ = fs::OpenOptions::new()
+                            .write(true)
+                            .create_new(true)
+                            .mode(0o600)
+                            .custom_flags(libc::O_NOFOLLOW)
+                            .open(dead.with_extension("reason"))
+                            .and_then(|mut f| writeln!(f, "{reason}"));
+                    }
                 }
+                Delivery::Retry => break,
             }
         }
         delivered
     }
 
-    /// Put back claims whose owner is no longer running.
-    fn recover_abandoned_claims(&self) {
-        let Ok(read) = fs::read_dir(self.claimed_dir()) else {
+    /// Remove temp files a writer left behind when it died mid-write.
+    fn sweep_stale_temps(&self) {
+        let Ok(read) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        let now = SystemTime::now();
+        for e in read.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !(name.starts_with('.') && name.ends_with(".tmp")) {
+                continue;
+            }
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| now.duration_since(t).ok())
+                .is_some_and(|age| age > STALE_TEMP);
+            if old {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+
+    /// Earlier versions claimed by renaming into `claimed/<pid>.<name>`: put back those whose
+    /// owner is gone, so an upgrade loses nothing.
+    fn recover_legacy_claims(&self) {
+        let Ok(read) = fs::read_dir(self.dir.join("claimed")) else {
             return;
         };
         for e in read.flatten() {
@@ -138,12 +342,41 @@ impl Outbox {
             let Ok(pid) = pid.parse::<i32>() else {
                 continue;
             };
-            let alive = pid as u32 == std::process::id() || unsafe { libc::kill(pid, 0) } == 0;
-            if !alive {
+            if pid > 0 && unsafe { libc::kill(pid, 0) } != 0 {
                 let _ = fs::rename(e.path(), self.dir.join(original));
             }
         }
     }
+}
+
+/// Create `d` (0700) if needed and check it is a private directory of ours, not a symlink.
+fn private_dir(d: &Path, me: u32) -> Result<(), OutboxError> {
+    match fs::DirBuilder::new().mode(0o700).create(d) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io_err(d)(e)),
+    }
+    let meta = fs::symlink_metadata(d).map_err(io_err(d))?;
+    if !meta.is_dir() {
+        return Err(OutboxError::NotDirectory {
+            path: d.display().to_string(),
+        });
+    }
+    if meta.uid() != me {
+        return Err(OutboxError::NotOwned {
+            path: d.display().to_string(),
+            owner: meta.uid(),
+            me,
+        });
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(OutboxError::NotPrivate {
+            path: d.display().to_string(),
+            mode,
+        });
+    }
+    Ok(())
 }
 
 fn is_record(name: &str) -> bool {
@@ -151,7 +384,7 @@ fn is_record(name: &str) -> bool {
 }
 
 fn unix_nanos() -> u128 {
-    std::time::SystemTime::now()
+    SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or_default()
@@ -170,42 +403,135 @@ mod tests {
         }
     }
 
+    fn nowarn(_: Warning) {}
+
     #[test]
     fn push_flush_in_order_and_retry_on_failure() {
         let dir = tempfile::tempdir().unwrap();
-        let ob = Outbox::new(dir.path());
+        let ob = Outbox::open(dir.path()).unwrap();
         for n in 0..3 {
-            ob.push(&entry(n)).unwrap();
+            ob.push(&entry(n), &mut nowarn).unwrap();
         }
         assert_eq!(ob.len(), 3);
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(ob.dir()), 0o700);
+        let first = ob.dir().join(&ob.pending()[0]);
+        assert_eq!(mode(&first), 0o600);
         // Platform down: nothing delivered, nothing lost.
-        assert_eq!(ob.flush(10, Duration::from_secs(5), |_| Err(())), 0);
+        let n = ob.flush(10, Duration::from_secs(5), |_| Delivery::Retry, &mut nowarn);
+        assert_eq!(n, 0);
         assert_eq!(ob.len(), 3);
         let mut seen = vec![];
-        let n = ob.flush(10, Duration::from_secs(5), |e| {
-            seen.push(e.execute["n"].as_u64().unwrap());
-            Ok::<(), ()>(())
-        });
+        let n = ob.flush(
+            10,
+            Duration::from_secs(5),
+            |e| {
+                seen.push(e.execute["n"].as_u64().unwrap());
+                Delivery::Delivered
+            },
+            &mut nowarn,
+        );
         assert_eq!((n, seen), (3, vec![0, 1, 2]));
         assert!(ob.is_empty());
     }
 
     #[test]
-    fn abandoned_claims_come_back() {
+    fn poison_record_is_dead_lettered_and_does_not_block() {
         let dir = tempfile::tempdir().unwrap();
-        let ob = Outbox::new(dir.path());
-        let p = ob.push(&entry(7)).unwrap();
-        fs::create_dir_all(ob.claimed_dir()).unwrap();
-        // pid 0x7ffffffe is not running.
-        let name = p.file_name().unwrap().to_string_lossy().into_owned();
-        fs::rename(&p, ob.claimed_dir().join(format!("2147483646.{name}"))).unwrap();
-        let mut got = 0;
-        ob.flush(10, Duration::from_secs(5), |_| {
-            got += 1;
-            Ok::<(), ()>(())
-        });
-        assert_eq!(got, 1);
+        let ob = Outbox::open(dir.path()).unwrap();
+        for n in 0..4 {
+            ob.push(&entry(n), &mut nowarn).unwrap();
+        }
+        // An unreadable record too.
+        fs::write(
+            ob.dir().join("00000000000000000000000000000000-x.json"),
+            b"{nope",
+        )
+        .unwrap();
+        let mut warnings = vec![];
+        let mut seen = vec![];
+        let n = ob.flush(
+            10,
+            Duration::from_secs(5),
+            |e| {
+                let n = e.execute["n"].as_u64().unwrap();
+                if n == 1 {
+                    return Delivery::Rejected("HTTP 400".into());
+                }
+                seen.push(n);
+                Delivery::Delivered
+            },
+            &mut |w| warnings.push(w),
+        );
+        assert_eq!((n, seen), (3, vec![0, 2, 3]));
         assert!(ob.is_empty());
+        assert_eq!(ob.dead_len(), 2);
+        assert_eq!(warnings.len(), 2);
+        assert!(warnings.iter().all(|w| w.kind == "dead_lettered"));
+    }
+
+    #[test]
+    fn locked_record_is_skipped_and_unlinked_one_not_redelivered() {
+        let dir = tempfile::tempdir().unwrap();
+        let ob = Outbox::open(dir.path()).unwrap();
+        let p = ob.push(&entry(1), &mut nowarn).unwrap();
+        let held = fs::File::open(&p).unwrap();
+        assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) }, 0);
+        let n = ob.flush(
+            10,
+            Duration::from_secs(5),
+            |_| Delivery::Delivered,
+            &mut nowarn,
+        );
+        assert_eq!(n, 0, "a claimed record is not delivered twice");
+        drop(held); // the holder died: the kernel released the claim
+        let n = ob.flush(
+            10,
+            Duration::from_secs(5),
+            |_| Delivery::Delivered,
+            &mut nowarn,
+        );
+        assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn stale_temps_swept_and_bound_warns_before_dropping() {
+        let dir = tempfile::tempdir().unwrap();
+        let ob = Outbox::open(dir.path()).unwrap();
+        let tmp = ob.dir().join(".old.json.tmp");
+        fs::write(&tmp, b"half").unwrap();
+        let old = SystemTime::now() - Duration::from_secs(3600);
+        fs::File::options()
+            .write(true)
+            .open(&tmp)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        ob.flush(1, Duration::from_secs(1), |_| Delivery::Retry, &mut nowarn);
+        assert!(!tmp.exists());
+        // Fill to the bound with empty files (cheap), then push one more.
+        for i in 0..MAX_RECORDS {
+            fs::write(ob.dir().join(format!("{i:032}-f.json")), b"{}").unwrap();
+        }
+        let mut warnings = vec![];
+        ob.push(&entry(9), &mut |w| warnings.push(w)).unwrap();
+        assert_eq!(ob.len(), MAX_RECORDS);
+        assert_eq!(warnings.len(), 1);
+        assert_eq!(warnings[0].kind, "dropped");
+        assert_eq!(warnings[0].record, format!("{:032}-f.json", 0));
+    }
+
+    #[test]
+    fn foreign_or_open_outbox_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        Outbox::open(dir.path()).unwrap();
+        fs::set_permissions(dir.path().join("outbox"), fs::Permissions::from_mode(0o755)).unwrap();
+        let e = Outbox::open(dir.path()).err().unwrap().to_string();
+        assert!(e.contains("chmod 700"), "{e}");
+        if unsafe { libc::geteuid() } != 0 {
+            let e = Outbox::open(Path::new("/")).err().unwrap().to_string();
+            assert!(e.contains("not you"), "{e}");
+        }
     }
 
     #[test]
@@ -213,19 +539,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
         for n in 0..40 {
-            Outbox::new(&root).push(&entry(n)).unwrap();
+            Outbox::open(&root)
+                .unwrap()
+                .push(&entry(n), &mut nowarn)
+                .unwrap();
         }
         let delivered = std::sync::Mutex::new(Vec::new());
         std::thread::scope(|s| {
             for _ in 0..4 {
                 s.spawn(|| {
-                    Outbox::new(&root).flush(100, Duration::from_secs(10), |e| {
-                        delivered
-                            .lock()
-                            .unwrap()
-                            .push(e.execute["n"].as_u64().unwrap());
-                        Ok::<(), ()>(())
-                    })
+                    Outbox::open(&root).unwrap().flush(
+                        100,
+                        Duration::from_secs(10),
+                        |e| {
+                            delivered
+                                .lock()
+                                .unwrap()
+                                .push(e.execute["n"].as_u64().unwrap());
+                            Delivery::Delivered
+                        },
+                        &mut nowarn,
+                    )
                 });
             }
         });

@@ -76,33 +76,33 @@ pub struct Refusal {
 }
 
 impl Refusal {
+    /// The reason is made inert and cut to [`MAX_REASON`] here, at the source, so every
+    /// consumer (stderr line, sidecar, status line) gets clean, bounded text.
     pub fn new(outcome: Outcome, reason: impl Into<String>) -> Refusal {
         Refusal {
             outcome,
-            reason: reason.into(),
+            reason: inert_max(&reason.into(), MAX_REASON),
             tool_execution_id: None,
             approval_request_id: None,
         }
     }
 
     pub fn with_execution(mut self, id: Option<&str>) -> Refusal {
-        self.tool_execution_id = id.map(str::to_owned);
+        self.tool_execution_id = id.map(id_inert);
         self
     }
 
     pub fn with_approval(mut self, id: Option<&str>) -> Refusal {
-        self.approval_request_id = id.map(str::to_owned);
+        self.approval_request_id = id.map(id_inert);
         self
     }
 
     /// `maestro-sh: <outcome>: <reason>; <advice> (tool_execution_id=…, approval_request_id=…)`,
     /// one line, secrets redacted.
     pub fn line(&self) -> String {
-        let reason = crate::redact::redact(&self.reason).text;
-        let reason: String = reason
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect();
+        // Inert (cut, no escapes: the reason often quotes Platform), then secret values
+        // redacted — values only, so the words of the message stay readable.
+        let reason = crate::redact::redact_message(&inert_max(&self.reason, MAX_REASON)).text;
         let mut s = format!("maestro-sh: {}: {}", self.outcome.as_str(), reason.trim());
         let advice = self.outcome.advice();
         if !advice.is_empty() {
@@ -111,11 +111,110 @@ impl Refusal {
         let _ = write!(
             s,
             " (tool_execution_id={}, approval_request_id={})",
-            self.tool_execution_id.as_deref().unwrap_or("none"),
-            self.approval_request_id.as_deref().unwrap_or("none")
+            self.tool_execution_id
+                .as_deref()
+                .map_or("none".into(), id_inert),
+            self.approval_request_id
+                .as_deref()
+                .map_or("none".into(), id_inert)
         );
         s
     }
+}
+
+/// A refusal's reason (ours, often quoting Platform's [`MAX_PLATFORM_TEXT`]) is cut to this.
+pub const MAX_REASON: usize = 600;
+
+/// An id from Platform, inert and at most 128 characters.
+pub fn id_inert(id: &str) -> String {
+    inert_max(id, 128)
+}
+
+/// Platform text (ids, reasons, error messages) is cut to this many characters before it
+/// reaches stderr, the terminal status line or the sidecar.
+pub const MAX_PLATFORM_TEXT: usize = 300;
+
+/// Make untrusted text inert for a one-line message: escape sequences (CSI, OSC, other ESC
+/// forms) removed, every other control character (C0, DEL, C1) and bidi override or isolate
+/// replaced by a space, runs of spaces collapsed, and the result cut to [`MAX_PLATFORM_TEXT`]
+/// characters (with `...`). The input is never scanned past a fixed multiple of the cap, so a
+/// 300 KB reason costs no more than a short one.
+pub fn inert(s: &str) -> String {
+    inert_max(s, MAX_PLATFORM_TEXT)
+}
+
+/// [`inert`] with an explicit cap (ids use a shorter one).
+pub fn inert_max(s: &str, max: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(max * 4));
+    let mut chars = s.chars().peekable();
+    let mut count = 0usize;
+    let mut truncated = false;
+    let mut last_space = false;
+    let mut scanned = 0usize;
+    while let Some(c) = chars.next() {
+        scanned += 1;
+        if scanned > max * 64 {
+            truncated = true;
+            break;
+        }
+        let mut push = |c: char, out: &mut String| {
+            if c == ' ' {
+                if last_space || out.is_empty() {
+                    return;
+                }
+                last_space = true;
+            } else {
+                last_space = false;
+            }
+            out.push(c);
+            count += 1;
+        };
+        match c {
+            '\u{1b}' => match chars.peek() {
+                // CSI: ESC [ params... final byte in @..~
+                Some('[') => {
+                    chars.next();
+                    for n in chars.by_ref() {
+                        if ('@'..='~').contains(&n) {
+                            break;
+                        }
+                    }
+                }
+                // OSC / DCS / PM / APC / SOS: up to BEL or ESC \\
+                Some(']' | 'P' | '^' | '_' | 'X') => {
+                    chars.next();
+                    while let Some(n) = chars.next() {
+                        if n == '\u{7}' {
+                            break;
+                        }
+                        if n == '\u{1b}' && chars.peek() == Some(&'\\') {
+                            chars.next();
+                            break;
+                        }
+                    }
+                }
+                // Two-character escapes.
+                Some(_) => {
+                    chars.next();
+                }
+                None => {}
+            },
+            '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => push(' ', &mut out),
+            c if c.is_control() => push(' ', &mut out),
+            c => push(c, &mut out),
+        }
+        if count > max {
+            truncated = true;
+            break;
+        }
+    }
+    if truncated || count > max {
+        let mut t: String = out.chars().take(max.saturating_sub(3)).collect();
+        t.truncate(t.trim_end().len());
+        t.push_str("...");
+        return t;
+    }
+    out.trim_end().to_string()
 }
 
 #[cfg(test)]
@@ -131,5 +230,21 @@ mod tests {
             "maestro-sh: denied: policy says no really; the command was not run; do not retry it unchanged: take another approach, or ask the user (tool_execution_id=te_1, approval_request_id=none)"
         );
         assert!(!Outcome::Denied.runs() && Outcome::Approved.runs());
+    }
+
+    #[test]
+    fn platform_text_is_inert() {
+        let hostile = "ok\n\u{1b}[2J\u{1b}]0;title\u{7}\r\u{202e}evil\u{9b}x";
+        assert_eq!(inert(hostile), "ok evil x");
+        let big = "A".repeat(300_000);
+        let t = inert(&big);
+        assert_eq!(t.chars().count(), MAX_PLATFORM_TEXT);
+        assert!(t.ends_with("..."));
+        let r = Refusal::new(Outcome::Denied, format!("no\n{big}"))
+            .with_execution(Some("te_\u{1b}[31mred\n"));
+        let line = r.line();
+        assert!(!line.contains('\n') && !line.contains('\u{1b}'), "{line}");
+        assert!(line.len() < 1024, "{}", line.len());
+        assert!(line.contains("tool_execution_id=te_red"), "{line}");
     }
 }

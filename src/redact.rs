@@ -46,8 +46,18 @@ const MAX_ROUNDS: usize = 4;
 pub struct Redacted {
     pub text: String,
     pub kinds: Vec<String>,
+    /// Where we departed from Maestro's output to keep markers clean (see [`NOTE_NESTED`],
+    /// [`NOTE_MERGED`]); shown by `--explain`.
+    pub notes: Vec<&'static str>,
     altered: bool,
 }
+
+/// A Maestro rule would have matched across a marker an earlier rule made, nesting markers
+/// (`[REDACTED:aws_[REDACTED:…`) and swallowing the text after it; the first marker is kept.
+pub const NOTE_NESTED: &str = "Maestro's sanitizer would nest one marker inside another here (a later rule matching an earlier rule's marker and the text after it); maestro-sh keeps the first marker and the text after it";
+/// A Maestro rule's match ran over a shell separator (`;`, `|`, `&&`, …), which would merge
+/// two commands into one marker; the marker stops before the separator.
+pub const NOTE_MERGED: &str = "Maestro's sanitizer would swallow a shell separator into a marker here (merging two commands); maestro-sh ends the marker before the separator";
 
 impl Redacted {
     /// True when the text differs from the input in any way: a secret removed, a control
@@ -190,9 +200,16 @@ static MAESTRO: [Rule; 28] = [
         |h| h.has("eyJ"),
     ),
     // Passwords.
-    maestro("password", r"://(?:[^:])+:((?:[^@])+)@", 1, |h| {
-        h.has("://") && h.has("@")
-    }),
+    // Maestro replaces the whole `://user:pass@`, and its next rule then always nests a marker
+    // over that one and the host after it (NOTE_NESTED): never clean, so we keep the context
+    // and replace only the password (Filter::Reference marks a value-only Maestro rule).
+    extra(
+        "password",
+        r"://(?:[^:])+:((?:[^@])+)@",
+        1,
+        |h| h.has("://") && h.has("@"),
+        Filter::Reference,
+    ),
     maestro(
         "password",
         concat!(
@@ -320,7 +337,7 @@ macro_rules! shell_value {
 
 /// What Maestro misses, run on what its rules left. Group 1 or 2 is the secret; the rest of
 /// the match stays.
-static EXTRA: [Rule; 24] = [
+static EXTRA: [Rule; 30] = [
     extra(
         "private_key",
         r#"(?i)("private_key"\s*:\s*")((?:(?:[^"\\])|\\(?s:.))+)""#,
@@ -469,6 +486,64 @@ static EXTRA: [Rule; 24] = [
         |h| h.has("eyJ"),
         Filter::None,
     ),
+    // A private key block Maestro's rule misses (ENCRYPTED, other labels, or cut before its
+    // END line): the body goes, the BEGIN/END lines stay.
+    extra(
+        "private_key",
+        r#"(-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----)((?s:.)*?)(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|['"]|\z)"#,
+        2,
+        |h| h.has("PRIVATE KEY"),
+        Filter::None,
+    ),
+    // `curl -u user:pass`, `--user user:pass`, `-uuser:pass`: the password after the colon.
+    // (curl only: `docker run -u 1000:1000` is a uid:gid.)
+    extra(
+        "password",
+        r#"(\bcurl\b(?:[^\n|;&])*?\s(?:-u\s*|--user(?:=|\s+))['"]?(?:[^\s:'"])*:)((?:[^\s'"])+)"#,
+        2,
+        |h| h.has("curl") && (h.has("-u") || h.has("--user")),
+        Filter::Reference,
+    ),
+    // `sshpass -p secret` / `-psecret`.
+    extra(
+        "password",
+        concat!(r"(\bsshpass\b(?:[^\n|;&])*?\s-p\s*)(", shell_value!(), ")"),
+        2,
+        |h| h.has("sshpass"),
+        Filter::Reference,
+    ),
+    // `docker login -p secret` (and podman, nerdctl, buildah, skopeo).
+    extra(
+        "password",
+        concat!(
+            r"(\b(?:docker|podman|nerdctl|buildah|skopeo)\s+login\b(?:[^\n|;&])*?\s-p\s*)(",
+            shell_value!(),
+            ")"
+        ),
+        2,
+        |h| h.has("login") && h.has("-p"),
+        Filter::Reference,
+    ),
+    // `htpasswd -b [-c] file user pass`, `htpasswd -nb user pass`: the last operand.
+    extra(
+        "password",
+        concat!(
+            r#"(\bhtpasswd(?:\s+-[A-Za-z]+)*?\s+-[A-Za-z]*b[A-Za-z]*(?:\s+-[A-Za-z]+)*\s+(?:[^\s\-;&|'"](?:[^\s;&|])*\s+){1,2})("#,
+            shell_value!(),
+            ")"
+        ),
+        2,
+        |h| h.has("htpasswd"),
+        Filter::Reference,
+    ),
+    // `.netrc` lines: `machine h login u password p`, `default login u password p`.
+    extra(
+        "password",
+        r#"(\b(?:machine\s+(?:[^\s])+|default)\s+(?:login\s+(?:[^\s])+\s+)?(?:account\s+(?:[^\s])+\s+)?password\s+)((?:[^\s'"\\])+)"#,
+        2,
+        |h| h.has("password") && (h.has("machine") || h.has("default")),
+        Filter::Reference,
+    ),
     extra(
         "password",
         concat!(
@@ -514,7 +589,7 @@ static EXTRA: [Rule; 24] = [
 
 /// Compiled patterns, each compiled the first time its gate opens.
 static MAESTRO_RE: [OnceLock<Regex>; 28] = [const { OnceLock::new() }; 28];
-static EXTRA_RE: [OnceLock<Regex>; 24] = [const { OnceLock::new() }; 24];
+static EXTRA_RE: [OnceLock<Regex>; 30] = [const { OnceLock::new() }; 30];
 
 fn compiled<'a>(slot: &'a OnceLock<Regex>, rule: &Rule) -> &'a Regex {
     slot.get_or_init(|| {
@@ -596,55 +671,124 @@ impl<'a> Hay<'a> {
 /// Redact every secret in `text`. Idempotent (redacting redacted text changes nothing, and no
 /// existing `[REDACTED:…]` marker is ever touched) and total: never panics, any UTF-8 input.
 pub fn redact(text: &str) -> Redacted {
-    redact_collect(text).0
+    redact_collect(text, Stage::Both).0
+}
+
+/// Redact a message (maestro-sh's own advice, Platform's error text): values, never the words
+/// around them. Only the context-keeping rules run, and a plain lowercase word is never taken
+/// for a secret, so "missing or invalid bearer token" and "HTTP 401 unauthenticated: missing"
+/// stay readable while `Bearer eyJ…`, `password=…` or `ghp_…` values are still removed.
+pub fn redact_message(text: &str) -> Redacted {
+    redact_collect(text, Stage::Values).0
+}
+
+/// Which rules run: Maestro's then ours (commands), or ours only, words spared (messages).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Both,
+    Values,
 }
 
 /// Redact, and also return each removed secret (and its value part) with its marker.
-fn redact_collect(text: &str) -> (Redacted, Vec<(String, String)>) {
+fn redact_collect(text: &str, stage: Stage) -> (Redacted, Vec<(String, String)>) {
     let mut kinds = Vec::new();
     let mut found = Vec::new();
+    let mut notes = Vec::new();
     let mut current = text.to_string();
     for _ in 0..MAX_ROUNDS {
         let before = kinds.len();
-        current = round(&current, &mut kinds, &mut found);
+        current = round(&current, stage, &mut kinds, &mut found, &mut notes);
         if kinds.len() == before {
             break;
         }
     }
+    notes.dedup();
     let altered = current != text;
     let r = Redacted {
         text: current,
         kinds,
+        notes,
         altered,
     };
     (r, found)
 }
 
+/// Where a Maestro rule's match must end so it never swallows a shell separator: the first
+/// `;`, `|`, `` ` ``, `<`, `>`, `)`, `$(`, or an `&` that is an operator (`&&`, `&` before a
+/// space or the end) — not one inside a URL's query. Offsets within `m`; never 0.
+fn separator_cut(m: &str) -> Option<usize> {
+    let b = m.as_bytes();
+    (1..b.len()).find(|&i| match b[i] {
+        b';' | b'|' | b'`' | b'<' | b'>' | b')' => true,
+        b'$' => b.get(i + 1) == Some(&b'('),
+        b'&' => matches!(b.get(i + 1), None | Some(b'&' | b' ' | b'\t' | b'\n')),
+        _ => false,
+    })
+}
+
 /// One pass of both stages over `text`.
-fn round(text: &str, kinds: &mut Vec<String>, found: &mut Vec<(String, String)>) -> String {
+fn round(
+    text: &str,
+    stage: Stage,
+    kinds: &mut Vec<String>,
+    found: &mut Vec<(String, String)>,
+    notes: &mut Vec<&'static str>,
+) -> String {
     let mut hay = Hay::new(text);
-    // Markers already in the input are never touched; markers made by Maestro's rules in this
-    // pass are, as Maestro itself does.
+    // Markers are never touched: those in the input, and (unlike Maestro, which lets a later
+    // rule match across an earlier rule's marker) those made in this pass.
+    let input_markers = marker_spans(text).len();
     let mut protected = marker_spans(text);
     let mut current = text.to_string();
     for (rule, slot) in MAESTRO.iter().zip(&MAESTRO_RE) {
-        if !(rule.gate)(&hay) {
+        if stage == Stage::Values || !(rule.gate)(&hay) {
             continue;
         }
         let re = compiled(slot, rule);
-        let replaced = replace(&current, re, &mut protected, |groups| {
+        let mut skipped = false;
+        let current_text = current.clone();
+        let replaced = replace(&current, re, &mut protected, &mut skipped, |groups| {
+            if rule.filter == Filter::Reference {
+                // Value-only: keep the match around the secret.
+                let (w0, w1, _) = groups[0]?;
+                let (s0, s1, value) = (*groups.get(rule.group)?)?;
+                let mark = marker(rule.kind, value);
+                found.push((value.to_string(), mark.clone()));
+                kinds.push(rule.kind.to_string());
+                hay.made.push_str(&mark);
+                notes.push(NOTE_NESTED);
+                return Some(format!(
+                    "{}{mark}{}",
+                    current_text.get(w0..s0)?,
+                    current_text.get(s1..w1)?
+                ));
+            }
             let whole = groups[0]?.2;
-            let mark = marker(rule.kind, whole);
-            found.push((whole.to_string(), mark.clone()));
+            // Never swallow a separator: the marker covers the match up to it.
+            let (removed, rest) = match separator_cut(whole) {
+                Some(i) => {
+                    notes.push(NOTE_MERGED);
+                    whole.split_at(i)
+                }
+                None => (whole, ""),
+            };
+            let mark = marker(rule.kind, removed);
+            found.push((removed.to_string(), mark.clone()));
             if let Some(Some(value)) = groups.get(rule.group).filter(|_| rule.group > 0) {
-                found.push((value.2.to_string(), mark.clone()));
+                let value = value.2;
+                let value = separator_cut(value).map_or(value, |i| &value[..i]);
+                found.push((value.to_string(), mark.clone()));
             }
             kinds.push(rule.kind.to_string());
             hay.made.push_str(&mark);
-            Some(mark)
+            Some(format!("{mark}{rest}"))
         });
+        if skipped && input_markers == 0 {
+            notes.push(NOTE_NESTED);
+        }
         if let Some(r) = replaced {
             current = r;
+            protected = marker_spans(&current);
         }
     }
     for (rule, slot) in EXTRA.iter().zip(&EXTRA_RE) {
@@ -653,11 +797,21 @@ fn round(text: &str, kinds: &mut Vec<String>, found: &mut Vec<(String, String)>)
         }
         let re = compiled(slot, rule);
         let mut protected = marker_spans(&current);
-        let replaced = replace(&current, re, &mut protected, |groups| {
+        let replaced = replace(&current, re, &mut protected, &mut false, |groups| {
             let (w0, w1, _) = groups[0]?;
             let (s0, s1, secret) = (*groups.get(rule.group)?)?;
             let head = current.get(w0..s0)?;
             let tail = current.get(s1..w1)?;
+            // Messages: after "bearer" / "authorization" or a prose "name: ", a plain
+            // lowercase word is a word ("bearer token", "unauthenticated: missing"), not a
+            // value; `password=abc` is still a value.
+            if stage == Stage::Values && secret.bytes().all(|b| b.is_ascii_lowercase()) {
+                let h = head.to_ascii_lowercase();
+                let prose = h.trim_end().ends_with(':') && h.ends_with(' ');
+                if prose || h.contains("bearer") || h.contains("authorization") {
+                    return None;
+                }
+            }
             let kind = worth_redacting(rule, head, secret)?;
             let mark = marker(kind, secret);
             found.push((secret.to_string(), mark.clone()));
@@ -686,6 +840,7 @@ fn replace<'t>(
     text: &'t str,
     re: &Regex,
     protected: &mut [(usize, usize)],
+    skipped: &mut bool,
     mut f: impl FnMut(&[Option<Group<'t>>]) -> Option<String>,
 ) -> Option<String> {
     let mut out = String::new();
@@ -697,6 +852,7 @@ fn replace<'t>(
     for caps in re.captures_iter(text.as_bytes()) {
         let Some(m) = caps.get_match() else { continue };
         if protected.iter().any(|&(s, e)| m.start() < e && s < m.end()) {
+            *skipped = true;
             continue;
         }
         // Byte offsets; a group off a character boundary (never expected) reads as absent.
@@ -935,7 +1091,7 @@ pub fn operation_summary(text: &str) -> String {
 /// Redact the words of one command line, judged together: a secret split across words
 /// (`--password VALUE`) is found in the joined line and removed from every word holding it.
 pub fn redact_words(words: &[String]) -> Vec<String> {
-    let (_, mut found) = redact_collect(&words.join(" "));
+    let (_, mut found) = redact_collect(&words.join(" "), Stage::Both);
     found.sort_by_key(|(secret, _)| std::cmp::Reverse(secret.len()));
     words
         .iter()

@@ -6,6 +6,8 @@ use std::ffi::OsString;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::fd::FromRawFd;
 use std::os::unix::fs::FileTypeExt;
+use std::sync::mpsc;
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
@@ -16,6 +18,90 @@ use crate::classify::{self, Classification};
 pub const MAX_SCRIPT_CLASSIFY: u64 = 64 * 1024;
 /// Content digests are computed over at most this much.
 const MAX_SCRIPT_DIGEST: u64 = 64 * 1024 * 1024;
+
+/// Nesting depth of `(` beyond which text is not parsed. The bash parser backtracks
+/// exponentially on deep unclosed or mismatched subshells (found by fuzzing: 28 `(` then `&`
+/// took 7 s, doubling with each `(`), which would hang maestro-sh before Platform is even
+/// asked. Nobody nests 16 subshells; deeper text is governed as unknown code.
+pub const MAX_PAREN_DEPTH: usize = 16;
+
+/// Does `text` nest `(` deeper than [`MAX_PAREN_DEPTH`]? Quotes are not considered (a
+/// parenthesis inside quotes counts too): erring this way only makes a command stricter.
+fn too_deep(text: &str) -> bool {
+    let mut depth = 0usize;
+    for b in text.bytes() {
+        match b {
+            b'(' => {
+                depth += 1;
+                if depth > MAX_PAREN_DEPTH {
+                    return true;
+                }
+            }
+            b')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+fn too_deep_reason() -> String {
+    format!(
+        "parentheses nested deeper than {MAX_PAREN_DEPTH}: not parsed (parsing could take minutes); unknown code"
+    )
+}
+
+/// How long classification may take; past it the text is unknown code. The parser runs on its
+/// own thread so a parser that loops (found by fuzzing: `cat <<$'\r'< ` never returns) cannot
+/// hang maestro-sh; that thread is left behind and dies with the process.
+pub const CLASSIFY_BUDGET: Duration = Duration::from_secs(2);
+
+/// Run `f(text)` within [`CLASSIFY_BUDGET`].
+fn bounded(text: &str, f: impl FnOnce(&str) -> Classification + Send + 'static) -> Classification {
+    let (tx, rx) = mpsc::channel();
+    let owned = text.to_string();
+    let spawned = std::thread::Builder::new()
+        .name("classify".into())
+        // The main thread's stack size: the parser recurses on nesting.
+        .stack_size(8 << 20)
+        .spawn(move || {
+            let _ = tx.send(f(&owned));
+        });
+    if spawned.is_err() {
+        // No thread to spare: classify here, unbounded only by time.
+        return Classification::opaque("could not start the classifier thread; unknown code");
+    }
+    rx.recv_timeout(CLASSIFY_BUDGET).unwrap_or_else(|_| {
+        Classification::opaque(format!(
+            "not understood within {} s (the parser did not finish); unknown code",
+            CLASSIFY_BUDGET.as_secs()
+        ))
+    })
+}
+
+/// [`classify::classify_with`] for text read by `dialect`, with facts about this machine's
+/// configuration (`worldfacts.rs`), unless the text is too deep to parse in bounded time; bounded.
+fn classify_command(text: &str, dialect: classify::Dialect) -> Classification {
+    if too_deep(text) {
+        return Classification::opaque(too_deep_reason());
+    }
+    bounded(text, move |t| {
+        let facts = crate::worldfacts::WorldFacts::new(&crate::env::ProcessEnv);
+        classify::classify_with(t, dialect, &facts)
+    })
+}
+
+/// [`classify::classify_script`], with the same bound.
+fn classify_script(text: Option<&str>) -> Classification {
+    match text {
+        Some(t) if too_deep(t) => {
+            let mut c = classify::classify_script(None);
+            c.reasons.push(too_deep_reason());
+            c
+        }
+        Some(t) => bounded(t, |t| classify::classify_script(Some(t))),
+        None => classify::classify_script(None),
+    }
+}
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Subject {
@@ -41,8 +127,7 @@ pub fn describe(inv: &Invocation, args: &[OsString]) -> Option<Subject> {
                 crate::argv::Personality::Sh => classify::Dialect::Sh,
                 _ => classify::Dialect::Bash,
             };
-            let facts = crate::worldfacts::WorldFacts::new(&crate::env::ProcessEnv);
-            let classification = classify::classify_with(&command, dialect, &facts);
+            let classification = classify_command(&command, dialect);
             Subject {
                 kind: "command",
                 command,
@@ -52,14 +137,19 @@ pub fn describe(inv: &Invocation, args: &[OsString]) -> Option<Subject> {
             }
         }
         Kind::ScriptFile { path } => {
-            let read = std::fs::File::open(path)
-                .ok()
-                .map(|f| read_script(f, false));
+            // Only a regular file is read (crate::fsread): a pipe, FIFO, `/dev/stdin` or
+            // `/dev/fd/N` operand (`bash <(...)`) would lose bytes bash must get, or hang; it
+            // stays unread and is governed as unknown code. Symlinks are followed (scripts are
+            // often linked); bash opens the same path after us.
+            let read =
+                crate::fsread::open_regular(std::path::Path::new(path), crate::fsread::Follow::Yes)
+                    .ok()
+                    .map(|(f, _)| read_script(f, false));
             let (text, digest) = read.unwrap_or((None, None));
             Subject {
                 kind: "script_file",
                 command: format!("{name} {}", quoted()),
-                classification: classify::classify_script(text.as_deref()),
+                classification: classify_script(text.as_deref()),
                 script_path: Some(path.to_string_lossy().into_owned()),
                 script_sha256: digest,
             }
@@ -69,7 +159,7 @@ pub fn describe(inv: &Invocation, args: &[OsString]) -> Option<Subject> {
             Subject {
                 kind: "stdin_script",
                 command: format!("{name} {} <script on stdin>", quoted()).replace("  ", " "),
-                classification: classify::classify_script(text.as_deref()),
+                classification: classify_script(text.as_deref()),
                 script_path: None,
                 script_sha256: digest,
             }
@@ -77,7 +167,7 @@ pub fn describe(inv: &Invocation, args: &[OsString]) -> Option<Subject> {
         Kind::Interactive => Subject {
             kind: "interactive",
             command: format!("{name} {} (interactive session)", quoted()).replace("  ", " "),
-            classification: classify::classify_script(None),
+            classification: classify_script(None),
             script_path: None,
             script_sha256: None,
         },
@@ -85,7 +175,7 @@ pub fn describe(inv: &Invocation, args: &[OsString]) -> Option<Subject> {
             kind: "invalid",
             command: format!("{name} {}", quoted()),
             classification: {
-                let mut c = classify::classify_script(None);
+                let mut c = classify_script(None);
                 c.reasons.push(format!(
                     "bash will reject this invocation ({reason}); governed as opaque"
                 ));

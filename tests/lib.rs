@@ -8,6 +8,7 @@ mod boundary;
 mod classify;
 mod classify_kinds;
 mod classify_props;
+mod faults;
 mod fuzz;
 mod governed;
 mod maestro;

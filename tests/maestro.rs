@@ -810,7 +810,10 @@ fn sidecar_file_under_concurrent_calls_has_whole_lines_with_their_own_ids() {
             .map(|i| {
                 let sh = s
                     .maestro_sh(Some(&p), if i % 2 == 0 { "governed" } else { "observe" })
-                    .env("MAESTRO_PRINCIPAL_ID", format!("p{i}-{filler}"));
+                    .env("MAESTRO_PRINCIPAL_ID", format!("p{i}-{filler}"))
+                    // Every call's id must be on its line: give the record time under this load
+                    // (by default an observe record late by 40 ms is left to a detached sender).
+                    .env("MAESTRO_SH_RECORD_WAIT_MS", "10000");
                 let cmd = format!("echo call-{i}");
                 scope.spawn(move || sh.run(&cmd))
             })

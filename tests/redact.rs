@@ -45,8 +45,9 @@ pub const SECRETS: &[(&str, &str)] = &[
 /// order over the text the previous patterns left, the whole match replaced by
 /// `[REDACTED:<kind>:<8 hex of sha256 of the match>]`; control characters deleted; base64 blobs
 /// and texts over 1000 units cut), digests by `printf '%s' '<match>' | sha256sum | cut -c1-8`.
-/// The nested markers are Maestro's: its `password` rule (`secret[:=]…{8,}`) swallows the
-/// marker an earlier rule left (`[REDACTED:aws_secret:…]`, `[REDACTED:password:…]`).
+/// Where Maestro nests markers (its `password` rule `secret[:=]…{8,}` swallowing the marker an
+/// earlier rule left, `[REDACTED:aws_[REDACTED:password:…`, and the host after it), we keep the
+/// first marker clean: the AWS key's own marker; for URL userinfo only the password.
 /// The last two are secrets Maestro misses; our extra rules redact them in the same format.
 const MAESTRO_TABLE: &[(&str, &str)] = &[
     (
@@ -59,11 +60,11 @@ const MAESTRO_TABLE: &[(&str, &str)] = &[
     ),
     (
         "git clone https://user:pass@host/x",
-        "git clone https[REDACTED:[REDACTED:password:79be668b]",
+        "git clone https://user:[REDACTED:password:d74ff0ee]@host/x",
     ),
     (
         "psql postgres://u:p@h/db",
-        "psql postgres[REDACTED:[REDACTED:password:aaed46bd]",
+        "psql postgres://u:[REDACTED:password:148de9c5]@h/db",
     ),
     (
         "printf '%s' '-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA3Tz2mr7SZiAMfQyuvBjM\n-----END RSA PRIVATE KEY-----' > id_rsa",
@@ -71,7 +72,7 @@ const MAESTRO_TABLE: &[(&str, &str)] = &[
     ),
     (
         "AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE aws s3 ls",
-        "AWS_ACCESS_KEY_ID=[REDACTED:aws_[REDACTED:password:45fcf52d] aws s3 ls",
+        "AWS_ACCESS_KEY_ID=[REDACTED:aws_secret:1a5d44a2] aws s3 ls",
     ),
     (
         "docker login -u me --password Pa55w0rd-Reg1stry registry.io",
@@ -95,7 +96,7 @@ const MAESTRO_TABLE: &[(&str, &str)] = &[
     ),
     (
         "mongosh \"mongodb+srv://admin:pw@cluster0.x.net/db\"",
-        "mongosh \"mongodb+srv[REDACTED:[REDACTED:password:857933ce]\"",
+        "mongosh \"mongodb+srv://admin:[REDACTED:password:30c952fa]@cluster0.x.net/db\"",
     ),
     (
         "curl -d token=xoxb-123456789012-abcdefghij slack.com",
@@ -213,4 +214,171 @@ fn secrets_never_reach_platform_or_sidecar() {
     for (_, secret) in &picked {
         assert!(!sent.contains(secret), "{secret} reached Platform");
     }
+}
+
+/// The credential forms issue 10 names, exact outputs: only the value goes, the command's
+/// shape stays. (Digests: `printf '%s' VALUE | sha256sum | cut -c1-8`.)
+const PASSWORD_TABLE: &[(&str, &str)] = &[
+    (
+        "curl -u alice:s3cretPw https://x.io",
+        "curl -u alice:[REDACTED:password:dc42b205] https://x.io",
+    ),
+    (
+        "curl --user alice:pw https://x.io",
+        "curl --user alice:[REDACTED:password:30c952fa] https://x.io",
+    ),
+    ("docker run -u 1000:1000 img", "docker run -u 1000:1000 img"),
+    (
+        "sshpass -p hunter2 ssh host",
+        "sshpass -p [REDACTED:password:f52fbd32] ssh host",
+    ),
+    (
+        "docker login -u me -p Pa55w0rd registry.io",
+        "docker login -u me -p [REDACTED:password:590561e9] registry.io",
+    ),
+    (
+        "htpasswd -nb alice pw123 && echo done",
+        "htpasswd -nb alice [REDACTED:password:23d47445] && echo done",
+    ),
+    (
+        "htpasswd -b .htpasswd alice pw123",
+        "htpasswd -b .htpasswd alice [REDACTED:password:23d47445]",
+    ),
+    ("mysql -pX1y2z3 db", "mysql -p[REDACTED:password:c5f34bdd] db"),
+    (
+        "PGPASSWORD=abc psql -h db",
+        "PGPASSWORD=[REDACTED:generic_secret:ba7816bf] psql -h db",
+    ),
+    (
+        "git clone https://user:pass@host/x",
+        "git clone https://user:[REDACTED:password:d74ff0ee]@host/x",
+    ),
+    (
+        "curl -H 'Proxy-Authorization: Digest u1p2q3r4' x",
+        "curl -H 'Proxy-Authorization: Digest [REDACTED:generic_secret:1107b969]' x",
+    ),
+    (
+        "curl -H 'AUTHORIZATION: bearer abcdefgh12' x",
+        "curl -H 'AUTHORIZATION: [REDACTED:generic_secret:03a0a498]' x",
+    ),
+    (
+        "printf 'machine h login u password p' > ~/.netrc",
+        "printf 'machine h login u password [REDACTED:password:148de9c5]' > ~/.netrc",
+    ),
+    (
+        "echo '-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIFHDBOBgkqhkiG9w0BBQ0wQTApBgkqhkiG9w0BBQwwHAQI\n-----END ENCRYPTED PRIVATE KEY-----' > k",
+        "echo '-----BEGIN ENCRYPTED PRIVATE KEY-----[REDACTED:private_key:81bddb78]-----END ENCRYPTED PRIVATE KEY-----' > k",
+    ),
+    (
+        "export PASSWORD=hunter2hunter2; rm -rf /tmp/x",
+        "export [REDACTED:password:aa16ca57]; rm -rf /tmp/x",
+    ),
+];
+
+const NESTED: &str = "nest one marker inside another";
+const MERGED: &str = "swallow a shell separator";
+
+/// No marker inside another, and every `;`/`&&`/`|` of the input still there.
+fn assert_clean(input: &str, out: &str) {
+    let re = regex::Regex::new(r"\[REDACTED:[a-z_]*\[").unwrap();
+    assert!(!re.is_match(out), "nested marker: {input:?} → {out:?}");
+    let stripped = regex::Regex::new(r"\[REDACTED:[a-z_]+:[0-9a-f]{8}\]")
+        .unwrap()
+        .replace_all(out, "");
+    assert!(!stripped.contains("[REDACTED"), "broken marker: {out:?}");
+    for sep in [";", "&&", "||", "|"] {
+        assert_eq!(
+            input.matches(sep).count(),
+            out.matches(sep).count(),
+            "{sep:?} merged away: {input:?} → {out:?}"
+        );
+    }
+}
+
+#[test]
+fn password_forms_redacted_to_clean_markers_in_explain() {
+    for (input, expected) in PASSWORD_TABLE {
+        let body = &explain(input)["request"]["body"];
+        assert_eq!(body["arguments"]["command"], *expected, "{input:?}");
+        assert_clean(input, expected);
+    }
+    // Departures from Maestro are explained.
+    let e = explain("AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE aws s3 ls");
+    assert!(e["redaction_notes"].to_string().contains(NESTED), "{e:#}");
+    let e = explain("export PASSWORD=hunter2hunter2; rm -rf /tmp/x");
+    assert!(e["redaction_notes"].to_string().contains(MERGED), "{e:#}");
+    let e = explain("echo ghp_R4nd0mT0k3nV4lu3F0rT3st1ngPurp0s3s12");
+    assert_eq!(e["redaction_notes"], serde_json::json!([]));
+}
+
+#[test]
+fn no_nested_marker_no_merged_commands() {
+    let seps = ["; echo next", " && echo next", " | cat", "&& true"];
+    for (cmd, _) in SECRETS.iter().chain(PASSWORD_TABLE) {
+        for sep in seps {
+            let input = format!("{cmd}{sep}");
+            let out = maestro_sh::redact::sanitize_command(&input).text;
+            assert_clean(&input, &out);
+        }
+    }
+}
+
+#[test]
+fn password_forms_never_reach_platform_or_sidecar() {
+    let p = DevPlatform::start();
+    let secrets = [
+        ("curl -u alice:s3cretPw https://127.0.0.1:9", "s3cretPw"),
+        ("sshpass -p hunter2x ssh host", "hunter2x"),
+        ("docker login -p Pa55w0rd registry.io", "Pa55w0rd"),
+        ("htpasswd -nb alice pw123xyz", "pw123xyz"),
+        ("PGPASSWORD=abc9q psql -h db", "abc9q"),
+        ("printf 'machine h login u password p4ss9' > n", "p4ss9"),
+    ];
+    for (cmd, secret) in secrets {
+        let mut g = Gov::new(Some(&p.url), "observe", &format!("true || {cmd}"));
+        let out = g.run();
+        assert!(out.status.success());
+        let events = serde_json::to_string(&g.events()).unwrap();
+        assert!(!events.contains(secret), "{secret} in sidecar events");
+        assert!(
+            events.contains("[REDACTED:password:") || events.contains("[REDACTED:generic_secret:")
+        );
+    }
+    let sent = serde_json::to_string(&p.requests()).unwrap();
+    for (_, secret) in secrets {
+        assert!(!sent.contains(secret), "{secret} reached Platform");
+    }
+}
+
+/// Redaction never garbles our own messages or Platform's error text: a wrong token reads
+/// "missing or invalid bearer token", not "[REDACTED:…] or invalid [REDACTED:…]".
+#[test]
+fn messages_keep_their_words() {
+    let p = DevPlatform::start();
+    let mut g = Gov::marked(Some(&p.url), "governed", "true")
+        .env("TOOL_EXECUTION_SERVICE_TOKEN", "wrong-token");
+    let out = g.run();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(126));
+    assert!(
+        err.contains("unauthenticated: missing or invalid bearer token"),
+        "{err}"
+    );
+    assert!(!err.contains("[REDACTED"), "{err}");
+    assert!(!g.completed()["error_message"]
+        .to_string()
+        .contains("[REDACTED"));
+    let m = maestro_sh::redact::redact_message(
+        "HTTP 400: password=hunter2 rejected for Bearer eyq8Zt2RbW0xKp4LmN7vQs",
+    );
+    assert!(
+        !m.text.contains("hunter2") && !m.text.contains("eyq8Zt2"),
+        "{}",
+        m.text
+    );
+    assert!(
+        m.text.contains("rejected for Bearer [REDACTED:"),
+        "{}",
+        m.text
+    );
 }

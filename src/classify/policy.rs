@@ -77,7 +77,8 @@ pub fn load(env: &dyn Env) -> Result<Option<LocalPolicy>, PolicyError> {
         path: path.clone(),
         problem,
     };
-    let text = std::fs::read(&path).map_err(|e| fail(format!("cannot read ({e})")))?;
+    let text = crate::fsread::read_config(std::path::Path::new(&path))
+        .map_err(|e| fail(format!("cannot read: {e}")))?;
     let policy: LocalPolicy =
         serde_json::from_slice(&text).map_err(|e| fail(format!("not a policy file ({e})")))?;
     if let Some(r) = policy.rules.iter().find(|r| r.prefix.is_empty()) {

@@ -153,6 +153,9 @@ impl Gov {
             .env("MAESTRO_SH_DATA_DIR", dir.path().join("data"));
         cmd.env("MAESTRO_SH_EVENTS_FILE", dir.path().join("events.jsonl"));
         cmd.env("MARKER", dir.path().join("ran"));
+        // Record inline (not via the detached sender) even on a loaded machine, so tests can
+        // read Platform's requests right after exit; tests/faults.rs measures the default.
+        cmd.env("MAESTRO_SH_RECORD_WAIT_MS", "10000");
         cmd.current_dir(dir.path());
         if let Some(url) = url {
             cmd.env("TOOL_EXECUTION_SERVICE_URL", url)

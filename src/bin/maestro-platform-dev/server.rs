@@ -24,7 +24,7 @@ pub const DEV_SERVICE: &str = "/maestro.dev.v1.DevService";
 pub struct Fault {
     /// RPC method name (`ExecuteTool`, `GetApproval`, ...) or `*`.
     pub method: String,
-    /// status | delay | malformed | drop | oversize | unknown_state | missing_id | wrong_id |
+    /// status | delay | malformed | drop | slow_body | oversize | unknown_state | missing_id | wrong_id |
     /// no_resume_token | empty | drop_after (handle the call, then drop the answer) |
     /// no_replay_flag (answer without `idempotentReplay`, as a forgetful Platform would)
     pub kind: String,
@@ -42,6 +42,7 @@ const FAULT_KINDS: &[&str] = &[
     "delay",
     "malformed",
     "drop",
+    "slow_body",
     "oversize",
     "unknown_state",
     "missing_id",
@@ -204,6 +205,15 @@ impl Server {
                         "{method} {path} dropped (fault) {}ms",
                         started.elapsed().as_millis()
                     );
+                    return;
+                }
+                "slow_body" => {
+                    // Headers at once, then a body that stalls for `delayMs` and never
+                    // completes: a slow body, as opposed to `delay` (slow headers).
+                    let mut w = request.into_writer();
+                    let _ = w.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"exec");
+                    let _ = w.flush();
+                    std::thread::sleep(Duration::from_millis(f.delay_ms.unwrap_or(1000)));
                     return;
                 }
                 _ => {}
