@@ -294,7 +294,10 @@ fn govern(
 
     // Record. Never changes the command's status; what cannot be sent now is spooled.
     if let (Some(client), Some(execute)) = (&client, &execute) {
-        let outbox = paths::data_dir().map(|d| Outbox::new(&d));
+        let outbox = cfg
+            .as_ref()
+            .zip(paths::data_dir())
+            .map(|(c, d)| Outbox::new(&d, c.token.expose().as_bytes()));
         let delivered = match &execution_id {
             Some(id) => client
                 .record_output(&request::record_output(
@@ -375,6 +378,7 @@ fn spool(
             version: 1,
             execute,
             record,
+            seal: String::new(), // set by push
         },
         _ => return,
     };

@@ -11,7 +11,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use hmac::{Hmac, Mac};
 use serde_json::Value;
+use sha2::Sha256;
 
 /// A spooled record: the requests to replay, as JSON.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -21,16 +23,50 @@ pub struct Entry {
     pub execute: Value,
     /// The RecordToolExecutionOutput request, without `executionId` (filled in on delivery).
     pub record: Value,
+    /// HMAC-SHA256 (hex) of `execute` and `record` under the outbox key; set by `push`.
+    #[serde(default)]
+    pub seal: String,
+}
+
+impl Entry {
+    /// The seal of this entry's requests under `key`.
+    fn seal_with(&self, key: &[u8]) -> String {
+        let mut m = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+        m.update(b"maestro-sh outbox v1\0");
+        m.update(self.execute.to_string().as_bytes());
+        m.update(b"\0");
+        m.update(self.record.to_string().as_bytes());
+        m.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// True when the seal was made under `key` (constant-time compare).
+    fn sealed_by(&self, key: &[u8]) -> bool {
+        let want = self.seal_with(key);
+        want.len() == self.seal.len()
+            && want
+                .bytes()
+                .zip(self.seal.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    }
 }
 
 pub struct Outbox {
     dir: PathBuf,
+    key: Vec<u8>,
 }
 
 impl Outbox {
-    pub fn new(data_dir: &Path) -> Outbox {
+    /// The outbox under `data_dir`, sealing and checking records with `key` (the Platform
+    /// token: what an agent without it cannot forge a seal for).
+    pub fn new(data_dir: &Path, key: &[u8]) -> Outbox {
         Outbox {
             dir: data_dir.join("outbox"),
+            key: key.to_vec(),
         }
     }
 
@@ -40,11 +76,13 @@ impl Outbox {
 
     /// Store `entry` durably (write, fsync, rename into place).
     pub fn push(&self, entry: &Entry) -> std::io::Result<PathBuf> {
+        let mut entry = entry.clone();
+        entry.seal = entry.seal_with(&self.key);
         fs::create_dir_all(&self.dir)?;
         let name = format!("{}-{}.json", unix_nanos(), crate::context::new_id(""));
         let tmp = self.dir.join(format!(".{name}.tmp"));
         let mut f = fs::File::create(&tmp)?;
-        f.write_all(&serde_json::to_vec(entry).map_err(std::io::Error::other)?)?;
+        f.write_all(&serde_json::to_vec(&entry).map_err(std::io::Error::other)?)?;
         f.sync_all()?;
         let path = self.dir.join(name);
         fs::rename(&tmp, &path)?;
@@ -105,9 +143,12 @@ impl Outbox {
             }
             let entry = fs::read(&mine)
                 .ok()
-                .and_then(|b| serde_json::from_slice::<Entry>(&b).ok());
+                .and_then(|b| serde_json::from_slice::<Entry>(&b).ok())
+                .filter(|e| e.sealed_by(&self.key));
             let Some(entry) = entry else {
-                // Unreadable: keep it aside for a human rather than retrying forever.
+                // Unreadable, or not sealed by us (planted or altered by someone else, or
+                // spooled under another token): never sent; kept aside for a human rather
+                // than retried forever.
                 let _ = fs::rename(&mine, self.dir.join(format!("{name}.bad")));
                 continue;
             };
@@ -167,13 +208,48 @@ mod tests {
             version: 1,
             execute: json!({"n": n}),
             record: json!({}),
+            seal: String::new(),
         }
+    }
+
+    #[test]
+    fn only_records_sealed_under_our_key_are_delivered() {
+        let dir = tempfile::tempdir().unwrap();
+        let ob = Outbox::new(dir.path(), b"our token");
+        ob.push(&entry(1)).unwrap();
+        let altered = ob.push(&entry(2)).unwrap();
+        let mut e: Value = serde_json::from_slice(&fs::read(&altered).unwrap()).unwrap();
+        e["execute"]["n"] = json!(99);
+        fs::write(&altered, e.to_string()).unwrap();
+        Outbox::new(dir.path(), b"another token")
+            .push(&entry(3))
+            .unwrap();
+        let mut unsealed = entry(4);
+        unsealed.seal = "00".repeat(32);
+        fs::write(
+            dir.path().join("outbox").join("0-planted.json"),
+            serde_json::to_vec(&unsealed).unwrap(),
+        )
+        .unwrap();
+        let mut seen = vec![];
+        ob.flush(10, Duration::from_secs(5), |e| {
+            seen.push(e.execute["n"].clone());
+            Ok::<(), ()>(())
+        });
+        assert_eq!(seen, [json!(1)]);
+        let bad = fs::read_dir(dir.path().join("outbox"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".bad"))
+            .count();
+        assert_eq!(bad, 3);
+        assert!(ob.is_empty());
     }
 
     #[test]
     fn push_flush_in_order_and_retry_on_failure() {
         let dir = tempfile::tempdir().unwrap();
-        let ob = Outbox::new(dir.path());
+        let ob = Outbox::new(dir.path(), b"k");
         for n in 0..3 {
             ob.push(&entry(n)).unwrap();
         }
@@ -193,7 +269,7 @@ mod tests {
     #[test]
     fn abandoned_claims_come_back() {
         let dir = tempfile::tempdir().unwrap();
-        let ob = Outbox::new(dir.path());
+        let ob = Outbox::new(dir.path(), b"k");
         let p = ob.push(&entry(7)).unwrap();
         fs::create_dir_all(ob.claimed_dir()).unwrap();
         // pid 0x7ffffffe is not running.
@@ -213,13 +289,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
         for n in 0..40 {
-            Outbox::new(&root).push(&entry(n)).unwrap();
+            Outbox::new(&root, b"k").push(&entry(n)).unwrap();
         }
         let delivered = std::sync::Mutex::new(Vec::new());
         std::thread::scope(|s| {
             for _ in 0..4 {
                 s.spawn(|| {
-                    Outbox::new(&root).flush(100, Duration::from_secs(10), |e| {
+                    Outbox::new(&root, b"k").flush(100, Duration::from_secs(10), |e| {
                         delivered
                             .lock()
                             .unwrap()

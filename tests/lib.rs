@@ -12,4 +12,5 @@ mod maestro;
 mod passthrough;
 mod recursion;
 mod redact;
+mod redteam;
 mod supervisor;
