@@ -116,22 +116,48 @@ pub struct Outcome {
 /// in the child becomes exit status 126/127, as a shell reports it.
 pub fn run(plan: &ExecPlan) -> nix::Result<Outcome> {
     let previous = install_forwarding();
+    // Hold the forwarded signals from the fork until the child's pid is known: one sent to us
+    // in between (the child may print before we are scheduled again) would otherwise find no
+    // child to forward to and be lost. Pending, it is delivered once the mask is restored.
+    let mut held = SigSet::empty();
+    for sig in FORWARDED {
+        held.add(*sig);
+    }
+    // The caller's mask is put back exactly (a signal it blocked stays blocked in the child).
+    let mut caller_mask = SigSet::empty();
+    let blocked = signal::pthread_sigmask(
+        signal::SigmaskHow::SIG_BLOCK,
+        Some(&held),
+        Some(&mut caller_mask),
+    )
+    .is_ok();
+    let unhold = || {
+        if blocked {
+            let _ =
+                signal::pthread_sigmask(signal::SigmaskHow::SIG_SETMASK, Some(&caller_mask), None);
+        }
+    };
     let start = Instant::now();
-    // SAFETY: the child only calls async-signal-safe functions (sigaction, execve, _exit); the
-    // plan's strings were allocated before the fork.
+    // SAFETY: the child only calls async-signal-safe functions (sigaction, sigprocmask, execve,
+    // _exit); the plan's strings were allocated before the fork.
     match unsafe { fork() } {
         Err(e) => {
+            unhold();
             restore(&previous);
             Err(e)
         }
         Ok(ForkResult::Child) => {
+            // Our handlers go first, then the mask: a signal held since the fork meets the
+            // caller's disposition, as it would have in the real shell.
             restore(&previous);
             restore_caller_sigpipe();
+            unhold();
             let err = plan.exec();
             unsafe { libc::_exit(ExecPlan::failure_status(err)) }
         }
         Ok(ForkResult::Parent { child }) => {
             CHILD.store(child.as_raw(), Ordering::SeqCst);
+            unhold();
             let exit = wait_for(child);
             CHILD.store(0, Ordering::SeqCst);
             restore(&previous);
