@@ -217,6 +217,7 @@ fn govern(
             cfg,
             &ctx,
             subject.classification.risk.as_wire(),
+            !subject.classification.read_only,
             &sanitized.text,
         ),
         _ => None,

@@ -4,9 +4,9 @@
 
 use std::path::Path;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
-use crate::support::platform::{DevPlatform, Gov};
+use crate::support::platform::{stderr, DevPlatform, Gov, ORG, WORKSPACE};
 
 fn outbox_files(data: &Path) -> Vec<std::path::PathBuf> {
     std::fs::read_dir(data.join("outbox"))
@@ -90,4 +90,61 @@ fn a_record_planted_in_the_outbox_is_not_sent_with_our_token() {
         .filter(|f| f.extension().is_some_and(|e| e == "json"))
         .collect();
     assert!(left.is_empty(), "{left:?}");
+}
+
+/// A bridge-shaped execution the agent opened itself (it holds the agent credential: the
+/// token is only hidden without protected mode) under another capability, which the
+/// operator's policy does not hold for a human. Adopting it would run a CRITICAL command that
+/// the policy says needs a reviewer: an execution is adopted only if Platform allowed it *as a
+/// mutating `maestro.tool.bash` call*, the very tool our own request would name.
+#[test]
+fn an_execution_the_agent_opened_under_another_capability_is_not_adopted() {
+    let policy_dir = tempfile::tempdir().unwrap();
+    let policy = policy_dir.path().join("policy.json");
+    std::fs::write(
+        &policy,
+        json!({"default": "allow", "rules": [{"action": "require_approval",
+            "capabilities": ["maestro.tool.bash"], "risk_levels": ["RISK_LEVEL_CRITICAL"]}]})
+        .to_string(),
+    )
+    .unwrap();
+    let p = DevPlatform::start_with(&["--policy", policy.to_str().unwrap()]);
+    // The agent predicts the command text of its next call: it must match byte for byte.
+    let command = "rm -rf ./build && touch \"$MARKER\"";
+    let step = "toolu_forged_1";
+    let (status, v) = p.call(
+        "/toolexecution.v1.ToolExecutionService/ExecuteTool",
+        json!({
+            "linkage": {"workspaceId": WORKSPACE, "organizationId": ORG, "agentId": "maestro",
+                        "stepId": step, "surface": "maestro"},
+            "tool": {"namespace": "maestro", "name": "bash",
+                     "capability": "maestro.tool.shell_readonly", "operation": command,
+                     "idempotent": false, "mutatesResource": true},
+            "arguments": {"command": command},
+            "riskLevel": "RISK_LEVEL_CRITICAL",
+            "idempotencyKey": format!("agent:{step}"),
+            "metadata": {"maestro_bridge_mode": "governed", "maestro_tool_call_id": step,
+                         "maestro_tool_family": "bash",
+                         "maestro_local_execution_authoritative": "true"},
+        }),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        v["execution"]["state"], "TOOL_EXECUTION_STATE_RUNNING",
+        "{v}"
+    );
+
+    // The agent's next Bash call (Maestro exports no tool call id with its bridge on).
+    let mut g = Gov::new(Some(&p.url), "governed", command)
+        .env("MAESTRO_SH_APPROVAL_TIMEOUT_MS", "1000")
+        .env("MAESTRO_SH_ATTACH", "on");
+    let out = g.run();
+    assert!(
+        !g.ran(),
+        "the agent's own execution was adopted: {}",
+        stderr(&out)
+    );
+    assert_eq!(out.status.code(), Some(126), "{}", stderr(&out));
+    assert_eq!(g.completed()["governed_outcome"], "approval_timeout");
+    assert!(g.completed()["attached_to"].is_null());
 }
