@@ -210,13 +210,17 @@ impl PlatformConfig {
             ca_file: Option<PathBuf>,
             #[serde(default)]
             allow_insecure_http: bool,
+            /// Read by `protected_floor` (mode.rs); named here so the file's fields are one set.
+            #[serde(default)]
+            #[allow(dead_code)]
+            governance: Option<String>,
         }
         // Never echo the file's text: serde's messages name fields and positions only.
         let f: File = serde_json::from_str(text).map_err(|e| {
             protected_error(
                 path,
                 format!(
-                    "is not the expected JSON ({:?} error at line {} column {}; fields: url, token, organization_id, workspace_id, ca_file, allow_insecure_http)",
+                    "is not the expected JSON ({:?} error at line {} column {}; fields: url, token, organization_id, workspace_id, ca_file, allow_insecure_http, governance)",
                     e.classify(),
                     e.line(),
                     e.column()
@@ -264,6 +268,55 @@ impl PlatformConfig {
             base_url,
             ca_file: f.ca_file,
         })
+    }
+}
+
+/// The operator's governance floor in a protected install: `"governance"` in the protected
+/// configuration (`off`, `observe` or `governed`; absent: none). `Ok(None)` when not started
+/// setgid. An unreadable file or a bad value is an error (path, problem): governance may be
+/// meant to be on, so the caller fails closed. Reads the already open descriptor only.
+pub fn protected_floor() -> Result<Option<crate::mode::Mode>, (String, String)> {
+    use crate::mode::Mode;
+    let (path, file) = match crate::harden::protected() {
+        crate::harden::Protected::No => return Ok(None),
+        crate::harden::Protected::Open { path, file } => (path, file),
+        // Governed runs refuse on their own (config load); the floor cannot be known.
+        crate::harden::Protected::Unreadable { path, error } => {
+            return Err((
+                path.display().to_string(),
+                format!("maestro-sh is installed setgid but cannot open it ({error}); run install.sh again as root"),
+            ))
+        }
+    };
+    #[derive(serde::Deserialize)]
+    struct Floor {
+        #[serde(default)]
+        governance: Option<String>,
+    }
+    let fail = |problem: String| (path.display().to_string(), problem);
+    let text = read_protected(file).map_err(|e| fail(format!("cannot read it ({e})")))?;
+    // Never echo the file's text: it holds the token.
+    let floor: Floor = serde_json::from_str(&text).map_err(|e| {
+        fail(format!(
+            "is not the expected JSON ({:?} error at line {} column {})",
+            e.classify(),
+            e.line(),
+            e.column()
+        ))
+    })?;
+    match floor
+        .governance
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None => Ok(None),
+        Some("off") => Ok(Some(Mode::Off)),
+        Some("observe") => Ok(Some(Mode::Observe)),
+        Some("governed") => Ok(Some(Mode::Governed)),
+        Some(_) => Err(fail(
+            "\"governance\" is not one of off, observe, governed".into(),
+        )),
     }
 }
 
