@@ -229,10 +229,13 @@ impl PlatformConfig {
         })?;
         let base_url = normalize_base_url(&f.url)
             .ok_or_else(|| protected_error(path, "\"url\" is not an http(s) URL".into()))?;
-        if !transport_allowed(&base_url, f.allow_insecure_http) {
+        // Plain http needs the explicit opt-in here even to loopback: any local process (the
+        // agent's included) can listen on the port while the real service is not, and would
+        // be handed the token; over https it cannot present the certificate (SECURITY.md).
+        if !(base_url.starts_with("https://") || f.allow_insecure_http) {
             return Err(protected_error(
                 path,
-                "\"url\" is plain http to a host that is not this machine; use https or set \"allow_insecure_http\": true".into(),
+                "\"url\" is plain http, which any local process listening on that port (loopback included) would be handed the token over; use https or set \"allow_insecure_http\": true".into(),
             ));
         }
         let token = f.token.trim().to_string();
@@ -690,8 +693,18 @@ mod tests {
         )
         .unwrap();
         assert_eq!(tls.proxy.as_deref(), Some("http://agent-proxy:1"));
+        // Plain http to loopback wants the opt-in too: the port may be anyone's.
+        let err = PlatformConfig::from_protected(
+            &env,
+            path,
+            r#"{"url": "http://127.0.0.1:8080", "token": "t", "organization_id": "o"}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("allow_insecure_http"), "{err}");
         // Errors never echo the file's text (it holds the token).
         for bad in [
+            r#"{"url": "http://127.0.0.1:8080", "token": "sekrit", "organization_id": "o"}"#,
             r#"{"url": "http://192.0.2.1", "token": "sekrit", "organization_id": "o"}"#,
             r#"{"url": "https://x", "token": "sekrit", "organization_id": "o", "extra": 1}"#,
             "sekrit",

@@ -227,7 +227,7 @@ fn protected_mode_a_governance_floor_survives_a_kill_switch_the_agent_wrote() {
         (Some("governed"), "call-floor-gov"),
     ] {
         let mut config = json!({"url": p.url, "token": crate::support::platform::TOKEN,
-            "organization_id": ORG, "workspace_id": WORKSPACE});
+            "organization_id": ORG, "workspace_id": WORKSPACE, "allow_insecure_http": true});
         if let Some(f) = floor {
             config["governance"] = f.into();
         }
@@ -259,4 +259,50 @@ fn protected_mode_a_governance_floor_survives_a_kill_switch_the_agent_wrote() {
             }
         }
     }
+}
+
+/// In protected mode the token must not reach a process of the user's. A plain-http loopback
+/// URL does not ensure that: any local process can listen on the port whenever the real
+/// service is not (restarting, killed by the agent, not started yet), and is handed the token
+/// with the next call. Protected mode therefore wants https (the agent cannot present the
+/// certificate) unless the operator opts in with `"allow_insecure_http": true`.
+#[test]
+fn protected_mode_plain_http_to_loopback_needs_the_explicit_opt_in() {
+    if !am_root() {
+        eprintln!("skipped: needs root to install setgid and run as another user (nobody)");
+        return;
+    }
+    use std::io::Read;
+    // The agent's listener, on the port the protected configuration names.
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", squatter.local_addr().unwrap());
+    squatter.set_nonblocking(true).unwrap();
+    let (_prefix, sh) = protected_install(&json!({"url": url,
+        "token": crate::support::platform::TOKEN, "organization_id": ORG,
+        "workspace_id": WORKSPACE}));
+    let mut g =
+        Gov::marked(None, "governed", "true").env("TOOL_EXECUTION_SERVICE_TIMEOUT_MS", "1000");
+    let out = run_as_nobody(&sh, &mut g);
+    let mut heard = Vec::new();
+    while let Ok((mut s, _)) = squatter.accept() {
+        s.set_read_timeout(Some(std::time::Duration::from_millis(500)))
+            .unwrap();
+        let mut buf = [0u8; 4096];
+        if let Ok(n) = s.read(&mut buf) {
+            heard.extend_from_slice(&buf[..n]);
+        }
+    }
+    let heard = String::from_utf8_lossy(&heard);
+    assert!(
+        !heard.contains(crate::support::platform::TOKEN),
+        "the token went to a listener on the loopback port: {heard}"
+    );
+    assert!(!g.ran(), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(126), "{}", stderr(&out));
+    assert_eq!(g.completed()["governed_outcome"], "misconfigured");
+    assert!(
+        stderr(&out).contains("allow_insecure_http"),
+        "{}",
+        stderr(&out)
+    );
 }
