@@ -306,3 +306,73 @@ fn protected_mode_plain_http_to_loopback_needs_the_explicit_opt_in() {
         stderr(&out)
     );
 }
+
+// ---- Classification: code bash runs from text the parser saw as data -----------------------
+
+/// Bash evaluates array subscripts and arithmetic operands as expressions, and a substitution
+/// inside one runs: `test -v 'a[$(cmd)]'` runs `cmd`. Read as plain text these looked
+/// read-only (LOW), so with Maestro's bridge flag they were only observed — run with no
+/// decision at all — and under any policy that lets LOW through they never met a reviewer.
+/// Each form must be governed, its risk that of what it hides (here CRITICAL: held for a
+/// human), and must not run.
+#[test]
+fn substitutions_hidden_in_subscripts_and_arithmetic_are_governed() {
+    let p = DevPlatform::start();
+    let hidden = "rm -rf ./build; touch \"$MARKER\"";
+    let cases = [
+        format!("test -v 'a[$({hidden})]'"),
+        format!("[[ -v 'a[$({hidden})]' ]]"),
+        format!("printf -v 'a[$({hidden})]' x"),
+        format!("let 'a[$({hidden})]=1'"),
+        format!("read 'a[$({hidden})]' <<< hi"),
+        format!("x='a[$({hidden})]'; echo $((x))"),
+        format!("x='$({hidden})'; echo ${{x@P}}"),
+        format!("x='a[$({hidden})]'; [[ $x -eq 1 ]]"),
+        // Built at run time: nothing to see in the text but the evaluation itself (HIGH).
+        "d='$'; x=\"a[${d}(touch \\\"$MARKER\\\")]\"; echo $((x))".to_string(),
+        "d='$'; x=\"a[${d}(touch \\\"$MARKER\\\")]\"; test -v \"$x\"".to_string(),
+    ];
+    let flags_dir = tempfile::tempdir().unwrap();
+    let flags = flags_file(flags_dir.path(), &[BRIDGE_FLAG]);
+    for (n, command) in cases.iter().enumerate() {
+        let step = format!("call-hidden-{n}");
+        let mut g = Gov::new(Some(&p.url), "off", command)
+            .env_remove("MAESTRO_SH_MODE")
+            .env("EVALOPS_FEATURE_FLAGS_PATH", &flags)
+            .env("MAESTRO_SH_ATTACH", "off")
+            .env("MAESTRO_SH_APPROVAL_TIMEOUT_MS", "500")
+            .env("MAESTRO_TOOL_CALL_ID", &step);
+        let out = g.run();
+        let done = g.completed();
+        assert_ne!(
+            done["governed_outcome"],
+            "observed",
+            "{command}: only observed: {}",
+            stderr(&out)
+        );
+        let risk = g
+            .events()
+            .iter()
+            .find(|e| e["type"] == "maestro.events.tool_call.attempted")
+            .map(|e| e["data"]["risk_level"].clone())
+            .unwrap_or_default();
+        if command.contains("rm -rf") {
+            assert_eq!(risk, "RISK_LEVEL_CRITICAL", "{command}");
+            assert!(!g.ran(), "{command}: ran with no reviewer");
+            assert_eq!(done["governed_outcome"], "approval_timeout", "{command}");
+        } else {
+            assert_eq!(risk, "RISK_LEVEL_HIGH", "{command}");
+            assert_eq!(done["governed_outcome"], "allowed", "{command}");
+        }
+    }
+    // Read-only commands are still only observed.
+    let mut g = Gov::new(
+        Some(&p.url),
+        "off",
+        "echo $((1+2)); ls ${HOME:-/tmp} >/dev/null",
+    )
+    .env_remove("MAESTRO_SH_MODE")
+    .env("EVALOPS_FEATURE_FLAGS_PATH", &flags);
+    assert_eq!(g.run().status.code(), Some(0));
+    assert_eq!(g.completed()["governed_outcome"], "observed");
+}

@@ -141,6 +141,51 @@ mod tests {
     }
 
     #[test]
+    fn deferred_evaluation_is_never_read_only() {
+        for text in [
+            "test -v 'a[$(touch p)]'",
+            "[ -v 'a[$(touch p)]' ]",
+            "[[ -v 'a[$(touch p)]' ]]",
+            "printf -v 'a[$(touch p)]' x",
+            "let 'a[$(touch p)]=1'",
+            "read 'a[$(touch p)]' <<< hi",
+            "declare 'a[$(touch p)]=1'",
+            "echo '`touch p`'",
+            "x='$(touch p)'; echo ${x@P}",
+            "x=\"a[\\$(touch p)]\"; echo ${!x}",
+            "d='$'; x=\"a[${d}(touch p)]\"; echo $((x))",
+            "d='$'; x=\"a[${d}(touch p)]\"; echo $[x]",
+            "d='$'; x=\"a[${d}(touch p)]\"; (( x ))",
+            "d='$'; x=\"a[${d}(touch p)]\"; [[ $x -eq 1 ]]",
+            "d='$'; x=\"a[${d}(touch p)]\"; [[ x -lt 1 ]]",
+            "d='$'; x=\"a[${d}(touch p)]\"; test -v \"$x\"",
+            "d='$'; x=\"a[${d}(touch p)]\"; printf -v \"$x\" y",
+            "d='$'; x=\"a[${d}(touch p)]\"; echo ${a[x]} ${s:x}",
+            "d='$'; x=\"a[${d}(touch p)]\"; b[x]=1",
+            "d='$'; x=\"a[${d}(touch p)]\"; b=([x]=1)",
+            "declare -i y; y=x",
+            "let x",
+        ] {
+            let c = classify(text);
+            assert!(!c.read_only, "{text}: {c:?}");
+        }
+        // Its risk is what it hides.
+        assert_eq!(classify("test -v 'a[$(rm -rf /)]'").risk, Risk::Critical);
+        for text in [
+            "echo $((1+2))",
+            "ls ${HOME:-/tmp}",
+            "a=(1 2); echo ${a[@]} ${#a[@]} ${a[0]}",
+            "[[ 3 -gt 2 ]]",
+            "test -v HOME",
+            "read -r line < /dev/null",
+            "b=([0]=1 [1]=2)",
+        ] {
+            let c = classify(text);
+            assert!(c.read_only, "{text}: {c:?}");
+        }
+    }
+
+    #[test]
     fn wire_names() {
         assert_eq!(Risk::Critical.as_wire(), "RISK_LEVEL_CRITICAL");
         assert!(Risk::Low < Risk::High);

@@ -307,6 +307,65 @@ pub fn dangerous_assignment(name: &str, value: &Arg) -> Option<String> {
     bad.then(|| format!("sets {name}, which changes what later commands run"))
 }
 
+/// Builtins that take variable names (with subscripts, evaluated as arithmetic) or
+/// arithmetic operands: `let`, `test -v`/`[ -v`, `printf -v`, `read`, `mapfile`, `declare` and
+/// friends, `unset`, `wait -p`, `getopts`. A word that is computed at run time, holds a
+/// subscript, or (for `let` and `declare -i`-like uses) names a variable can hold
+/// `a[$(cmd)]`, which bash then runs; such a call is not read-only.
+fn evaluates_names(prog: &str, args: &[Arg]) -> Option<String> {
+    const NAME_TAKERS: &[&str] = &[
+        "let",
+        "read",
+        "mapfile",
+        "readarray",
+        "declare",
+        "typeset",
+        "local",
+        "export",
+        "readonly",
+        "unset",
+        "getopts",
+        "wait",
+    ];
+    let suspicious = |a: &Arg| match a.plain() {
+        None => true,
+        Some(t) => t.contains('['),
+    };
+    let why = || {
+        Some(format!(
+            "{prog} evaluates a variable name or arithmetic operand that may hold a command \
+             substitution (a[$(cmd)]): governed as unknown code"
+        ))
+    };
+    // `declare -i` (and `local -i`, `typeset -i`...): every later assignment to the name is
+    // evaluated as arithmetic.
+    let integer_attr = args.iter().any(|a| {
+        a.plain()
+            .is_some_and(|t| t.starts_with(['-', '+']) && t.contains('i'))
+    });
+    if integer_attr && ["declare", "typeset", "local", "readonly", "export"].contains(&prog) {
+        return why();
+    }
+    match prog {
+        "let" => args
+            .iter()
+            .any(|a| {
+                a.plain()
+                    .is_none_or(|t| t.chars().any(|c| c.is_ascii_alphabetic() || c == '_'))
+            })
+            .then(why)
+            .flatten(),
+        p if NAME_TAKERS.contains(&p) => args.iter().any(suspicious).then(why).flatten(),
+        // `test -v NAME`, `[ -v NAME ]`, `printf -v NAME`: the operand after -v.
+        "test" | "[" | "printf" => args
+            .windows(2)
+            .any(|w| w[0].plain() == Some("-v") && suspicious(&w[1]))
+            .then(why)
+            .flatten(),
+        _ => None,
+    }
+}
+
 /// Judge one simple command's argv (non-empty).
 pub fn judge(w: &mut Walker, argv: &[Arg]) -> Judgement {
     let Some(first) = argv.first() else {
@@ -362,6 +421,9 @@ fn judge_program(w: &mut Walker, prog: &str, argv: &[Arg]) -> Judgement {
     }
     if INTERPRETERS.contains(&prog) || is_versioned_interpreter(prog) {
         return interpreter(prog, &texts);
+    }
+    if let Some(why) = evaluates_names(prog, args) {
+        return Judgement::mutating(prog, Risk::High, why);
     }
     match prog {
         "eval" => {

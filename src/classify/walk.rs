@@ -329,19 +329,44 @@ impl Walker {
     }
 
     fn ext_test(&mut self, e: &ast::ExtendedTestExpr) {
+        use ast::BinaryPredicate as B;
         use ast::ExtendedTestExpr as E;
+        use ast::UnaryPredicate as U;
         match e {
             E::And(a, b) | E::Or(a, b) => {
                 self.ext_test(a);
                 self.ext_test(b);
             }
             E::Not(a) | E::Parenthesized(a) => self.ext_test(a),
-            E::UnaryTest(_, w) => {
-                self.arg(&w.value);
+            E::UnaryTest(op, w) => {
+                let a = self.arg(&w.value);
+                // `-v NAME[SUB]` evaluates the subscript as arithmetic.
+                if matches!(op, U::ShellVariableIsSetAndAssigned)
+                    && (a.is_dynamic() || a.text.as_deref().is_some_and(|t| t.contains('[')))
+                {
+                    self.taint(Risk::High, DEFERRED_ARITH);
+                }
             }
-            E::BinaryTest(_, a, b) => {
-                self.arg(&a.value);
-                self.arg(&b.value);
+            E::BinaryTest(op, a, b) => {
+                let (a, b) = (self.arg(&a.value), self.arg(&b.value));
+                // `-eq` and friends evaluate both operands as arithmetic expressions.
+                let arithmetic = matches!(
+                    op,
+                    B::ArithmeticEqualTo
+                        | B::ArithmeticNotEqualTo
+                        | B::ArithmeticLessThan
+                        | B::ArithmeticLessThanOrEqualTo
+                        | B::ArithmeticGreaterThan
+                        | B::ArithmeticGreaterThanOrEqualTo
+                );
+                if arithmetic
+                    && [a, b].iter().any(|x| {
+                        x.plain()
+                            .is_none_or(|t| names_a_variable(t) || t.contains('['))
+                    })
+                {
+                    self.taint(Risk::High, DEFERRED_ARITH);
+                }
             }
         }
     }
@@ -387,10 +412,16 @@ impl Walker {
         }
     }
 
-    /// Arithmetic text: only substitutions inside it run anything.
+    /// Arithmetic text. Substitutions inside it run; so can a variable it names: bash
+    /// evaluates a variable's value as an expression in turn, and `a[$(cmd)]` there runs `cmd`
+    /// (`x='a[$(rm -rf ~)]'; echo $((x))`). A name's value is not known before run time, so
+    /// arithmetic that names a variable is not read-only.
     fn arith(&mut self, expr: &str) {
         if expr.contains("$(") || expr.contains('`') || expr.contains("${") {
             self.arg(expr);
+        }
+        if names_a_variable(expr) {
+            self.taint(Risk::High, DEFERRED_ARITH);
         }
     }
 
@@ -530,6 +561,8 @@ impl Walker {
                         let mut dynamic = false;
                         for (k, v) in items {
                             if let Some(k) = k {
+                                // `a=([SUB]=v)`: an indexed array's keys are arithmetic.
+                                self.arith(&k.value);
                                 self.arg(&k.value);
                             }
                             let a = self.arg(&v.value);
@@ -657,6 +690,15 @@ impl Walker {
             Ok(pieces) => {
                 let mut value = String::new();
                 let is_static = self.pieces(&pieces, raw, &mut a, &mut value, false);
+                // Quoted text holding a substitution runs it if bash evaluates the word later:
+                // as arithmetic or an array subscript (`test -v 'a[$(cmd)]'`, `let`,
+                // `printf -v`, `read`, `declare`), by `${x@P}`, or through `eval`. Which builtin
+                // option or later use does that is too wide to list: such a word is never
+                // read-only, and what it would run counts towards the risk.
+                if value.contains("$(") || value.contains('`') {
+                    self.taint(Risk::High, DEFERRED_TEXT);
+                    self.nested(&value, "text bash may evaluate later");
+                }
                 if is_static {
                     a.safe_prefix = !value.starts_with('-');
                     a.text = Some(value);
@@ -721,6 +763,16 @@ impl Walker {
                         let sub = self.arg(inner);
                         a.fetches |= sub.fetches;
                     }
+                    // `${x@P}` expands the value as a prompt (substitutions in it run);
+                    // `${!x}` dereferences a name whose subscript is evaluated; subscripts,
+                    // offsets and lengths are arithmetic on names.
+                    if inner.contains("@P")
+                        || inner.starts_with('!')
+                        || (inner.contains('[') && names_a_variable(subscripts(inner)))
+                        || offset_names_a_variable(inner)
+                    {
+                        self.taint(Risk::High, DEFERRED_ARITH);
+                    }
                     if !quoted {
                         a.glob = true; // word splitting and globbing of the result
                     }
@@ -743,6 +795,53 @@ impl Walker {
         }
         is_static
     }
+}
+
+const DEFERRED_TEXT: &str = "a word holds a command substitution as text, which bash runs if it \
+     evaluates the word later (arithmetic, array subscripts, ${x@P}, eval): governed as unknown code";
+const DEFERRED_ARITH: &str = "bash evaluates a value here as an arithmetic expression or prompt, \
+     and a variable's value can hold a command substitution (a[$(cmd)]) that then runs: governed \
+     as unknown code";
+
+/// Does arithmetic text name a variable (an identifier that is not part of a number)?
+fn names_a_variable(expr: &str) -> bool {
+    let b = expr.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c.is_ascii_digit() {
+            // A number, with its base or hex digits (0x1F, 2#101, 64#Zz): not a name.
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'#' || b[i] == b'_') {
+                i += 1;
+            }
+            continue;
+        }
+        if c.is_ascii_alphabetic() || c == b'_' {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+/// The text inside the brackets of a parameter expansion (`a[i+1]` -> `i+1`); empty if none.
+fn subscripts(inner: &str) -> &str {
+    match (inner.find('['), inner.rfind(']')) {
+        (Some(a), Some(b)) if b > a => &inner[a + 1..b],
+        _ => "",
+    }
+}
+
+/// `${x:off}` / `${x:off:len}` (not `${x:-w}`, `${x:=w}`, `${x:?w}`, `${x:+w}`): are offset or
+/// length arithmetic on a name?
+fn offset_names_a_variable(inner: &str) -> bool {
+    let Some((_, rest)) = inner.split_once(':') else {
+        return false;
+    };
+    if rest.starts_with(['-', '=', '?', '+']) {
+        return false;
+    }
+    names_a_variable(rest)
 }
 
 /// The compound lists directly inside a compound command.
