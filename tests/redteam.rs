@@ -376,3 +376,49 @@ fn substitutions_hidden_in_subscripts_and_arithmetic_are_governed() {
     assert_eq!(g.run().status.code(), Some(0));
     assert_eq!(g.completed()["governed_outcome"], "observed");
 }
+
+/// Option values attached to their flag run commands too: `strace -o'|cmd'` pipes its trace
+/// into `cmd` (run by a shell), and `git --config-env=core.fsmonitor=VAR status` takes a hook
+/// from the environment. Both were read-only LOW, so only observed.
+#[test]
+fn attached_option_values_that_run_commands_are_governed() {
+    let p = DevPlatform::start();
+    let flags_dir = tempfile::tempdir().unwrap();
+    let flags = flags_file(flags_dir.path(), &[BRIDGE_FLAG]);
+    let repo = tempfile::tempdir().unwrap();
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(repo.path())
+            .output()
+            .unwrap()
+    };
+    git(&["init", "-q"]);
+    for (n, command) in [
+        format!(
+            "cd '{}' && H='touch \"$MARKER\"' git --config-env=core.fsmonitor=H status",
+            repo.path().display()
+        ),
+        "strace -o'|rm -rf ./build; touch \"$MARKER\"' true".to_string(),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut g = Gov::new(Some(&p.url), "off", command)
+            .env_remove("MAESTRO_SH_MODE")
+            .env("EVALOPS_FEATURE_FLAGS_PATH", &flags)
+            .env("MAESTRO_SH_ATTACH", "off")
+            .env("MAESTRO_SH_APPROVAL_TIMEOUT_MS", "500")
+            .env("MAESTRO_TOOL_CALL_ID", format!("call-attached-{n}"));
+        let out = g.run();
+        assert_ne!(
+            g.completed()["governed_outcome"],
+            "observed",
+            "{command}: only observed: {}",
+            stderr(&out)
+        );
+        if command.contains("rm -rf") {
+            assert!(!g.ran(), "{command}: ran with no reviewer");
+        }
+    }
+}

@@ -186,6 +186,24 @@ mod tests {
     }
 
     #[test]
+    fn attached_option_values_that_run_commands_are_governed() {
+        for (text, risk) in [
+            ("strace -o'|rm -rf /' ls", Risk::Critical),
+            ("strace -fo'!rm -rf /' ls", Risk::Critical),
+            ("ltrace --output='|rm -rf /' ls", Risk::Critical),
+            ("strace -oout ls", Risk::High),
+            (
+                "X='rm -rf /' git --config-env=core.fsmonitor=X status",
+                Risk::High,
+            ),
+        ] {
+            let c = classify(text);
+            assert!(!c.read_only && c.risk == risk, "{text}: {c:?}");
+        }
+        assert!(classify("strace -f -c ls").read_only);
+    }
+
+    #[test]
     fn wire_names() {
         assert_eq!(Risk::Critical.as_wire(), "RISK_LEVEL_CRITICAL");
         assert!(Risk::Low < Risk::High);

@@ -991,10 +991,40 @@ fn wrapper(w: &mut Walker, prog: &str, argv: &[Arg]) -> Judgement {
                 .get(i + 1)
                 .map(|a| a.plain().unwrap_or("$(computed)").to_string());
         }
-        if (prog == "time" || prog == "strace" || prog == "ltrace")
-            && (t == "-o" || t.starts_with("--output"))
-        {
-            writes = Some(format!("{prog} -o writes a file"));
+        if matches!(prog, "time" | "strace" | "ltrace") {
+            // `-o FILE`, `-oFILE`, `-fo FILE`, `--output[=]FILE`; strace and ltrace run a
+            // FILE that begins with `|` or `!` as a shell command.
+            let short = !t.starts_with("--") && t.starts_with('-');
+            let value = if t == "-o" || t == "--output" {
+                Some(
+                    args.get(i + 1)
+                        .map_or("$(computed)", |a| a.plain().unwrap_or("$(computed)")),
+                )
+            } else if let Some(v) = t.strip_prefix("--output=") {
+                Some(v)
+            } else if short && t.contains('o') {
+                // Clustered short options: the value is what follows `o`, or the next word.
+                match t.split_once('o').map(|(_, v)| v) {
+                    Some("") => Some(
+                        args.get(i + 1)
+                            .map_or("$(computed)", |a| a.plain().unwrap_or("$(computed)")),
+                    ),
+                    Some(v) => Some(v),
+                    None => None,
+                }
+            } else {
+                None
+            };
+            if let Some(v) = value {
+                if prog != "time" && (v.starts_with('|') || v.starts_with('!')) {
+                    let e = w.nested(&v[1..], &format!("{prog} -o command"));
+                    let mut j = nested_judgement(prog, e, &format!("{prog} -o |command"));
+                    j.read_only = false;
+                    j.risk = j.risk.max(Risk::High);
+                    return j;
+                }
+                writes = Some(format!("{prog} -o writes a file"));
+            }
         }
         if prog == "xargs"
             && (t.starts_with("-i") || t.starts_with("-I") || t.starts_with("--replace"))
@@ -1555,7 +1585,10 @@ fn git(prog: &str, args: &[Arg]) -> Judgement {
                 )
             }
             "-C" | "--git-dir" | "--work-tree" | "--namespace" => i += 2,
-            _ if t.starts_with("--exec-path=") || t.starts_with("-c") => {
+            _ if t.starts_with("--exec-path=")
+                || t.starts_with("--config-env=")
+                || t.starts_with("-c") =>
+            {
                 return Judgement::mutating(prog, Risk::High, "git option changes what runs")
             }
             _ if t.starts_with('-') => i += 1,
