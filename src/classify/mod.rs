@@ -192,6 +192,7 @@ mod tests {
             ("strace -fo'!rm -rf /' ls", Risk::Critical),
             ("ltrace --output='|rm -rf /' ls", Risk::Critical),
             ("strace -oout ls", Risk::High),
+            ("XDG_CONFIG_HOME=/tmp/x git status", Risk::High),
             (
                 "X='rm -rf /' git --config-env=core.fsmonitor=X status",
                 Risk::High,

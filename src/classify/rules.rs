@@ -282,6 +282,8 @@ pub fn dangerous_assignment(name: &str, value: &Arg) -> Option<String> {
         || upper.starts_with("GIT_") && !(upper.ends_with("PAGER") && pager_ok)
         || upper.ends_with("_COMMAND")
         || upper.ends_with("ASKPASS")
+        // git (and much else) reads its config from $XDG_CONFIG_HOME/git/config: hooks.
+        || upper.starts_with("XDG_CONFIG")
         || upper.ends_with("EDITOR")
         || (upper.ends_with("PAGER") && !pager_ok)
         || matches!(
