@@ -422,3 +422,27 @@ fn attached_option_values_that_run_commands_are_governed() {
         }
     }
 }
+
+/// The local Platform's fault injection changes how it answers every caller: with the agent
+/// credential an agent could make it drop answers or forget replays. Only the reviewer
+/// (operator) credential may; the read-only hooks stay open to both.
+#[test]
+fn the_agent_credential_cannot_inject_faults_into_the_local_platform() {
+    use crate::support::platform::REVIEWER_TOKEN;
+    let p = DevPlatform::start();
+    for method in ["SetFaults", "Reset"] {
+        let (status, v) = p.call(
+            &format!("/maestro.dev.v1.DevService/{method}"),
+            json!({"faults": [{"method": "ExecuteTool", "kind": "no_replay_flag"}]}),
+        );
+        assert_eq!(status, 403, "{method}: {v}");
+        let (status, v) = p.call_as(
+            REVIEWER_TOKEN,
+            &format!("/maestro.dev.v1.DevService/{method}"),
+            json!({"faults": []}),
+        );
+        assert_eq!(status, 200, "{method}: {v}");
+    }
+    let (status, _) = p.call("/maestro.dev.v1.DevService/GetTimeline", json!({}));
+    assert_eq!(status, 200);
+}
