@@ -9,7 +9,9 @@
 #                                    maestro-sh setgid to a dedicated group (default maestro-sh,
 #                                    created if missing) that alone reads
 #                                    PREFIX/etc/maestro-sh/platform.json (from --config FILE:
-#                                    {"url","token","organization_id","workspace_id"[,"ca_file"]})
+#                                    {"url","token","organization_id","workspace_id"[,"ca_file"]
+#                                    [,"governance":"governed"]}; governance: a floor no flags
+#                                    snapshot can lower)
 set -eu
 
 prefix=

@@ -14,6 +14,10 @@
 //! - it is RUNNING: Platform allowed it (directly, or after an approval and a resume). Maestro's
 //!   bridge also runs on FAILED, CANCELLED or unknown states; those never qualify.
 //! - it was opened by Maestro's governed bridge for a bash call: tool `maestro`/`bash`,
+//!   capability `maestro.tool.bash` and, for a mutating command, `mutatesResource` (what our own
+//!   request would name: Platform's policy may key on either, and an agent holding the agent
+//!   credential could otherwise open a bridge-shaped execution under a capability its policy
+//!   lets through, for us to adopt; SECURITY.md),
 //!   `maestro_bridge_mode=governed`, `maestro_local_execution_authoritative=true`,
 //!   `maestro_tool_family=bash`, a `maestro_tool_call_id` equal to its step id, and none of
 //!   maestro-sh's own `maestro_sh_*` keys (another maestro-sh's execution is never adopted);
@@ -58,6 +62,8 @@ use crate::wire::{self, ExecutionState, ToolExecution};
 pub const ATTACH_VAR: &str = "MAESTRO_SH_ATTACH";
 pub const ATTACH_WINDOW_VAR: &str = "MAESTRO_SH_ATTACH_WINDOW_MS";
 const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
+/// The capability our own ExecuteTool names (request.rs); an adopted execution must name it.
+const BASH_CAPABILITY: &str = "maestro.tool.bash";
 /// How many RUNNING bash executions one lookup reads.
 const PAGE: u64 = 50;
 
@@ -99,6 +105,8 @@ pub struct Want<'a> {
     pub command: &'a str,
     /// Our risk level (`RISK_LEVEL_*`).
     pub risk_level: &'a str,
+    /// Our command mutates (not read-only): the execution must say so too.
+    pub mutates: bool,
     pub window: Duration,
 }
 
@@ -154,6 +162,7 @@ pub fn for_command(
     cfg: &PlatformConfig,
     ctx: &Context,
     risk_level: &str,
+    mutates: bool,
     sanitized_command: &str,
 ) -> Option<Attached> {
     let (setting, window) = settings(env).unwrap_or_else(|e| {
@@ -172,6 +181,7 @@ pub fn for_command(
         session_id: ctx.session_id.as_deref(),
         command: sanitized_command,
         risk_level,
+        mutates,
         window,
     };
     find(client, cfg, &want, crate::paths::data_dir().as_deref())
@@ -285,7 +295,11 @@ pub fn qualifies(
         return None;
     }
     let tool = e.tool.as_ref()?;
-    if tool.namespace != "maestro" || tool.name != "bash" {
+    if tool.namespace != "maestro"
+        || tool.name != "bash"
+        || tool.capability != BASH_CAPABILITY
+        || (want.mutates && !tool.mutates_resource)
+    {
         return None;
     }
     let l = e.linkage.as_ref()?;
@@ -404,6 +418,7 @@ mod tests {
                 session_id: None,
                 command: "rm -rf build",
                 risk_level: "RISK_LEVEL_CRITICAL",
+                mutates: true,
                 window: Duration::from_secs(60),
             },
             now,
@@ -435,6 +450,8 @@ mod tests {
             tool: Some(wire::ToolRef {
                 namespace: "maestro".into(),
                 name: "bash".into(),
+                capability: "maestro.tool.bash".into(),
+                mutates_resource: true,
                 ..Default::default()
             }),
             arguments: Some(wire::Arguments {
@@ -501,6 +518,12 @@ mod tests {
                     .insert("maestro_tool_call_id".into(), "x".into());
             }),
             ("mcp", |e| e.tool.as_mut().unwrap().namespace = "mcp".into()),
+            ("other capability", |e| {
+                e.tool.as_mut().unwrap().capability = "maestro.tool.read".into()
+            }),
+            ("not mutating", |e| {
+                e.tool.as_mut().unwrap().mutates_resource = false
+            }),
             ("stale", |e| {
                 e.updated_at = Some(rfc3339(SystemTime::now() - Duration::from_secs(600)))
             }),
@@ -540,6 +563,14 @@ mod tests {
             ..w
         };
         assert!(qualifies(&good, &w4, now).is_some());
+        // A read-only command of ours may adopt a read-only execution.
+        let mut read_only = good.clone();
+        read_only.tool.as_mut().unwrap().mutates_resource = false;
+        let w7 = Want {
+            mutates: false,
+            ..w4
+        };
+        assert!(qualifies(&read_only, &w7, now).is_some());
     }
 
     #[test]

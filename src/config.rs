@@ -210,13 +210,17 @@ impl PlatformConfig {
             ca_file: Option<PathBuf>,
             #[serde(default)]
             allow_insecure_http: bool,
+            /// Read by `protected_floor` (mode.rs); named here so the file's fields are one set.
+            #[serde(default)]
+            #[allow(dead_code)]
+            governance: Option<String>,
         }
         // Never echo the file's text: serde's messages name fields and positions only.
         let f: File = serde_json::from_str(text).map_err(|e| {
             protected_error(
                 path,
                 format!(
-                    "is not the expected JSON ({:?} error at line {} column {}; fields: url, token, organization_id, workspace_id, ca_file, allow_insecure_http)",
+                    "is not the expected JSON ({:?} error at line {} column {}; fields: url, token, organization_id, workspace_id, ca_file, allow_insecure_http, governance)",
                     e.classify(),
                     e.line(),
                     e.column()
@@ -225,10 +229,13 @@ impl PlatformConfig {
         })?;
         let base_url = normalize_base_url(&f.url)
             .ok_or_else(|| protected_error(path, "\"url\" is not an http(s) URL".into()))?;
-        if !transport_allowed(&base_url, f.allow_insecure_http) {
+        // Plain http needs the explicit opt-in here even to loopback: any local process (the
+        // agent's included) can listen on the port while the real service is not, and would
+        // be handed the token; over https it cannot present the certificate (SECURITY.md).
+        if !(base_url.starts_with("https://") || f.allow_insecure_http) {
             return Err(protected_error(
                 path,
-                "\"url\" is plain http to a host that is not this machine; use https or set \"allow_insecure_http\": true".into(),
+                "\"url\" is plain http, which any local process listening on that port (loopback included) would be handed the token over; use https or set \"allow_insecure_http\": true".into(),
             ));
         }
         let token = f.token.trim().to_string();
@@ -264,6 +271,55 @@ impl PlatformConfig {
             base_url,
             ca_file: f.ca_file,
         })
+    }
+}
+
+/// The operator's governance floor in a protected install: `"governance"` in the protected
+/// configuration (`off`, `observe` or `governed`; absent: none). `Ok(None)` when not started
+/// setgid. An unreadable file or a bad value is an error (path, problem): governance may be
+/// meant to be on, so the caller fails closed. Reads the already open descriptor only.
+pub fn protected_floor() -> Result<Option<crate::mode::Mode>, (String, String)> {
+    use crate::mode::Mode;
+    let (path, file) = match crate::harden::protected() {
+        crate::harden::Protected::No => return Ok(None),
+        crate::harden::Protected::Open { path, file } => (path, file),
+        // Governed runs refuse on their own (config load); the floor cannot be known.
+        crate::harden::Protected::Unreadable { path, error } => {
+            return Err((
+                path.display().to_string(),
+                format!("maestro-sh is installed setgid but cannot open it ({error}); run install.sh again as root"),
+            ))
+        }
+    };
+    #[derive(serde::Deserialize)]
+    struct Floor {
+        #[serde(default)]
+        governance: Option<String>,
+    }
+    let fail = |problem: String| (path.display().to_string(), problem);
+    let text = read_protected(file).map_err(|e| fail(format!("cannot read it ({e})")))?;
+    // Never echo the file's text: it holds the token.
+    let floor: Floor = serde_json::from_str(&text).map_err(|e| {
+        fail(format!(
+            "is not the expected JSON ({:?} error at line {} column {})",
+            e.classify(),
+            e.line(),
+            e.column()
+        ))
+    })?;
+    match floor
+        .governance
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None => Ok(None),
+        Some("off") => Ok(Some(Mode::Off)),
+        Some("observe") => Ok(Some(Mode::Observe)),
+        Some("governed") => Ok(Some(Mode::Governed)),
+        Some(_) => Err(fail(
+            "\"governance\" is not one of off, observe, governed".into(),
+        )),
     }
 }
 
@@ -641,8 +697,18 @@ mod tests {
         )
         .unwrap();
         assert_eq!(tls.proxy.as_deref(), Some("http://agent-proxy:1"));
+        // Plain http to loopback wants the opt-in too: the port may be anyone's.
+        let err = PlatformConfig::from_protected(
+            &env,
+            path,
+            r#"{"url": "http://127.0.0.1:8080", "token": "t", "organization_id": "o"}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("allow_insecure_http"), "{err}");
         // Errors never echo the file's text (it holds the token).
         for bad in [
+            r#"{"url": "http://127.0.0.1:8080", "token": "sekrit", "organization_id": "o"}"#,
             r#"{"url": "http://192.0.2.1", "token": "sekrit", "organization_id": "o"}"#,
             r#"{"url": "https://x", "token": "sekrit", "organization_id": "o", "extra": 1}"#,
             "sekrit",

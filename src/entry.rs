@@ -238,6 +238,7 @@ fn govern(
             cfg,
             &ctx,
             subject.classification.risk.as_wire(),
+            !subject.classification.read_only,
             &sanitized.text,
         ),
         _ => None,
@@ -361,7 +362,7 @@ fn govern(
     // a detached sender.
     if let (Some(client), Some(execute)) = (client, &execute) {
         let outbox = paths::data_dir().and_then(|d| {
-            Outbox::open(&d)
+            Outbox::open(&d, client.seal_key())
                 .map_err(|e| crate::status::warn(&format!("records cannot be spooled: {e}")))
                 .ok()
         });

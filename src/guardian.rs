@@ -349,13 +349,14 @@ fn record_kill(job: &Job<'_>, execution_id: Option<&str>, ran: Duration) {
     if let (Ok(execute), Ok(record), Ok(outbox)) = (
         serde_json::to_value(&execute),
         serde_json::to_value(&record),
-        crate::outbox::Outbox::open(dir),
+        crate::outbox::Outbox::open(dir, job.client.seal_key()),
     ) {
         let _ = outbox.push(
             &crate::outbox::Entry {
                 version: 1,
                 execute,
                 record,
+                seal: String::new(),
             },
             &mut |_| {},
         );

@@ -79,6 +79,9 @@ pub enum ModeError {
     Flags { path: String, problem: String },
     #[error("{MODE_VAR}={value:?} is not one of off, observe, governed; fix or unset it")]
     Override { value: String },
+    /// The protected configuration's floor cannot be read (a setgid install only).
+    #[error("protected configuration {path}: {problem}")]
+    Floor { path: String, problem: String },
 }
 
 #[derive(Deserialize)]
@@ -94,8 +97,38 @@ struct Flag {
     enabled: serde_json::Value,
 }
 
-/// Decide the policy from the environment.
+/// Decide the policy from the environment, raised to the operator's floor in a protected
+/// install (`"governance"` in the protected configuration). The floor lives in a file the
+/// user cannot write, so neither a flags snapshot the agent rewrote (kill switch included) nor
+/// the environment can lower it (SECURITY.md).
 pub fn decide(env: &dyn Env) -> Result<Policy, ModeError> {
+    let policy = decide_from_env(env)?;
+    match crate::config::protected_floor() {
+        Ok(floor) => Ok(with_floor(policy, floor)),
+        Err((path, problem)) => Err(ModeError::Floor { path, problem }),
+    }
+}
+
+/// Raise `policy` to `floor` (stricter only); a floor above off overrides the kill switch.
+pub fn with_floor(mut policy: Policy, floor: Option<Mode>) -> Policy {
+    let Some(floor) = floor.filter(|f| *f > Mode::Off) else {
+        return policy;
+    };
+    if floor > policy.read_only || floor > policy.mutating || policy.kill_switch {
+        policy.read_only = policy.read_only.max(floor);
+        policy.mutating = policy.mutating.max(floor);
+        policy.kill_switch = false;
+        policy.reason = format!(
+            "{}; raised to {} by the protected configuration's \"governance\" (no flags \
+             snapshot can lower it)",
+            policy.reason,
+            floor.as_str()
+        );
+    }
+    policy
+}
+
+fn decide_from_env(env: &dyn Env) -> Result<Policy, ModeError> {
     let flags = match env.first_value(&[FLAGS_PATH_VAR]) {
         None => Vec::new(),
         Some(path) => read_flags(&path)?,
@@ -205,6 +238,38 @@ fn read_flags(path: &str) -> Result<Vec<Flag>, ModeError> {
     let snapshot: Snapshot = serde_json::from_slice(&text)
         .map_err(|e| fail(format!("not a feature-flag snapshot ({e})")))?;
     Ok(snapshot.flags)
+}
+
+#[cfg(test)]
+mod floor_tests {
+    use super::*;
+
+    fn killed() -> Policy {
+        Policy {
+            read_only: Mode::Off,
+            mutating: Mode::Off,
+            reason: "kill switch".into(),
+            kill_switch: true,
+        }
+    }
+
+    #[test]
+    fn a_floor_beats_the_kill_switch_and_only_raises() {
+        let p = with_floor(killed(), Some(Mode::Governed));
+        assert_eq!((p.read_only, p.mutating), (Mode::Governed, Mode::Governed));
+        assert!(!p.kill_switch);
+        assert!(p.reason.contains("governance"), "{}", p.reason);
+        assert_eq!(with_floor(killed(), None), killed());
+        assert_eq!(with_floor(killed(), Some(Mode::Off)), killed());
+        let bridge = Policy {
+            read_only: Mode::Observe,
+            mutating: Mode::Governed,
+            reason: "bridge".into(),
+            kill_switch: false,
+        };
+        let p = with_floor(bridge.clone(), Some(Mode::Observe));
+        assert_eq!(p, bridge);
+    }
 }
 
 #[cfg(test)]

@@ -28,7 +28,9 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsE
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
+use hmac::{Hmac, Mac};
 use serde_json::Value;
+use sha2::Sha256;
 
 use crate::fsread::{self, Follow};
 
@@ -47,6 +49,37 @@ pub struct Entry {
     pub execute: Value,
     /// The RecordToolExecutionOutput request, without `executionId` (filled in on delivery).
     pub record: Value,
+    /// HMAC-SHA256 (hex) of `execute` and `record` under the outbox key; set by `push`.
+    #[serde(default)]
+    pub seal: String,
+}
+
+impl Entry {
+    /// The seal of this entry's requests under `key` (HMAC-SHA256, hex); [`Outbox::push`] sets
+    /// it with the outbox's key.
+    pub fn seal_with(&self, key: &[u8]) -> String {
+        let mut m = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+        m.update(b"maestro-sh outbox v1\0");
+        m.update(self.execute.to_string().as_bytes());
+        m.update(b"\0");
+        m.update(self.record.to_string().as_bytes());
+        m.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// True when the seal was made under `key` (constant-time compare).
+    fn sealed_by(&self, key: &[u8]) -> bool {
+        let want = self.seal_with(key);
+        want.len() == self.seal.len()
+            && want
+                .bytes()
+                .zip(self.seal.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    }
 }
 
 /// What became of one delivery attempt.
@@ -109,14 +142,18 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> OutboxError + '_ {
     }
 }
 
+#[derive(Clone)]
 pub struct Outbox {
     dir: PathBuf,
+    key: Vec<u8>,
 }
 
 impl Outbox {
     /// Open (creating) `<data_dir>/outbox`, refusing a data dir that is not the user's or an
-    /// outbox that is not private.
-    pub fn open(data_dir: &Path) -> Result<Outbox, OutboxError> {
+    /// outbox that is not private. Records are sealed and checked with `key` (the Platform
+    /// token: what an agent without it cannot forge a seal for), so a record planted or altered
+    /// in the data dir is never sent with our credentials.
+    pub fn open(data_dir: &Path, key: &[u8]) -> Result<Outbox, OutboxError> {
         let me = unsafe { libc::geteuid() };
         let mut b = fs::DirBuilder::new();
         b.recursive(true).mode(0o700);
@@ -136,6 +173,7 @@ impl Outbox {
         }
         let ob = Outbox {
             dir: data_dir.join("outbox"),
+            key: key.to_vec(),
         };
         for d in [ob.dir.clone(), ob.dead_dir()] {
             private_dir(&d, me)?;
@@ -154,7 +192,9 @@ impl Outbox {
     /// Store `entry` durably (exclusive create, write, fsync, rename into place). When the
     /// outbox is full, `warn` hears about the oldest record before it is dropped.
     pub fn push(&self, entry: &Entry, warn: &mut dyn FnMut(Warning)) -> std::io::Result<PathBuf> {
-        let bytes = serde_json::to_vec(entry).map_err(std::io::Error::other)?;
+        let mut entry = entry.clone();
+        entry.seal = entry.seal_with(&self.key);
+        let bytes = serde_json::to_vec(&entry).map_err(std::io::Error::other)?;
         self.make_room(warn);
         let name = format!("{:032}-{}.json", unix_nanos(), crate::context::new_id(""));
         let tmp = self.dir.join(format!(".{name}.tmp"));
@@ -268,7 +308,14 @@ impl Outbox {
             };
             let entry = fsread::read_open(reader, meta, &path, fsread::OUTBOX_CAP)
                 .map_err(|e| e.to_string())
-                .and_then(|b| serde_json::from_slice::<Entry>(&b).map_err(|e| e.to_string()));
+                .and_then(|b| serde_json::from_slice::<Entry>(&b).map_err(|e| e.to_string()))
+                .and_then(|e| {
+                    // Planted or altered by someone else, or spooled under another token:
+                    // never sent with ours.
+                    e.sealed_by(&self.key)
+                        .then_some(e)
+                        .ok_or_else(|| "not sealed under this Platform token".to_string())
+                });
             let outcome = match &entry {
                 Ok(entry) => deliver(entry),
                 Err(e) => Delivery::Rejected(format!("unreadable record: {e}")),
@@ -400,15 +447,53 @@ mod tests {
             version: 1,
             execute: json!({"n": n}),
             record: json!({}),
+            seal: String::new(),
         }
     }
 
     fn nowarn(_: Warning) {}
 
     #[test]
+    fn only_records_sealed_under_our_key_are_delivered() {
+        let dir = tempfile::tempdir().unwrap();
+        let ob = Outbox::open(dir.path(), b"our token").unwrap();
+        ob.push(&entry(1), &mut nowarn).unwrap();
+        let altered = ob.push(&entry(2), &mut nowarn).unwrap();
+        let mut e: Value = serde_json::from_slice(&fs::read(&altered).unwrap()).unwrap();
+        e["execute"]["n"] = json!(99);
+        fs::write(&altered, e.to_string()).unwrap();
+        Outbox::open(dir.path(), b"another token")
+            .unwrap()
+            .push(&entry(3), &mut nowarn)
+            .unwrap();
+        let mut unsealed = entry(4);
+        unsealed.seal = "00".repeat(32);
+        let planted = ob.dir().join(format!("{:032}-planted.json", u128::MAX / 2));
+        fs::write(&planted, serde_json::to_vec(&unsealed).unwrap()).unwrap();
+        fs::set_permissions(&planted, fs::Permissions::from_mode(0o600)).unwrap();
+        let mut seen = vec![];
+        let mut warnings = vec![];
+        ob.flush(
+            10,
+            Duration::from_secs(5),
+            |e| {
+                seen.push(e.execute["n"].clone());
+                Delivery::Delivered
+            },
+            &mut |w| warnings.push(w),
+        );
+        assert_eq!(seen, [json!(1)], "only our own, unaltered record is sent");
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
+        assert!(warnings.iter().all(|w| w.kind == "dead_lettered"
+            && w.reason.contains("not sealed under this Platform token")));
+        assert!(ob.is_empty());
+        assert_eq!(ob.dead_len(), 3);
+    }
+
+    #[test]
     fn push_flush_in_order_and_retry_on_failure() {
         let dir = tempfile::tempdir().unwrap();
-        let ob = Outbox::open(dir.path()).unwrap();
+        let ob = Outbox::open(dir.path(), b"k").unwrap();
         for n in 0..3 {
             ob.push(&entry(n), &mut nowarn).unwrap();
         }
@@ -438,7 +523,7 @@ mod tests {
     #[test]
     fn poison_record_is_dead_lettered_and_does_not_block() {
         let dir = tempfile::tempdir().unwrap();
-        let ob = Outbox::open(dir.path()).unwrap();
+        let ob = Outbox::open(dir.path(), b"k").unwrap();
         for n in 0..4 {
             ob.push(&entry(n), &mut nowarn).unwrap();
         }
@@ -473,7 +558,7 @@ mod tests {
     #[test]
     fn locked_record_is_skipped_and_unlinked_one_not_redelivered() {
         let dir = tempfile::tempdir().unwrap();
-        let ob = Outbox::open(dir.path()).unwrap();
+        let ob = Outbox::open(dir.path(), b"k").unwrap();
         let p = ob.push(&entry(1), &mut nowarn).unwrap();
         let held = fs::File::open(&p).unwrap();
         assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) }, 0);
@@ -497,7 +582,7 @@ mod tests {
     #[test]
     fn stale_temps_swept_and_bound_warns_before_dropping() {
         let dir = tempfile::tempdir().unwrap();
-        let ob = Outbox::open(dir.path()).unwrap();
+        let ob = Outbox::open(dir.path(), b"k").unwrap();
         let tmp = ob.dir().join(".old.json.tmp");
         fs::write(&tmp, b"half").unwrap();
         let old = SystemTime::now() - Duration::from_secs(3600);
@@ -524,12 +609,15 @@ mod tests {
     #[test]
     fn foreign_or_open_outbox_refused() {
         let dir = tempfile::tempdir().unwrap();
-        Outbox::open(dir.path()).unwrap();
+        Outbox::open(dir.path(), b"k").unwrap();
         fs::set_permissions(dir.path().join("outbox"), fs::Permissions::from_mode(0o755)).unwrap();
-        let e = Outbox::open(dir.path()).err().unwrap().to_string();
+        let e = Outbox::open(dir.path(), b"k").err().unwrap().to_string();
         assert!(e.contains("chmod 700"), "{e}");
         if unsafe { libc::geteuid() } != 0 {
-            let e = Outbox::open(Path::new("/")).err().unwrap().to_string();
+            let e = Outbox::open(Path::new("/"), b"k")
+                .err()
+                .unwrap()
+                .to_string();
             assert!(e.contains("not you"), "{e}");
         }
     }
@@ -539,7 +627,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
         for n in 0..40 {
-            Outbox::open(&root)
+            Outbox::open(&root, b"k")
                 .unwrap()
                 .push(&entry(n), &mut nowarn)
                 .unwrap();
@@ -548,7 +636,7 @@ mod tests {
         std::thread::scope(|s| {
             for _ in 0..4 {
                 s.spawn(|| {
-                    Outbox::open(&root).unwrap().flush(
+                    Outbox::open(&root, b"k").unwrap().flush(
                         100,
                         Duration::from_secs(10),
                         |e| {

@@ -102,6 +102,13 @@ impl Client {
         }
     }
 
+    /// A key only a holder of the Platform token has (the authorization header's bytes): what
+    /// spooled records are sealed with (outbox.rs), so a record planted by anyone without the
+    /// token is never sent with it. Never logged.
+    pub fn seal_key(&self) -> &[u8] {
+        self.authorization.as_bytes()
+    }
+
     /// Per-attempt timeout (for long-polls: wait budget plus this).
     pub fn timeout(&self) -> Duration {
         self.timeout

@@ -75,7 +75,7 @@ pub fn deliver(
     let deadline = Instant::now() + wait;
     let entry = spool_entry(&execute, &record);
     let (tx, rx) = mpsc::channel();
-    let outbox_dir = outbox.as_ref().map(|o| o.dir().to_path_buf());
+    let outbox_for_sender = outbox.clone();
     let sender = std::thread::Builder::new()
         .name("record".into())
         .spawn(move || {
@@ -86,11 +86,7 @@ pub fn deliver(
                 return;
             }
             let mut warnings = vec![];
-            if let Some(ob) = outbox_dir
-                .as_deref()
-                .and_then(|d| d.parent())
-                .and_then(|d| Outbox::open(d).ok())
-            {
+            if let Some(ob) = outbox_for_sender {
                 let left = deadline.saturating_duration_since(Instant::now());
                 ob.flush(
                     INLINE_MAX,
@@ -162,6 +158,8 @@ fn spool_entry(
         version: 1,
         execute: serde_json::to_value(execute).ok()?,
         record,
+        // Set by Outbox::push.
+        seal: String::new(),
     })
 }
 
@@ -215,10 +213,11 @@ pub fn flush_command(env: &dyn Env) -> i32 {
     let Ok(cfg) = PlatformConfig::load(env) else {
         return 0;
     };
-    let Some(ob) = crate::paths::data_dir().and_then(|d| Outbox::open(&d).ok()) else {
+    let client = Client::new(&cfg);
+    let Some(ob) = crate::paths::data_dir().and_then(|d| Outbox::open(&d, client.seal_key()).ok())
+    else {
         return 0;
     };
-    let client = Client::new(&cfg);
     let start = Instant::now();
     loop {
         let lock = std::fs::OpenOptions::new()

@@ -820,7 +820,7 @@ fn protected_mode_the_command_cannot_read_the_configuration_or_the_token() {
     }
     let p = DevPlatform::start();
     let config = json!({"url": p.url, "token": TOKEN, "organization_id": crate::support::platform::ORG,
-        "workspace_id": crate::support::platform::WORKSPACE});
+        "workspace_id": crate::support::platform::WORKSPACE, "allow_insecure_http": true});
     let (_prefix, sh, cfg) = protected_install(&config);
     // An agent that points maestro-sh at its own listener gets nothing: the URL and tenant come
     // from the protected file, and no token is in the environment at all.
@@ -939,8 +939,9 @@ fn install_sh_protect_sets_up_the_group_the_modes_and_says_so() {
     let cfg = prefix.path().join("given.json");
     std::fs::write(
         &cfg,
-        json!({"url": p.url, "token": TOKEN, "organization_id": crate::support::platform::ORG})
-            .to_string(),
+        json!({"url": p.url, "token": TOKEN, "organization_id": crate::support::platform::ORG,
+               "allow_insecure_http": true})
+        .to_string(),
     )
     .unwrap();
     let dist = Path::new(env!("CARGO_BIN_EXE_maestro-sh"))

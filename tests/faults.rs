@@ -186,7 +186,11 @@ fn poison_record_is_dead_lettered_and_good_ones_delivered_once() {
     // Poison the second-oldest: Platform answers 400 (tool.name is required).
     let mut v: Value = serde_json::from_slice(&std::fs::read(&files[1]).unwrap()).unwrap();
     v["execute"]["tool"]["name"] = json!("");
-    std::fs::write(&files[1], v.to_string()).unwrap();
+    // Sealed again as maestro-sh would (the key is the token's authorization header): an
+    // unsealed edit would be set aside before Platform sees it (outbox.rs).
+    let mut entry: maestro_sh::outbox::Entry = serde_json::from_value(v).unwrap();
+    entry.seal = entry.seal_with(format!("Bearer {TOKEN}").as_bytes());
+    std::fs::write(&files[1], serde_json::to_vec(&entry).unwrap()).unwrap();
 
     let mut g = Gov::new(Some(&p.url), "observe", "true")
         .env("MAESTRO_SH_DATA_DIR", data.path())

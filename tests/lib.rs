@@ -16,4 +16,5 @@ mod passthrough;
 mod process;
 mod recursion;
 mod redact;
+mod redteam;
 mod supervisor;

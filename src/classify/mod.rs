@@ -211,6 +211,70 @@ mod tests {
     }
 
     #[test]
+    fn deferred_evaluation_is_never_read_only() {
+        for text in [
+            "test -v 'a[$(touch p)]'",
+            "[ -v 'a[$(touch p)]' ]",
+            "[[ -v 'a[$(touch p)]' ]]",
+            "printf -v 'a[$(touch p)]' x",
+            "let 'a[$(touch p)]=1'",
+            "read 'a[$(touch p)]' <<< hi",
+            "declare 'a[$(touch p)]=1'",
+            "echo '`touch p`'",
+            "x='$(touch p)'; echo ${x@P}",
+            "x=\"a[\\$(touch p)]\"; echo ${!x}",
+            "d='$'; x=\"a[${d}(touch p)]\"; echo $((x))",
+            "d='$'; x=\"a[${d}(touch p)]\"; echo $[x]",
+            "d='$'; x=\"a[${d}(touch p)]\"; (( x ))",
+            "d='$'; x=\"a[${d}(touch p)]\"; [[ $x -eq 1 ]]",
+            "d='$'; x=\"a[${d}(touch p)]\"; [[ x -lt 1 ]]",
+            "d='$'; x=\"a[${d}(touch p)]\"; test -v \"$x\"",
+            "d='$'; x=\"a[${d}(touch p)]\"; printf -v \"$x\" y",
+            "d='$'; x=\"a[${d}(touch p)]\"; echo ${a[x]} ${s:x}",
+            "d='$'; x=\"a[${d}(touch p)]\"; b[x]=1",
+            "d='$'; x=\"a[${d}(touch p)]\"; b=([x]=1)",
+            "declare -i y; y=x",
+            "let x",
+        ] {
+            let c = classify(text);
+            assert!(!c.read_only, "{text}: {c:?}");
+        }
+        // Its risk is what it hides.
+        assert_eq!(classify("test -v 'a[$(rm -rf /)]'").risk, Risk::Critical);
+        for text in [
+            "echo $((1+2))",
+            "ls ${HOME:-/tmp}",
+            "a=(1 2); echo ${a[@]} ${#a[@]} ${a[0]}",
+            "[[ 3 -gt 2 ]]",
+            "test -v HOME",
+            "read -r line < /dev/null",
+            "b=([0]=1 [1]=2)",
+        ] {
+            let c = classify(text);
+            assert!(c.read_only, "{text}: {c:?}");
+        }
+    }
+
+    #[test]
+    fn attached_option_values_that_run_commands_are_governed() {
+        for (text, risk) in [
+            ("strace -o'|rm -rf /' ls", Risk::Critical),
+            ("strace -fo'!rm -rf /' ls", Risk::Critical),
+            ("ltrace --output='|rm -rf /' ls", Risk::Critical),
+            ("strace -oout ls", Risk::High),
+            ("XDG_CONFIG_HOME=/tmp/x git status", Risk::High),
+            (
+                "X='rm -rf /' git --config-env=core.fsmonitor=X status",
+                Risk::High,
+            ),
+        ] {
+            let c = classify(text);
+            assert!(!c.read_only && c.risk == risk, "{text}: {c:?}");
+        }
+        assert!(classify("strace -f -c ls").read_only);
+    }
+
+    #[test]
     fn wire_names() {
         assert_eq!(Risk::Critical.as_wire(), "RISK_LEVEL_CRITICAL");
         assert!(Risk::Low < Risk::High);

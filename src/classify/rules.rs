@@ -707,9 +707,39 @@ fn wrapper(w: &mut Walker, prog: &str, argv: &[Arg], stdin_args: bool) -> Judgem
                 shell_text = Some((a.plain().unwrap_or("$(computed)").to_string(), a));
             }
         }
-        if matches!(prog, "time" | "strace" | "ltrace") && (t == "-o" || t.starts_with("--output"))
-        {
-            writes = Some(format!("{prog} -o writes a file"));
+        if matches!(prog, "time" | "strace" | "ltrace") {
+            // `-o FILE` writes a file, however it is spelled (`-o F`, `-oF`, `-fo F`,
+            // `--output=F`); strace and ltrace pipe to a command when FILE starts with `|`
+            // or `!`. A short bundle holding `o` is read as `-o` (stricter, never looser).
+            let value = if t == "-o" || t == "--output" {
+                Some(args.get(i + 1).map_or(String::new(), |a| {
+                    a.text.clone().unwrap_or_else(|| a.raw.clone())
+                }))
+            } else if let Some(v) = t.strip_prefix("--output=") {
+                Some(v.to_string())
+            } else if t.starts_with('-') && !t.starts_with("--") && t[1..].contains('o') {
+                let v = &t[t[1..].find('o').map_or(t.len(), |k| k + 2)..];
+                Some(if v.is_empty() {
+                    args.get(i + 1).map_or(String::new(), |a| {
+                        a.text.clone().unwrap_or_else(|| a.raw.clone())
+                    })
+                } else {
+                    v.to_string()
+                })
+            } else {
+                None
+            };
+            if let Some(v) = value {
+                if prog != "time" && (v.starts_with('|') || v.starts_with('!')) {
+                    let e = w.nested(&v[1..], "trace output command");
+                    let mut j = nested_judgement(prog, e, "trace output pipe");
+                    j.read_only = false;
+                    j.risk = j.risk.max(Risk::High);
+                    j.reason = format!("{prog} -o pipes its output to a command; {}", j.reason);
+                    return j;
+                }
+                writes = Some(format!("{prog} -o writes a file"));
+            }
         }
         if prog == "xargs"
             && (t.starts_with("-i") || t.starts_with("-I") || t.starts_with("--replace"))

@@ -24,6 +24,9 @@ const MAX_NESTED_TEXTS: usize = 512;
 pub const MAX_NESTING: usize = 64;
 /// Candidate working directories tracked for `cd` before `git` (see [`Walker::cwds`]).
 const MAX_CWDS: usize = 8;
+/// Why a word holding a quoted substitution is never read-only (see `Walker::arg`).
+const DEFERRED_TEXT: &str =
+    "holds a command substitution bash may run if it evaluates the text later; not read-only";
 
 /// One word of a simple command, as far as it is known before run time.
 #[derive(Debug, Clone, Default)]
@@ -1080,6 +1083,15 @@ impl Walker<'_> {
             Ok(pieces) => {
                 let mut value = String::new();
                 let is_static = self.pieces(&pieces, raw, &mut a, &mut value, false);
+                // Quoted text holding a substitution runs it if bash evaluates the word later:
+                // as arithmetic or an array subscript (`test -v 'a[$(cmd)]'`, `let`,
+                // `printf -v`, `read`, `declare`), by `${x@P}`, or through `eval`. Which builtin
+                // option or later use does that is too wide to list: such a word is never
+                // read-only, and what it would run counts towards the risk.
+                if value.contains("$(") || value.contains('`') {
+                    self.taint(Risk::High, DEFERRED_TEXT);
+                    self.nested(&value, "text bash may evaluate later");
+                }
                 if is_static {
                     // The program sees the word up to a NUL byte (C strings).
                     if let Some(k) = value.find('\0') {

@@ -84,8 +84,14 @@ impl DevPlatform {
         v
     }
 
+    /// Inject faults (an operator hook: the reviewer credential).
     pub fn set_faults(&self, faults: Value) {
-        self.dev("SetFaults", json!({ "faults": faults }));
+        let (status, v) = self.call_as(
+            REVIEWER_TOKEN,
+            "/maestro.dev.v1.DevService/SetFaults",
+            json!({ "faults": faults }),
+        );
+        assert_eq!(status, 200, "SetFaults: {v}");
     }
 
     /// Every RPC received so far (dev RPCs excluded), in order.

@@ -72,10 +72,12 @@ impl Role {
     }
 }
 
-/// The RPCs each role may call (the dev service's test hooks: both).
+/// The RPCs each role may call. The dev service's read-only hooks (timeline, requests): both;
+/// the ones that change how this Platform answers (`SetFaults`, `Reset`): the reviewer
+/// (operator) credential only, so an agent holding the agent token cannot make it misbehave.
 fn permitted(role: Role, path: &str) -> bool {
-    if path.starts_with(DEV_SERVICE) {
-        return true;
+    if let Some(method) = path.strip_prefix(DEV_SERVICE) {
+        return role == Role::Reviewer || matches!(method, "/GetTimeline" | "/GetRequests");
     }
     let common = [
         wire::GET_TOOL_EXECUTION,
