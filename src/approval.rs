@@ -3,6 +3,10 @@
 //! approval UI (a JSON line on `MAESTRO_SH_DECISIONS_FD`), then resume the execution with the
 //! resume token, or refuse. SIGINT/SIGTERM/SIGHUP abandon the request and we die by the signal.
 //!
+//! [`wait_adopted`] is the same wait for a request adopted from a killed run (adopt.rs): no
+//! resume token (the killed run's guardian holds it and resumes), so it only waits for Platform
+//! to show the execution RUNNING or ended.
+//!
 //! A watcher thread talks to Platform; the main thread multiplexes its reports, the decisions
 //! fd and signals with `poll`, so a cancel is immediate even during a long-poll.
 
