@@ -703,6 +703,11 @@ fn killed_while_waiting_the_retry_adopts_the_request_and_runs_once() {
         let mut g = Gov::new(Some(&p.url), "governed", command)
             .env("MAESTRO_TOOL_CALL_ID", step_id)
             .env("MAESTRO_SESSION_ID", "sess-adopt")
+            // The retry claims the record before the approval, so the window only bounds how
+            // long the first guardian lingers once the test's Platform is gone.
+            .env("MAESTRO_SH_ADOPT_WINDOW_MS", "5000")
+            // A slow answer to the retry's check must not turn into a second request.
+            .env("TOOL_EXECUTION_SERVICE_TIMEOUT_MS", "15000")
             .env("MAESTRO_SH_STATUS", "always")
             .env("MAESTRO_SH_DATA_DIR", data.path())
             .env("RUNS", &runs);
@@ -717,8 +722,12 @@ fn killed_while_waiting_the_retry_adopts_the_request_and_runs_once() {
         .to_string();
     let (out, _) = maestro_timeout(child);
     assert_eq!(out.status.signal(), Some(libc::SIGKILL));
-    // The guardian leaves it open (not cancelled) for the retry.
-    std::thread::sleep(Duration::from_millis(500));
+    // The guardian leaves it open (not cancelled) for the retry: wait for its record.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while records(&data.path().join("adopt")).is_empty() {
+        assert!(Instant::now() < deadline, "no adoption record written");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(p.pending().iter().any(|r| r["id"] == approval_id.as_str()));
     // The agent retries the same command in the same session: no second request.
     let (retry, child) = start(&step("adopt-2"));
@@ -800,6 +809,18 @@ fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
     out
 }
 
+/// The adoption records in `adopt_dir` (not a half-written `.…tmp` or a `.…claimed` file).
+fn records(adopt_dir: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
+    files_under(adopt_dir)
+        .into_iter()
+        .filter(|(path, _)| {
+            !path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
+        .collect()
+}
+
 /// Assert no file under `data`, nor `extra` text, holds a token-shaped value other than the
 /// ones Platform itself shows (command digests, ids: anything in its views of the executions,
 /// which never carry the resume token) and our own file names (digests of matching data).
@@ -848,6 +869,11 @@ fn a_killed_wait_leaves_no_resume_token_anywhere() {
         let mut g = Gov::new(Some(&p.url), "governed", command)
             .env("MAESTRO_TOOL_CALL_ID", step_id)
             .env("MAESTRO_SESSION_ID", "sess-kill-twice")
+            // The retry claims the record before the approval, so the window only bounds how
+            // long the first guardian lingers once the test's Platform is gone.
+            .env("MAESTRO_SH_ADOPT_WINDOW_MS", "5000")
+            // A slow answer to the retry's check must not turn into a second request.
+            .env("TOOL_EXECUTION_SERVICE_TIMEOUT_MS", "15000")
             .env("MAESTRO_SH_STATUS", "always")
             .env("MAESTRO_SH_DATA_DIR", data.path())
             .env("RUNS", &runs);
@@ -876,13 +902,13 @@ fn a_killed_wait_leaves_no_resume_token_anywhere() {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         assert_no_token(&p, data.path(), &[]);
-        if std::fs::read_dir(&adopt_dir).is_ok_and(|mut d| d.next().is_some()) {
+        if !records(&adopt_dir).is_empty() {
             break;
         }
         assert!(Instant::now() < deadline, "no adoption record written");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let record = files_under(&adopt_dir);
+    let record = records(&adopt_dir);
     assert_eq!(record.len(), 1, "{record:?}");
     assert!(
         !record[0].1.to_lowercase().contains("token"),
@@ -897,7 +923,7 @@ fn a_killed_wait_leaves_no_resume_token_anywhere() {
     );
     let (out2, _) = maestro_timeout(child);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while files_under(&adopt_dir).is_empty() {
+    while records(&adopt_dir).is_empty() {
         assert!(Instant::now() < deadline, "the record was not put back");
         std::thread::sleep(Duration::from_millis(20));
     }
