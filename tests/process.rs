@@ -1053,6 +1053,53 @@ fn a_denial_after_the_kill_is_passed_on_and_nothing_is_left_to_adopt() {
 }
 
 #[test]
+fn an_adopting_retry_is_refused_when_the_reviewer_denies() {
+    let (p, _policy) = approval_platform();
+    let data = tempfile::tempdir().unwrap();
+    let start = |step_id: &str| {
+        let mut g = Gov::new(
+            Some(&p.url),
+            "governed",
+            "echo approve-me adopt-denied; touch \"$MARKER\"",
+        )
+        .env("MAESTRO_TOOL_CALL_ID", step_id)
+        .env("MAESTRO_SESSION_ID", "sess-adopt-denied")
+        .env("MAESTRO_SH_ADOPT_WINDOW_MS", "5000")
+        .env("TOOL_EXECUTION_SERVICE_TIMEOUT_MS", "15000")
+        .env("MAESTRO_SH_DATA_DIR", data.path());
+        let child = maestro_spawn(&mut g);
+        (g, child)
+    };
+    let (first, child) = start(&step("adopt-denied-1"));
+    let approval_id = approval_hit(&first)["approval_request_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    maestro_timeout(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while records(&data.path().join("adopt")).is_empty() {
+        assert!(Instant::now() < deadline, "no adoption record written");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (retry, child) = start(&step("adopt-denied-2"));
+    assert_eq!(
+        approval_hit(&retry)["approval_request_id"],
+        approval_id.as_str()
+    );
+    review(&p, "deny", &approval_id);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(126), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("maestro-sh: denied: "),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(retry.completed()["governed_outcome"], "denied");
+    assert!(!first.ran() && !retry.ran(), "the command ran");
+    assert_eq!(p.requests_for("ExecuteTool").len(), 1);
+}
+
+#[test]
 fn a_retry_with_another_command_does_not_adopt() {
     let (p, _policy) = approval_platform();
     let data = tempfile::tempdir().unwrap();
