@@ -936,8 +936,21 @@ pub(crate) fn watch_once(
             workspace_id: Some(cfg.workspace_id.clone()),
         })
     };
+    let mut window = window;
     match approval_report(&get_approval()?) {
-        Some(Report::Approved { .. }) if adopted => {}
+        Some(Report::Approved { .. }) if adopted => {
+            // The guardian resumes within a round trip of seeing the approval: poll briefly, so
+            // a resume that lands between this check and the long-poll costs a second at most.
+            window = window.min(Duration::from_secs(1));
+            // Maybe resumed already: a long-poll would wait for the *next* change.
+            let now = client.get_tool_execution(&get_request(cfg, exec_id, 0), Duration::ZERO)?;
+            if let Err(r) = same_execution(exec_id, &now) {
+                return Ok(Some(Report::Fatal(r)));
+            }
+            if now.state == ExecutionState::Running {
+                return Ok(Some(Report::Running));
+            }
+        }
         Some(r) => return Ok(Some(r)),
         None => {}
     }
