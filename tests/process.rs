@@ -1130,6 +1130,8 @@ fn invalid_settings_refuse_before_anything_is_sent() {
         ("MAESTRO_SH_APPROVAL_TIMEOUT_MS", "0"),
         ("MAESTRO_SH_HEARTBEAT_MS", "-5"),
         ("MAESTRO_SH_HEARTBEAT_MS", "often"),
+        ("MAESTRO_SH_ADOPT_WINDOW_MS", "soon"),
+        ("MAESTRO_SH_ADOPT_WINDOW_MS", "0"),
     ] {
         let mut g = Gov::marked(Some(&p.url), "governed", "echo hi")
             .env("MAESTRO_TOOL_CALL_ID", step("bad-settings"))
