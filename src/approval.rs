@@ -3,6 +3,10 @@
 //! approval UI (a JSON line on `MAESTRO_SH_DECISIONS_FD`), then resume the execution with the
 //! resume token, or refuse. SIGINT/SIGTERM/SIGHUP abandon the request and we die by the signal.
 //!
+//! [`wait_adopted`] is the same wait for a request adopted from a killed run (adopt.rs): no
+//! resume token (the killed run's guardian holds it and resumes), so it only waits for Platform
+//! to show the execution RUNNING or ended.
+//!
 //! A watcher thread talks to Platform; the main thread multiplexes its reports, the decisions
 //! fd and signals with `poll`, so a cancel is immediate even during a long-poll.
 
@@ -32,15 +36,15 @@ pub const APPROVAL_TIMEOUT_VAR: &str = "MAESTRO_SH_APPROVAL_TIMEOUT_MS";
 pub const HEARTBEAT_VAR: &str = "MAESTRO_SH_HEARTBEAT_MS";
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
-const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+pub(crate) const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(10);
 /// Long-poll windows grow from the first to the last, jittered.
-const FIRST_WINDOW: Duration = Duration::from_millis(500);
-const LAST_WINDOW: Duration = Duration::from_secs(10);
+pub(crate) const FIRST_WINDOW: Duration = Duration::from_millis(500);
+pub(crate) const LAST_WINDOW: Duration = Duration::from_secs(10);
 const CANCEL_SIGNALS: &[Signal] = &[Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
 
 /// What the watcher learned.
-enum Report {
+pub(crate) enum Report {
     Approved {
         by: Option<String>,
         reason: Option<String>,
@@ -120,9 +124,14 @@ pub fn wait(
             None
         }
     };
-    // Should we be killed while waiting, the guardian leaves the request for the agent's retry
-    // to adopt, or cancels it (guardian.rs).
-    crate::guardian::waiting(&exec_id, &approval_id, token.expose());
+    // Should we be killed while waiting, the guardian (which alone gets the token, in memory)
+    // keeps the request for the agent's retry to adopt, or cancels it (guardian.rs).
+    crate::guardian::waiting(
+        &exec_id,
+        &approval_id,
+        token.expose(),
+        wait_info.expires_at.as_deref(),
+    );
     let _wait_over = WaitOver;
     let reason = wait_info.reason.clone().unwrap_or_default();
     let started = Instant::now();
@@ -415,6 +424,194 @@ pub fn wait(
     }
 }
 
+/// Wait on an execution adopted from a killed run of this session (adopt.rs): `execution` is
+/// Platform's view, already verified against `record`. We hold no resume token: the killed
+/// run's guardian resumes the execution when a reviewer approves, so we wait until Platform
+/// shows it RUNNING (allowed) or ended (refused). Given up (our own approval timeout, a cancel
+/// signal, our death), the record is put back for the next retry; the guardian still owns the
+/// approval.
+pub fn wait_adopted(
+    client: &Arc<Client>,
+    cfg: &PlatformConfig,
+    ctx: &Context,
+    req: &wire::ExecuteToolRequest,
+    execution: &Checked,
+    record: &crate::adopt::Record,
+    sidecar: &mut Sidecar,
+) -> Result<Allowed, Refusal> {
+    let env = ProcessEnv;
+    let exec_id = record.execution_id.clone();
+    let approval_id = record.approval_request_id.clone();
+    let refuse = |outcome: Outcome, reason: String| {
+        Refusal::new(outcome, reason)
+            .with_execution(Some(&exec_id))
+            .with_approval(Some(&approval_id))
+    };
+    let allowed = || Allowed {
+        outcome: Outcome::Approved,
+        execution_id: exec_id.clone(),
+        approval_request_id: Some(approval_id.clone()),
+    };
+    let timeout = duration_var(&env, APPROVAL_TIMEOUT_VAR, DEFAULT_TIMEOUT)
+        .map_err(|e| refuse(Outcome::Misconfigured, e))?;
+    let heartbeat = duration_var(&env, HEARTBEAT_VAR, DEFAULT_HEARTBEAT)
+        .map_err(|e| refuse(Outcome::Misconfigured, e))?;
+    // The caller told the guardian about the claim (killed, it puts the record back).
+    let _wait_over = WaitOver;
+    if execution.state == ExecutionState::Running {
+        return Ok(allowed());
+    }
+    let wait_info = execution.raw.approval_wait.clone().unwrap_or_default();
+    let reason = wait_info.reason.clone().unwrap_or_default();
+    let started = Instant::now();
+    let deadline = started + timeout;
+    sidecar.emit(
+        events::APPROVAL_HIT,
+        json!({
+            "tool_call_id": ctx.step_id,
+            "tool_execution_id": exec_id,
+            "approval_request_id": approval_id,
+            "action": req.metadata.get("maestro_action_description").map_or("Running command", String::as_str),
+            "command": req.arguments.command,
+            "decision_mode": "MAESTRO_DECISION_MODE_REQUIRE_APPROVAL",
+            "occurred_at": events::rfc3339(SystemTime::now()),
+            "status": "pending",
+            "reason": crate::redact::redact(&reason).text,
+            "risk_level": execution.raw.risk_level,
+            "expires_at": wait_info.expires_at.or_else(|| record.expires_at.clone()),
+            "wait_deadline": events::rfc3339(SystemTime::now() + timeout),
+            "source": "platform",
+            "adopted": true,
+            "platform": {"source": "tool_execution", "toolExecutionId": exec_id, "approvalRequestId": approval_id},
+        }),
+    );
+    let mut status = StatusLine::new(&exec_id, &approval_id, &reason);
+    status.start();
+    let mut window = FIRST_WINDOW;
+    let mut unreachable = false;
+    let mut last_heartbeat = Instant::now();
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            status.finish("timed out");
+            if let Some(dir) = crate::paths::data_dir() {
+                let key = crate::adopt::Key {
+                    organization_id: record.organization_id.clone(),
+                    workspace_id: record.workspace_id.clone(),
+                    session_id: record.session_id.clone(),
+                    command_digest: record.command_digest.clone(),
+                };
+                let _ = crate::adopt::leave(&dir, &key, record);
+            }
+            return Err(refuse(
+                Outcome::ApprovalTimeout,
+                format!(
+                    "no decision within {}s ({APPROVAL_TIMEOUT_VAR}); the request stays open for a retry",
+                    timeout.as_secs()
+                ),
+            ));
+        }
+        if now.duration_since(last_heartbeat) >= heartbeat {
+            last_heartbeat = now;
+            sidecar.emit(
+                events::HEARTBEAT,
+                json!({
+                    "tool_call_id": ctx.step_id,
+                    "tool_execution_id": exec_id,
+                    "approval_request_id": approval_id,
+                    "status": "waiting_approval",
+                    "elapsed_ms": started.elapsed().as_millis() as u64,
+                }),
+            );
+        }
+        status.tick();
+        let left = deadline.saturating_duration_since(now);
+        let report = match watch_once(
+            client,
+            cfg,
+            &exec_id,
+            &approval_id,
+            window.min(left).min(heartbeat),
+            true,
+        ) {
+            Ok(None) => {
+                if std::mem::take(&mut unreachable) {
+                    status.note("Platform reachable again");
+                }
+                window = (window * 2).min(LAST_WINDOW);
+                continue;
+            }
+            Ok(Some(r)) => r,
+            Err(CallError::Unavailable(msg)) => {
+                if !std::mem::replace(&mut unreachable, true) {
+                    status.note(&format!("Platform unreachable, still waiting: {msg}"));
+                }
+                std::thread::sleep(Duration::from_millis(500) + jitter(Duration::from_millis(500)));
+                window = FIRST_WINDOW;
+                continue;
+            }
+            Err(e) => Report::Fatal(refusal_for(&e)),
+        };
+        return match report {
+            Report::Running => {
+                status.finish("granted");
+                Ok(allowed())
+            }
+            Report::Denied { by, reason } => {
+                status.finish("denied");
+                let who = by.map(|b| format!(" by {b}")).unwrap_or_default();
+                let why = reason
+                    .filter(|r| !r.trim().is_empty())
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default();
+                Err(refuse(
+                    Outcome::Denied,
+                    format!("approval denied{who}{why}"),
+                ))
+            }
+            Report::Expired => {
+                status.finish("expired");
+                Err(refuse(
+                    Outcome::ApprovalTimeout,
+                    "the approval request expired on Platform".into(),
+                ))
+            }
+            Report::Ended(ExecutionState::Denied) => {
+                status.finish("denied");
+                Err(refuse(
+                    Outcome::Denied,
+                    "the execution was denied while waiting for approval".into(),
+                ))
+            }
+            Report::Ended(ExecutionState::Cancelled) => {
+                status.finish("cancelled");
+                Err(refuse(
+                    Outcome::Cancelled,
+                    "the execution was cancelled while waiting for approval".into(),
+                ))
+            }
+            Report::Ended(state) => {
+                status.finish("ended");
+                Err(refuse(
+                    Outcome::PlatformMalformed,
+                    format!(
+                        "the execution moved to {} while waiting for approval",
+                        state.as_wire()
+                    ),
+                ))
+            }
+            Report::Fatal(r) => {
+                status.finish("failed");
+                Err(r
+                    .with_execution(Some(&exec_id))
+                    .with_approval(Some(&approval_id)))
+            }
+            // Not reported in adopted mode (see watch_once); nothing to resume with anyway.
+            Report::Approved { .. } | Report::Unreachable(_) | Report::Reachable => continue,
+        };
+    }
+}
+
 /// How the wait ended.
 enum Resolution {
     Decided {
@@ -491,7 +688,7 @@ impl Backoff {
 /// Resume, retrying while Platform is unreachable, at most [`RESUME_ROUNDS`] times with
 /// backoff and never past `deadline`. The body is identical each time, and a repeated approval
 /// of a running execution is answered as is.
-fn resume_until(
+pub(crate) fn resume_until(
     client: &Client,
     req: &wire::ResumeToolExecutionRequest,
     deadline: Instant,
@@ -601,6 +798,7 @@ impl Drop for WaitOver {
 pub fn check_settings(env: &dyn Env) -> Result<(), String> {
     duration_var(env, APPROVAL_TIMEOUT_VAR, DEFAULT_TIMEOUT)?;
     duration_var(env, HEARTBEAT_VAR, DEFAULT_HEARTBEAT)?;
+    crate::adopt::window(env)?;
     Ok(())
 }
 
@@ -720,7 +918,7 @@ fn spawn_watcher(
         let mut unreachable = false;
         let mut backoff = Backoff::new();
         while Instant::now() < deadline {
-            let step = watch_once(&client, &cfg, &exec_id, &approval_id, window);
+            let step = watch_once(&client, &cfg, &exec_id, &approval_id, window, false);
             let report = match step {
                 Ok(None) => {
                     backoff = Backoff::new();
@@ -754,12 +952,15 @@ fn spawn_watcher(
 }
 
 /// One round: the approval's state, then a long-poll on the execution. `Ok(None)`: no change.
-fn watch_once(
+/// `adopted`: we hold no resume token (the guardian resumes on approval), so an approval is no
+/// news until the execution shows RUNNING.
+pub(crate) fn watch_once(
     client: &Client,
     cfg: &PlatformConfig,
     exec_id: &str,
     approval_id: &str,
     window: Duration,
+    adopted: bool,
 ) -> Result<Option<Report>, CallError> {
     let get_approval = || {
         client.get_approval(&wire::GetApprovalRequest {
@@ -767,8 +968,23 @@ fn watch_once(
             workspace_id: Some(cfg.workspace_id.clone()),
         })
     };
-    if let Some(r) = approval_report(&get_approval()?) {
-        return Ok(Some(r));
+    let mut window = window;
+    match approval_report(&get_approval()?) {
+        Some(Report::Approved { .. }) if adopted => {
+            // The guardian resumes within a round trip of seeing the approval: poll briefly, so
+            // a resume that lands between this check and the long-poll costs a second at most.
+            window = window.min(Duration::from_secs(1));
+            // Maybe resumed already: a long-poll would wait for the *next* change.
+            let now = client.get_tool_execution(&get_request(cfg, exec_id, 0), Duration::ZERO)?;
+            if let Err(r) = same_execution(exec_id, &now) {
+                return Ok(Some(Report::Fatal(r)));
+            }
+            if now.state == ExecutionState::Running {
+                return Ok(Some(Report::Running));
+            }
+        }
+        Some(r) => return Ok(Some(r)),
+        None => {}
     }
     let window = window + jitter(window / 4);
     let got = client.get_tool_execution(

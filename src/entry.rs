@@ -280,13 +280,16 @@ fn govern(
         let digest = adopt::command_digest(&sanitized.text);
         adopt::Key::new(c, &ctx, &digest)
     });
-    if let (Some(client), Some(execute)) = (&client, &execute) {
+    if let (Some(client), Some(execute), Some(cfg)) = (&client, &execute, &cfg) {
         guardian::spawn(guardian::Job {
             client: client.clone(),
             ctx: &ctx,
             execute,
             data_dir: paths::data_dir(),
             adopt: adopt_key.clone().filter(|_| mode == Mode::Governed),
+            cfg,
+            // Checked with the approval settings above; the default only outside governed mode.
+            adopt_window: adopt::window(env).unwrap_or_default(),
         });
     }
 
@@ -306,7 +309,7 @@ fn govern(
             guardian::asking();
         }
         let decided = match &adopted {
-            Some(execution) => {
+            Some((execution, record)) => {
                 crate::status::line(
                     crate::status::Kind::Wait,
                     &format!(
@@ -315,7 +318,15 @@ fn govern(
                         execution.id
                     ),
                 );
-                crate::approval::wait(client, cfg, &ctx, execute, execution, &mut sidecar)
+                crate::approval::wait_adopted(
+                    client,
+                    cfg,
+                    &ctx,
+                    execute,
+                    execution,
+                    record,
+                    &mut sidecar,
+                )
             }
             None => decide::decide(client, cfg, &ctx, execute, &mut sidecar),
         };
@@ -419,23 +430,30 @@ fn govern(
 }
 
 /// Claim and check an approval request a killed run of this session left for this command.
+/// From the claim on, the guardian knows (killed, it puts the record back).
 fn adopt_open_request(
     client: &Client,
     cfg: &PlatformConfig,
     key: &adopt::Key,
-) -> Option<crate::platform::Checked> {
+) -> Option<(crate::platform::Checked, adopt::Record)> {
     let dir = paths::data_dir()?;
     let record = adopt::claim(&dir, key)?;
-    match client.get_tool_execution(&adopt::get_request(cfg, &record), client.timeout()) {
-        Ok(got) => adopt::verify(key, &record, got),
-        // Platform cannot say now: keep the record for the next retry (this one will be
-        // refused as unavailable anyway).
-        Err(crate::platform::CallError::Unavailable(_)) => {
-            let _ = adopt::leave(&dir, key, &record);
-            None
-        }
-        Err(_) => None,
+    guardian::adopted_wait(&record);
+    let checked =
+        match client.get_tool_execution(&adopt::get_request(cfg, &record), client.timeout()) {
+            Ok(got) => adopt::verify(key, &record, got),
+            // Platform cannot say now: keep the record for the next retry (this one will be
+            // refused as unavailable anyway).
+            Err(crate::platform::CallError::Unavailable(_)) => {
+                let _ = adopt::leave(&dir, key, &record);
+                None
+            }
+            Err(_) => None,
+        };
+    if checked.is_none() {
+        guardian::wait_over();
     }
+    checked.map(|c| (c, record))
 }
 
 /// The command's environment: ours, minus credentials and sidecar plumbing, plus the step id

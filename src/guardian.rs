@@ -10,8 +10,18 @@
 //! - while the command ran: the guardian records the outcome (killed by SIGKILL, the duration
 //!   so far), or spools it to the outbox when Platform does not take it;
 //! - while waiting for an approval: it leaves the request open for the agent's retry to adopt
-//!   (adopt.rs): approved once, run once. Without a session to match a retry by, it cancels the
-//!   request (Resume with `approved: false`), so no reviewer approves what nobody waits for.
+//!   (adopt.rs): approved once, run once. The adoption record it writes holds no secret: the
+//!   resume token stays in the guardian's memory, and the guardian itself keeps watching
+//!   Platform until the approval is decided or expires (long-polls backing off like the
+//!   approval wait). When Platform reports a reviewer's approval, the guardian resumes the
+//!   execution (RUNNING) and the adopting retry runs the command; if no retry adopts it within
+//!   the adoption window ([`crate::adopt::WINDOW_VAR`]), the guardian claims the record itself
+//!   and records the execution closed, not run, so Platform is never left with a stale
+//!   RUNNING. A denial is passed on (Resume with `approved: false`); an expiry is left to
+//!   Platform. Without a session to match a retry by, it cancels the request at once, so no
+//!   reviewer approves what nobody waits for;
+//! - while an adopting retry waited: it puts the adoption record back for the next retry (the
+//!   first guardian still holds the token).
 //!
 //! The guardian holds credentials (the Platform client is in its memory), so it makes itself
 //! non-dumpable (no core, no ptrace attach by the user's other processes) and prints nothing.
@@ -42,6 +52,9 @@ pub struct Job<'a> {
     pub data_dir: Option<PathBuf>,
     /// What a retry must match to adopt an approval we abandon by dying (`None`: cancel it).
     pub adopt: Option<crate::adopt::Key>,
+    pub cfg: &'a crate::config::PlatformConfig,
+    /// How long an approved execution is kept for a retry to adopt ([`crate::adopt::window`]).
+    pub adopt_window: Duration,
 }
 
 /// Start the guardian for `job`. Failure to start one is not fatal: the run goes on exactly as
@@ -100,14 +113,24 @@ pub fn executed(id: &str) {
     send(&format!("E\t{}\n", clean(id)));
 }
 
-/// Waiting for approval `approval_id` on `exec_id`; `token` lets the guardian cancel it.
-pub fn waiting(exec_id: &str, approval_id: &str, token: &str) {
+/// Waiting for approval `approval_id` on `exec_id` (expiring at `expires_at`); `token` lets
+/// the guardian resume or cancel it. It crosses only this private pipe, to a non-dumpable
+/// process that keeps it in memory.
+pub fn waiting(exec_id: &str, approval_id: &str, token: &str, expires_at: Option<&str>) {
     send(&format!(
-        "W\t{}\t{}\t{}\n",
+        "W\t{}\t{}\t{}\t{}\n",
         clean(exec_id),
         clean(approval_id),
-        clean(token)
+        clean(token),
+        clean(expires_at.unwrap_or_default())
     ));
+}
+
+/// We claimed `record` (adopt.rs) and wait on it: killed, the guardian puts it back.
+pub fn adopted_wait(record: &crate::adopt::Record) {
+    if let Ok(json) = serde_json::to_string(record) {
+        send(&format!("J\t{json}\n"));
+    }
 }
 
 /// The approval wait ended (decided, timed out, cancelled by us).
@@ -189,7 +212,10 @@ fn spawn_cleaner(dir: &Path) {
 struct Stage {
     asked: bool,
     execution_id: Option<String>,
-    waiting: Option<(String, String, crate::config::Secret)>,
+    /// Execution, approval, resume token, expiry.
+    waiting: Option<(String, String, crate::config::Secret, Option<String>)>,
+    /// An adopted request we wait on (no token).
+    adopted: Option<crate::adopt::Record>,
     /// When the command started, in [`monotonic_ms`].
     running_since: Option<u64>,
     done: bool,
@@ -198,14 +224,23 @@ struct Stage {
 
 impl Stage {
     fn apply(&mut self, line: &str) {
-        let mut parts = line.trim_end_matches('\n').split('\t');
+        let line = line.trim_end_matches('\n');
+        if let Some(json) = line.strip_prefix("J\t") {
+            self.adopted = serde_json::from_str(json).ok();
+            return;
+        }
+        let mut parts = line.split('\t');
         match (parts.next(), parts.next(), parts.next(), parts.next()) {
             (Some("A"), ..) => self.asked = true,
             (Some("E"), Some(id), _, _) => self.execution_id = Some(id.to_string()),
             (Some("W"), Some(e), Some(a), Some(t)) => {
-                self.waiting = Some((e.into(), a.into(), crate::config::Secret::new(t)))
+                let expires = parts.next().filter(|x| !x.is_empty()).map(str::to_string);
+                self.waiting = Some((e.into(), a.into(), crate::config::Secret::new(t), expires))
             }
-            (Some("w"), ..) => self.waiting = None,
+            (Some("w"), ..) => {
+                self.waiting = None;
+                self.adopted = None;
+            }
             (Some("R"), Some(ms), _, _) => self.running_since = ms.parse().ok(),
             (Some("D"), ..) => self.done = true,
             (Some("C"), Some(dir), _, _) => self.cleanup.push(PathBuf::from(dir)),
@@ -248,8 +283,19 @@ fn guard(read: OwnedFd, job: Job<'_>) {
     if stage.done {
         return;
     }
-    if let Some((exec_id, approval_id, token)) = &stage.waiting {
-        abandon_wait(&job, exec_id, approval_id, token.expose());
+    if let Some((exec_id, approval_id, token, expires)) = &stage.waiting {
+        abandon_wait(
+            &job,
+            exec_id,
+            approval_id,
+            token.expose(),
+            expires.as_deref(),
+        );
+    } else if let Some(record) = &stage.adopted {
+        // The first guardian still watches it; the next retry may adopt it again.
+        if let (Some(key), Some(dir)) = (&job.adopt, &job.data_dir) {
+            let _ = crate::adopt::leave(dir, key, record);
+        }
     } else if let Some(since) = stage.running_since {
         let ran = Duration::from_millis(monotonic_ms().saturating_sub(since));
         record_kill(&job, stage.execution_id.as_deref(), ran);
@@ -263,29 +309,212 @@ fn guard(read: OwnedFd, job: Job<'_>) {
     }
 }
 
-/// An approval wait nobody continues: leave it for the agent's retry (adopt.rs), or cancel it
-/// when there is nothing to match a retry by or the record cannot be written.
-fn abandon_wait(job: &Job<'_>, exec_id: &str, approval_id: &str, token: &str) {
+/// An approval wait nobody continues: leave it for the agent's retry (adopt.rs) and see it
+/// through ourselves, or cancel it when there is nothing to match a retry by or the record
+/// cannot be written.
+fn abandon_wait(
+    job: &Job<'_>,
+    exec_id: &str,
+    approval_id: &str,
+    token: &str,
+    expires: Option<&str>,
+) {
     if let (Some(key), Some(dir)) = (&job.adopt, &job.data_dir) {
-        let record = crate::adopt::Record {
-            execution_id: exec_id.to_string(),
-            approval_request_id: approval_id.to_string(),
-            resume_token: token.to_string(),
-        };
+        let record = crate::adopt::Record::new(key, exec_id, approval_id, expires);
         if crate::adopt::leave(dir, key, &record).is_ok() {
+            see_through(job, key, dir, &record, token);
             return;
         }
     }
-    let _ = job.client.resume(&wire::ResumeToolExecutionRequest {
+    let _ = job.client.resume(&resume(
+        exec_id,
+        approval_id,
+        token,
+        false,
+        None,
+        Some("maestro-sh was killed while waiting for this approval (the caller gave up)".into()),
+    ));
+}
+
+fn resume(
+    exec_id: &str,
+    approval_id: &str,
+    token: &str,
+    approved: bool,
+    by: Option<String>,
+    reason: Option<String>,
+) -> wire::ResumeToolExecutionRequest {
+    wire::ResumeToolExecutionRequest {
         execution_id: exec_id.to_string(),
         approval_request_id: approval_id.to_string(),
         resume_token: token.to_string(),
-        approved: false,
-        decided_by: "maestro-sh".into(),
-        reason: Some(
-            "maestro-sh was killed while waiting for this approval (the caller gave up)".into(),
-        ),
-    });
+        approved,
+        decided_by: by.unwrap_or_else(|| "maestro-sh".into()),
+        reason,
+    }
+}
+
+/// Until the approval expires: watch Platform for its resolution and act on it with the token
+/// only we hold. Only Platform's word counts (GetApproval, GetToolExecution): nothing local an
+/// agent could write makes us resume.
+fn see_through(
+    job: &Job<'_>,
+    key: &crate::adopt::Key,
+    dir: &Path,
+    record: &crate::adopt::Record,
+    token: &str,
+) {
+    use crate::approval::{Report, FIRST_WINDOW, LAST_WINDOW, MAX_TIMEOUT};
+    let exec_id = record.execution_id.as_str();
+    let approval_id = record.approval_request_id.as_str();
+    // Nothing runnable is left behind once the request is over.
+    let drop_record = || {
+        crate::adopt::claim_exact(dir, key, exec_id);
+    };
+    let left = record
+        .expires_at
+        .as_deref()
+        .and_then(crate::attach::parse_rfc3339)
+        // Already past: a last look (Platform may not have marked it yet), then done.
+        .map(|t| {
+            t.duration_since(std::time::SystemTime::now())
+                .unwrap_or_default()
+                + Duration::from_secs(5)
+        })
+        .unwrap_or(MAX_TIMEOUT)
+        .min(MAX_TIMEOUT);
+    let deadline = Instant::now() + left;
+    let mut window = FIRST_WINDOW;
+    let mut unreachable = Duration::from_millis(500);
+    while Instant::now() < deadline {
+        let step = crate::approval::watch_once(
+            &job.client,
+            job.cfg,
+            exec_id,
+            approval_id,
+            window.min(deadline.saturating_duration_since(Instant::now())),
+            false,
+        );
+        if step.is_ok() {
+            unreachable = Duration::from_millis(500);
+        }
+        match step {
+            Ok(None) => window = (window * 2).min(LAST_WINDOW),
+            Ok(Some(Report::Approved { by, reason })) => {
+                let req = resume(exec_id, approval_id, token, true, by, reason);
+                match crate::approval::resume_until(&job.client, &req, deadline) {
+                    Ok(got) if got.state == wire::ExecutionState::Running => {
+                        hold_for_adopter(job, key, dir, record)
+                    }
+                    _ => drop_record(),
+                }
+                return;
+            }
+            Ok(Some(Report::Running)) => return hold_for_adopter(job, key, dir, record),
+            Ok(Some(Report::Denied { by, reason })) => {
+                let _ = job
+                    .client
+                    .resume(&resume(exec_id, approval_id, token, false, by, reason));
+                return drop_record();
+            }
+            Ok(Some(Report::Unreachable(_) | Report::Reachable)) => {}
+            Ok(Some(_)) => return drop_record(),
+            Err(crate::platform::CallError::Unavailable(_)) => {
+                // Patient but light: nobody waits on us, so back off further than a waiter.
+                let pause = unreachable + crate::platform::jitter(unreachable / 2);
+                std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+                unreachable = (unreachable * 2).min(Duration::from_secs(30));
+                window = FIRST_WINDOW;
+                continue;
+            }
+            Err(_) => return drop_record(),
+        }
+    }
+    // Past the expiry: Platform expires it; nothing left for a retry.
+    drop_record();
+}
+
+/// The execution is RUNNING on a reviewer's approval: give a retry the adoption window to claim
+/// it (and run it once); then claim it ourselves and record it closed, not run. While an
+/// adopter holds the claim, it (and its own guardian) records the outcome.
+fn hold_for_adopter(
+    job: &Job<'_>,
+    key: &crate::adopt::Key,
+    dir: &Path,
+    record: &crate::adopt::Record,
+) {
+    let exec_id = record.execution_id.as_str();
+    // `Some(false)`: no longer RUNNING (the adopter recorded it); `None`: cannot tell.
+    let still_running = |wait: Duration| -> Option<bool> {
+        let req = crate::decide::get_request(job.cfg, exec_id, wait.as_millis() as u64);
+        match job.client.get_tool_execution(&req, wait) {
+            Ok(got) => Some(got.state == wire::ExecutionState::Running),
+            Err(_) => {
+                std::thread::sleep(wait.min(Duration::from_secs(1)));
+                None
+            }
+        }
+    };
+    let window_end = Instant::now() + job.adopt_window;
+    // Then as long again for a claimer that put the record back (Platform was unreachable).
+    let give_up = window_end + job.adopt_window;
+    loop {
+        let now = Instant::now();
+        if now >= window_end {
+            if crate::adopt::claim_exact(dir, key, exec_id) {
+                return close_unadopted(job, exec_id);
+            }
+            if now >= give_up {
+                return;
+            }
+        }
+        let until = if now < window_end {
+            window_end
+        } else {
+            give_up
+        };
+        let wait = until
+            .saturating_duration_since(now)
+            .clamp(Duration::from_millis(1), Duration::from_secs(10));
+        if still_running(wait) == Some(false) {
+            return;
+        }
+    }
+}
+
+/// Record an approved execution nobody adopted as closed without running (so it is not left
+/// RUNNING), retrying briefly while Platform is unreachable.
+fn close_unadopted(job: &Job<'_>, exec_id: &str) {
+    let why = format!(
+        "approved, but not run: maestro-sh was killed while waiting for the approval and no \
+         retry of this command in this session adopted it within {} ms ({})",
+        job.adopt_window.as_millis(),
+        crate::adopt::WINDOW_VAR
+    );
+    let mut metadata = job.execute.metadata.clone();
+    metadata.insert("maestro_local_outcome".into(), "not_run".into());
+    metadata.insert("maestro_tool_call_id".into(), job.ctx.step_id.clone());
+    metadata.insert("maestro_not_run_reason".into(), "not_adopted".into());
+    let req = wire::RecordToolExecutionOutputRequest {
+        execution_id: exec_id.to_string(),
+        output: wire::ToolOutput {
+            safe_output: Some(serde_json::json!({
+                "status": "not_run",
+                "tool_name": "bash",
+                "tool_call_id": job.ctx.step_id,
+                "summary": why,
+            })),
+            redactions: Some(serde_json::json!([])),
+            content_type: Some("application/json".into()),
+            duration_ms: Some(0),
+            ..Default::default()
+        },
+        metadata: Some(metadata),
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while job.client.record_output(&req).is_err() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 /// ExecuteTool was sent and its answer never read: ask again and close the execution out.
@@ -302,8 +531,9 @@ fn closed_out_unanswered(job: &Job<'_>) {
             let wait = execution.raw.approval_wait.as_ref();
             let approval = wait.and_then(|w| w.approval_request_id.as_deref());
             let token = wait.and_then(|w| w.resume_token.as_deref());
+            let expires = wait.and_then(|w| w.expires_at.as_deref());
             if let (Some(approval), Some(token)) = (approval, token) {
-                abandon_wait(job, &execution.id, approval, token);
+                abandon_wait(job, &execution.id, approval, token, expires);
             }
         }
         _ => {}
@@ -387,15 +617,25 @@ mod tests {
     fn stage_follows_the_messages() {
         let mut s = Stage::default();
         s.apply("E\texec-1\n");
-        s.apply("W\texec-1\tapr-1\ttok en\n");
+        s.apply("W\texec-1\tapr-1\ttok en\t2026-01-01T00:00:00Z\n");
         assert_eq!(s.execution_id.as_deref(), Some("exec-1"));
-        let (e, a, t) = s.waiting.as_ref().unwrap();
+        let (e, a, t, x) = s.waiting.as_ref().unwrap();
         assert_eq!(
-            (e.as_str(), a.as_str(), t.expose()),
-            ("exec-1", "apr-1", "tok en")
+            (e.as_str(), a.as_str(), t.expose(), x.as_deref()),
+            ("exec-1", "apr-1", "tok en", Some("2026-01-01T00:00:00Z"))
         );
         s.apply("w\n");
-        assert!(s.waiting.is_none());
+        let key = crate::adopt::Key {
+            organization_id: "o".into(),
+            workspace_id: "w".into(),
+            session_id: "s".into(),
+            command_digest: "d".into(),
+        };
+        let record = crate::adopt::Record::new(&key, "exec-1", "apr-1", None);
+        s.apply(&format!("J\t{}\n", serde_json::to_string(&record).unwrap()));
+        assert_eq!(s.adopted.as_ref(), Some(&record));
+        s.apply("w\n");
+        assert!(s.waiting.is_none() && s.adopted.is_none());
         s.apply("R\t1234\n");
         assert!(s.running_since == Some(1234) && !s.done);
         s.apply("C\t/tmp/x\n");

@@ -532,7 +532,9 @@ fn a_signal_while_waiting_cancels_and_dies_by_it() {
 #[test]
 fn process_group_kill_while_waiting_leaves_nothing_and_runs_nothing() {
     let (p, _policy) = approval_platform();
-    let mut g = waiting(&p, "call-pgkill-1");
+    // A short adoption window: the guardian, which resumes on the approval, then closes the
+    // unadopted execution soon (process::…nobody_adopts…) instead of lingering after the test.
+    let mut g = waiting(&p, "call-pgkill-1").env("MAESTRO_SH_ADOPT_WINDOW_MS", "1000");
     g.command().process_group(0);
     let mut child = g.spawn();
     let hit = pending_event(&g, &mut child);

@@ -632,7 +632,9 @@ fn approval_platform() -> (DevPlatform, tempfile::TempDir) {
     let policy = dir.path().join("policy.json");
     std::fs::write(
         &policy,
-        r#"{"default":"allow","rules":[{"action":"require_approval","command_prefixes":["echo approve-me"],"reason":"needs a human"}]}"#,
+        // Two minutes: long enough for any test here, short enough that a guardian still seeing
+        // an approval through (adopt.rs) is not left polling a stopped Platform for long.
+        r#"{"default":"allow","approval_ttl_ms":120000,"rules":[{"action":"require_approval","command_prefixes":["echo approve-me"],"reason":"needs a human"}]}"#,
     )
     .unwrap();
     let p = DevPlatform::start_with(&["--policy", policy.to_str().unwrap()]);
@@ -701,6 +703,11 @@ fn killed_while_waiting_the_retry_adopts_the_request_and_runs_once() {
         let mut g = Gov::new(Some(&p.url), "governed", command)
             .env("MAESTRO_TOOL_CALL_ID", step_id)
             .env("MAESTRO_SESSION_ID", "sess-adopt")
+            // The retry claims the record before the approval, so the window only bounds how
+            // long the first guardian lingers once the test's Platform is gone.
+            .env("MAESTRO_SH_ADOPT_WINDOW_MS", "5000")
+            // A slow answer to the retry's check must not turn into a second request.
+            .env("TOOL_EXECUTION_SERVICE_TIMEOUT_MS", "15000")
             .env("MAESTRO_SH_STATUS", "always")
             .env("MAESTRO_SH_DATA_DIR", data.path())
             .env("RUNS", &runs);
@@ -715,8 +722,12 @@ fn killed_while_waiting_the_retry_adopts_the_request_and_runs_once() {
         .to_string();
     let (out, _) = maestro_timeout(child);
     assert_eq!(out.status.signal(), Some(libc::SIGKILL));
-    // The guardian leaves it open (not cancelled) for the retry.
-    std::thread::sleep(Duration::from_millis(500));
+    // The guardian leaves it open (not cancelled) for the retry: wait for its record.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while records(&data.path().join("adopt")).is_empty() {
+        assert!(Instant::now() < deadline, "no adoption record written");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(p.pending().iter().any(|r| r["id"] == approval_id.as_str()));
     // The agent retries the same command in the same session: no second request.
     let (retry, child) = start(&step("adopt-2"));
@@ -743,6 +754,349 @@ fn killed_while_waiting_the_retry_adopts_the_request_and_runs_once() {
     let done = retry.completed();
     assert_eq!(done["governed_outcome"], "approved");
     assert_eq!(done["approval_request_id"], approval_id.as_str());
+    // Resumed once, on the reviewer's approval, by the first run's guardian (the only holder
+    // of the resume token); the retry only waited.
+    let resumes = p.requests_for("ResumeToolExecution");
+    assert_eq!(resumes.len(), 1, "{resumes:?}");
+    assert_eq!(resumes[0]["body"]["approved"], true);
+}
+
+/// A reviewer's decision through the dev Platform's CLI (reviewer credential).
+fn review(p: &DevPlatform, verb: &str, approval_id: &str) {
+    let out = Command::new(crate::support::platform::platform_bin())
+        .args([verb, approval_id, "--url", &p.url, "--by", "hank"])
+        .env("MAESTRO_PLATFORM_DEV_TOKEN", TOKEN)
+        .env("MAESTRO_PLATFORM_DEV_REVIEWER_TOKEN", REVIEWER_TOKEN)
+        .env("MAESTRO_PLATFORM_DEV_ORG", ORG)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{verb}: {}", stderr(&out));
+}
+
+/// Every run of 64 lowercase hex digits in `text`: the shape of the dev Platform's resume
+/// tokens (`random_hex(32)` in its store), which it never shows after the ExecuteTool answer.
+fn hex64(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut run = String::new();
+    for c in text.chars().chain(std::iter::once(' ')) {
+        if c.is_ascii_digit() || ('a'..='f').contains(&c) {
+            run.push(c);
+        } else {
+            if run.len() >= 64 {
+                found.push(run.clone());
+            }
+            run.clear();
+        }
+    }
+    found
+}
+
+/// Files under `dir`, recursively, with their contents (unreadable ones as empty).
+fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            let bytes = std::fs::read(&path).unwrap_or_default();
+            out.push((path, String::from_utf8_lossy(&bytes).into_owned()));
+        }
+    }
+    out
+}
+
+/// The adoption records in `adopt_dir` (not a half-written `.…tmp` or a `.…claimed` file).
+fn records(adopt_dir: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
+    files_under(adopt_dir)
+        .into_iter()
+        .filter(|(path, _)| {
+            !path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
+        .collect()
+}
+
+/// Assert no file under `data`, nor `extra` text, holds a token-shaped value other than the
+/// ones Platform itself shows (command digests, ids: anything in its views of the executions,
+/// which never carry the resume token) and our own file names (digests of matching data).
+fn assert_no_token(p: &DevPlatform, data: &std::path::Path, extra: &[(&str, String)]) {
+    let leaks = token_leaks(p, data, extra);
+    assert!(
+        leaks.is_empty(),
+        "token-shaped values Platform never showed: {leaks:?}"
+    );
+}
+
+/// `(where, value)` of every token-shaped value Platform never showed (see [`assert_no_token`]).
+fn token_leaks(
+    p: &DevPlatform,
+    data: &std::path::Path,
+    extra: &[(&str, String)],
+) -> Vec<(String, String)> {
+    let shown = Value::Array(p.executions()).to_string();
+    let mut texts: Vec<(String, String)> = files_under(data)
+        .into_iter()
+        .map(|(path, text)| (path.display().to_string(), text))
+        .collect();
+    texts.extend(extra.iter().map(|(n, t)| (n.to_string(), t.clone())));
+    let names: String = files_under(data)
+        .iter()
+        .map(|(path, _)| path.display().to_string())
+        .collect();
+    let mut leaks = Vec::new();
+    for (name, text) in texts {
+        for h in hex64(&text) {
+            if !shown.contains(&h) && !names.contains(&h) {
+                leaks.push((name.clone(), h));
+            }
+        }
+    }
+    leaks
+}
+
+#[test]
+fn a_killed_wait_leaves_no_resume_token_anywhere() {
+    let (p, _policy) = approval_platform();
+    let data = tempfile::tempdir().unwrap();
+    let runs = data.path().join("runs");
+    let command = "echo approve-me secretless; echo ran >> \"$RUNS\"";
+    let start = |step_id: &str| {
+        let mut g = Gov::new(Some(&p.url), "governed", command)
+            .env("MAESTRO_TOOL_CALL_ID", step_id)
+            .env("MAESTRO_SESSION_ID", "sess-kill-twice")
+            // The retry claims the record before the approval, so the window only bounds how
+            // long the first guardian lingers once the test's Platform is gone.
+            .env("MAESTRO_SH_ADOPT_WINDOW_MS", "5000")
+            // A slow answer to the retry's check must not turn into a second request.
+            .env("TOOL_EXECUTION_SERVICE_TIMEOUT_MS", "15000")
+            .env("MAESTRO_SH_STATUS", "always")
+            .env("MAESTRO_SH_DATA_DIR", data.path())
+            .env("RUNS", &runs);
+        let child = maestro_spawn(&mut g);
+        (g, child)
+    };
+    // The checker itself can fail: a token-shaped value Platform never showed is caught.
+    let planted = data.path().join("planted");
+    std::fs::write(&planted, "ab".repeat(32)).unwrap();
+    assert_eq!(
+        token_leaks(&p, data.path(), &[]).len(),
+        1,
+        "the checker missed a planted token"
+    );
+    std::fs::remove_file(&planted).unwrap();
+
+    let (first, child) = start(&step("token-1"));
+    let approval_id = approval_hit(&first)["approval_request_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (out1, _) = maestro_timeout(child);
+    assert_eq!(out1.status.signal(), Some(libc::SIGKILL));
+    // The guardian writes the adoption record: look at everything while it appears.
+    let adopt_dir = data.path().join("adopt");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert_no_token(&p, data.path(), &[]);
+        if !records(&adopt_dir).is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no adoption record written");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let record = records(&adopt_dir);
+    assert_eq!(record.len(), 1, "{record:?}");
+    assert!(
+        !record[0].1.to_lowercase().contains("token"),
+        "{}",
+        record[0].1
+    );
+    // A retry adopts it and is killed too: its guardian puts the record back, still no token.
+    let (second, child) = start(&step("token-2"));
+    assert_eq!(
+        approval_hit(&second)["approval_request_id"],
+        approval_id.as_str()
+    );
+    let (out2, _) = maestro_timeout(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while records(&adopt_dir).is_empty() {
+        assert!(Instant::now() < deadline, "the record was not put back");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let extra = [
+        (
+            "first events",
+            std::fs::read_to_string(first.dir.path().join("events.jsonl")).unwrap_or_default(),
+        ),
+        (
+            "second events",
+            std::fs::read_to_string(second.dir.path().join("events.jsonl")).unwrap_or_default(),
+        ),
+        ("first stderr", stderr(&out1)),
+        ("second stderr", stderr(&out2)),
+    ];
+    assert_no_token(&p, data.path(), &extra);
+    // Only the guardian could resume it: still approved once, run once, by a third try.
+    let (third, child) = start(&step("token-3"));
+    approval_hit(&third);
+    review(&p, "approve", &approval_id);
+    let out3 = child.wait_with_output().unwrap();
+    assert_eq!(out3.status.code(), Some(0), "{}", stderr(&out3));
+    assert_eq!(std::fs::read_to_string(&runs).unwrap(), "ran\n", "ran once");
+    assert_eq!(p.requests_for("ExecuteTool").len(), 1);
+    let extra = [
+        (
+            "third events",
+            std::fs::read_to_string(third.dir.path().join("events.jsonl")).unwrap_or_default(),
+        ),
+        ("third stderr", stderr(&out3)),
+    ];
+    assert_no_token(&p, data.path(), &extra);
+}
+
+/// The state and output of execution `id` on Platform, once it is no longer RUNNING.
+fn settled(p: &DevPlatform, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(e) = p.executions().into_iter().find(|e| e["id"] == id) {
+            let state = e["state"].as_str().unwrap_or_default();
+            if !matches!(
+                state,
+                "TOOL_EXECUTION_STATE_RUNNING" | "TOOL_EXECUTION_STATE_WAITING_APPROVAL"
+            ) {
+                return e;
+            }
+        }
+        assert!(Instant::now() < deadline, "execution {id} never settled");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn an_approved_execution_nobody_adopts_is_closed_not_run() {
+    let (p, _policy) = approval_platform();
+    let data = tempfile::tempdir().unwrap();
+    let mut g = Gov::new(
+        Some(&p.url),
+        "governed",
+        "echo approve-me unadopted; touch \"$MARKER\"",
+    )
+    .env("MAESTRO_TOOL_CALL_ID", step("unadopted"))
+    .env("MAESTRO_SESSION_ID", "sess-unadopted")
+    .env("MAESTRO_SH_DATA_DIR", data.path())
+    .env("MAESTRO_SH_ADOPT_WINDOW_MS", "1500");
+    let child = maestro_spawn(&mut g);
+    let hit = approval_hit(&g);
+    let approval_id = hit["approval_request_id"].as_str().unwrap().to_string();
+    let exec_id = hit["tool_execution_id"].as_str().unwrap().to_string();
+    let (out, _) = maestro_timeout(child);
+    assert_eq!(out.status.signal(), Some(libc::SIGKILL));
+    std::thread::sleep(Duration::from_millis(300));
+    review(&p, "approve", &approval_id);
+    // The guardian resumes it on the reviewer's approval, then, nobody adopting it within the
+    // window, records it closed without running it.
+    let e = settled(&p, &exec_id);
+    assert_eq!(e["state"], "TOOL_EXECUTION_STATE_FAILED", "{e}");
+    assert_eq!(e["output"]["safeOutput"]["status"], "not_run", "{e}");
+    assert!(
+        e["output"]["safeOutput"]["summary"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("MAESTRO_SH_ADOPT_WINDOW_MS"),
+        "{e}"
+    );
+    let resumes = p.requests_for("ResumeToolExecution");
+    assert_eq!(resumes.len(), 1, "{resumes:?}");
+    assert_eq!(resumes[0]["body"]["approved"], true);
+    assert!(!g.ran(), "the command ran");
+    assert!(files_under(&data.path().join("adopt")).is_empty());
+}
+
+#[test]
+fn a_denial_after_the_kill_is_passed_on_and_nothing_is_left_to_adopt() {
+    let (p, _policy) = approval_platform();
+    let data = tempfile::tempdir().unwrap();
+    let mut g = Gov::new(
+        Some(&p.url),
+        "governed",
+        "echo approve-me denied; touch \"$MARKER\"",
+    )
+    .env("MAESTRO_TOOL_CALL_ID", step("denied"))
+    .env("MAESTRO_SESSION_ID", "sess-denied")
+    .env("MAESTRO_SH_DATA_DIR", data.path());
+    let child = maestro_spawn(&mut g);
+    let hit = approval_hit(&g);
+    let approval_id = hit["approval_request_id"].as_str().unwrap().to_string();
+    let exec_id = hit["tool_execution_id"].as_str().unwrap().to_string();
+    maestro_timeout(child);
+    std::thread::sleep(Duration::from_millis(300));
+    review(&p, "deny", &approval_id);
+    let e = settled(&p, &exec_id);
+    assert_eq!(e["state"], "TOOL_EXECUTION_STATE_DENIED", "{e}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !files_under(&data.path().join("adopt")).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "a record was left after the denial"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(p
+        .requests_for("ResumeToolExecution")
+        .iter()
+        .all(|r| r["body"]["approved"] == false));
+    assert!(!g.ran());
+}
+
+#[test]
+fn an_adopting_retry_is_refused_when_the_reviewer_denies() {
+    let (p, _policy) = approval_platform();
+    let data = tempfile::tempdir().unwrap();
+    let start = |step_id: &str| {
+        let mut g = Gov::new(
+            Some(&p.url),
+            "governed",
+            "echo approve-me adopt-denied; touch \"$MARKER\"",
+        )
+        .env("MAESTRO_TOOL_CALL_ID", step_id)
+        .env("MAESTRO_SESSION_ID", "sess-adopt-denied")
+        .env("MAESTRO_SH_ADOPT_WINDOW_MS", "5000")
+        .env("TOOL_EXECUTION_SERVICE_TIMEOUT_MS", "15000")
+        .env("MAESTRO_SH_DATA_DIR", data.path());
+        let child = maestro_spawn(&mut g);
+        (g, child)
+    };
+    let (first, child) = start(&step("adopt-denied-1"));
+    let approval_id = approval_hit(&first)["approval_request_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    maestro_timeout(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while records(&data.path().join("adopt")).is_empty() {
+        assert!(Instant::now() < deadline, "no adoption record written");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (retry, child) = start(&step("adopt-denied-2"));
+    assert_eq!(
+        approval_hit(&retry)["approval_request_id"],
+        approval_id.as_str()
+    );
+    review(&p, "deny", &approval_id);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(126), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("maestro-sh: denied: "),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(retry.completed()["governed_outcome"], "denied");
+    assert!(!first.ran() && !retry.ran(), "the command ran");
+    assert_eq!(p.requests_for("ExecuteTool").len(), 1);
 }
 
 #[test]
@@ -776,6 +1130,8 @@ fn invalid_settings_refuse_before_anything_is_sent() {
         ("MAESTRO_SH_APPROVAL_TIMEOUT_MS", "0"),
         ("MAESTRO_SH_HEARTBEAT_MS", "-5"),
         ("MAESTRO_SH_HEARTBEAT_MS", "often"),
+        ("MAESTRO_SH_ADOPT_WINDOW_MS", "soon"),
+        ("MAESTRO_SH_ADOPT_WINDOW_MS", "0"),
     ] {
         let mut g = Gov::marked(Some(&p.url), "governed", "echo hi")
             .env("MAESTRO_TOOL_CALL_ID", step("bad-settings"))
