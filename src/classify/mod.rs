@@ -148,6 +148,24 @@ pub fn classify(text: &str) -> Classification {
     classify_with(text, Dialect::Bash, &CleanConfig)
 }
 
+thread_local! {
+    /// Set while this thread classifies: a panic inside the parser prints nothing.
+    static QUIET_PANICS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Wrap the panic hook once so that it stays silent on a thread in [`QUIET_PANICS`].
+fn quiet_panics_install() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET_PANICS.with(|q| q.get()) {
+                previous(info);
+            }
+        }));
+    });
+}
+
 /// Classify text read by `dialect`, with `facts` answering questions about the world (use
 /// [`NoFacts`] when nothing can be checked: then nothing that depends on a fact is read-only).
 ///
@@ -155,13 +173,14 @@ pub fn classify(text: &str) -> Classification {
 /// it must become "not understood" (governed as mutating), not an abort that leaves the user
 /// without the one-line refusal. (The release profile unwinds for this reason.)
 pub fn classify_with(text: &str, dialect: Dialect, facts: &dyn Facts) -> Classification {
-    // Silence the default hook's message for the duration: the verdict carries it instead.
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
+    // Silence the panic message of this thread only, for the duration: the verdict carries it
+    // instead. (Swapping the process-wide hook would also swallow other threads' panics.)
+    quiet_panics_install();
+    QUIET_PANICS.with(|q| q.set(true));
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         walk::classify_text(text, dialect, facts)
     }));
-    std::panic::set_hook(hook);
+    QUIET_PANICS.with(|q| q.set(false));
     match result {
         Ok(c) => c,
         Err(panic) => {
