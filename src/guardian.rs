@@ -554,7 +554,8 @@ fn record_kill(job: &Job<'_>, execution_id: Option<&str>, ran: Duration) {
     };
     // Observe (no execution id yet): one ExecuteTool carrying the outcome, then the Record only
     // if Platform leaves it open (decide::send_record, as Maestro sends it).
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // Generous: nobody waits for us, and a spooled record waits for the next invocation.
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let record = crate::request::record_output(
             job.ctx,

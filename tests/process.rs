@@ -348,7 +348,9 @@ fn stop_and_continue_are_seen_by_the_caller() {
     let data = tempfile::tempdir().unwrap();
     for (how, script) in [
         ("kill -STOP $$", "echo ready; kill -STOP $$; echo resumed"),
-        ("SIGTSTP to the pid", "echo ready; sleep 0.3; echo resumed"),
+        // Long enough that the shell is still waiting for `sleep` when the signal comes, on a
+        // loaded machine too (with 0.3 s, bash had sometimes finished first).
+        ("SIGTSTP to the pid", "echo ready; sleep 3; echo resumed"),
     ] {
         let mut seen = Vec::new();
         for side in SIDES {
@@ -608,7 +610,8 @@ fn observe_killed_while_running_is_recorded_too() {
     assert_eq!(line, "started\n");
     let (out, killed) = maestro_timeout(child);
     assert_eq!(out.status.signal(), Some(libc::SIGKILL));
-    let deadline = killed + Duration::from_secs(30);
+    // The guardian retries for up to 30 s before spooling (guardian::record_kill).
+    let deadline = killed + Duration::from_secs(60);
     loop {
         let execs = p.executions();
         if let Some(e) = execs
