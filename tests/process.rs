@@ -356,6 +356,15 @@ fn stop_and_continue_are_seen_by_the_caller() {
         for side in SIDES {
             let mut cmd = command(side, &["-c", script], data.path());
             cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+            // Both sides start with SIGTSTP at its default action: a caller that runs us in the
+            // background of a non-interactive shell may have it ignored, and an ignored SIGTSTP
+            // is passed on as ignored (by bash and by maestro-sh alike).
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::signal(libc::SIGTSTP, libc::SIG_DFL);
+                    Ok(())
+                });
+            }
             let mut child = cmd.spawn().unwrap();
             let pid = child.id() as i32;
             assert_eq!(read_line(&mut child), "ready\n");
