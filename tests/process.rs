@@ -356,9 +356,13 @@ fn stop_and_continue_are_seen_by_the_caller() {
         for side in SIDES {
             let mut cmd = command(side, &["-c", script], data.path());
             cmd.stdin(Stdio::null()).stdout(Stdio::piped());
-            // Both sides start with SIGTSTP at its default action: a caller that runs us in the
+            // Both sides start with SIGTSTP at its default action (a caller that runs us in the
             // background of a non-interactive shell may have it ignored, and an ignored SIGTSTP
-            // is passed on as ignored (by bash and by maestro-sh alike).
+            // is passed on as ignored, by bash and by maestro-sh alike), and in a process group
+            // of their own whose parent (this test) is in the same session: the kernel discards
+            // SIGTSTP sent to an orphaned process group, which ours is when CI starts us with
+            // setsid or our parent has exited.
+            cmd.process_group(0);
             unsafe {
                 cmd.pre_exec(|| {
                     libc::signal(libc::SIGTSTP, libc::SIG_DFL);
