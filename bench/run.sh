@@ -49,7 +49,9 @@ hyperfine -N --warmup 10 --runs "$runs" --export-json "$work/gov.json" \
 plat2_pid=$!
 for _ in $(seq 100); do [ -s "$work/url2" ] && break; sleep 0.05; done
 url2=$(head -1 "$work/url2")
-curl -s -X POST -H 'Content-Type: application/json' -H 'Authorization: Bearer dev-token' \
+# Fault injection is an operator's act: the reviewer credential (the agent's gets 403). `-f`: a
+# refused SetFaults fails the benchmark instead of timing a healthy Platform as "stalled".
+curl -sf -X POST -H 'Content-Type: application/json' -H 'Authorization: Bearer dev-reviewer-token' \
     -H 'X-Organization-ID: org-dev' "$url2/maestro.dev.v1.DevService/SetFaults" \
     -d '{"faults":[{"method":"ExecuteTool","kind":"delay","delayMs":5000}]}' >/dev/null
 echo
