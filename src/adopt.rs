@@ -32,14 +32,13 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use crate::context::hex;
+
 use crate::config::PlatformConfig;
 use crate::context::Context;
 use crate::env::Env;
 use crate::platform::Checked;
 use crate::wire::{self, ExecutionState};
-
-/// Metadata key carrying the command digest on the ExecuteTool request (and so on Platform).
-pub const COMMAND_DIGEST_KEY: &str = "maestro_sh_command_sha256";
 
 /// How long the guardian keeps an approved (RUNNING) execution for a retry to adopt before it
 /// records it closed, not run (milliseconds).
@@ -64,14 +63,11 @@ pub fn window(env: &dyn Env) -> Result<Duration, String> {
     }
 }
 
-/// The hex SHA-256 of the command as Platform sees it (sanitized).
-pub fn command_digest(sanitized_command: &str) -> String {
-    hex(&Sha256::digest(sanitized_command.as_bytes()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+/// Metadata key carrying the command digest on the ExecuteTool request (and so on Platform).
+pub use crate::decide::COMMAND_DIGEST_KEY;
+/// The hex SHA-256 of the command as Platform sees it (sanitized): the digest ExecuteTool
+/// carries under [`COMMAND_DIGEST_KEY`].
+pub use crate::request::command_digest;
 
 /// What a retry must match to adopt: tenant, session, command.
 #[derive(Debug, Clone, PartialEq, Eq)]

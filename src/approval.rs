@@ -359,15 +359,7 @@ pub fn wait(
             );
             let _ = client.resume(&req);
             status.finish("denied");
-            let who = by.map(|b| format!(" by {b}")).unwrap_or_default();
-            let why = reason
-                .filter(|r| !r.trim().is_empty())
-                .map(|r| format!(": {r}"))
-                .unwrap_or_default();
-            Err(refuse(
-                Outcome::Denied,
-                format!("approval denied{who}{why}"),
-            ))
+            Err(refuse(Outcome::Denied, denial(by, reason)))
         }
         Resolution::Running => {
             status.finish("granted");
@@ -398,22 +390,10 @@ pub fn wait(
                 ),
             ))
         }
-        Resolution::Ended(ExecutionState::Denied) => {
-            status.finish("denied");
-            Err(refuse(
-                Outcome::Denied,
-                "the execution was denied while waiting for approval".into(),
-            ))
-        }
         Resolution::Ended(state) => {
-            status.finish("ended");
-            Err(refuse(
-                Outcome::PlatformMalformed,
-                format!(
-                    "the execution moved to {} while waiting for approval",
-                    state.as_wire()
-                ),
-            ))
+            let (finish, outcome, reason) = ended_while_waiting(state);
+            status.finish(finish);
+            Err(refuse(outcome, reason))
         }
         Resolution::Fatal(r) => {
             status.finish("failed");
@@ -559,28 +539,13 @@ pub fn wait_adopted(
             }
             Report::Denied { by, reason } => {
                 status.finish("denied");
-                let who = by.map(|b| format!(" by {b}")).unwrap_or_default();
-                let why = reason
-                    .filter(|r| !r.trim().is_empty())
-                    .map(|r| format!(": {r}"))
-                    .unwrap_or_default();
-                Err(refuse(
-                    Outcome::Denied,
-                    format!("approval denied{who}{why}"),
-                ))
+                Err(refuse(Outcome::Denied, denial(by, reason)))
             }
             Report::Expired => {
                 status.finish("expired");
                 Err(refuse(
                     Outcome::ApprovalTimeout,
                     "the approval request expired on Platform".into(),
-                ))
-            }
-            Report::Ended(ExecutionState::Denied) => {
-                status.finish("denied");
-                Err(refuse(
-                    Outcome::Denied,
-                    "the execution was denied while waiting for approval".into(),
                 ))
             }
             Report::Ended(ExecutionState::Cancelled) => {
@@ -591,14 +556,9 @@ pub fn wait_adopted(
                 ))
             }
             Report::Ended(state) => {
-                status.finish("ended");
-                Err(refuse(
-                    Outcome::PlatformMalformed,
-                    format!(
-                        "the execution moved to {} while waiting for approval",
-                        state.as_wire()
-                    ),
-                ))
+                let (finish, outcome, reason) = ended_while_waiting(state);
+                status.finish(finish);
+                Err(refuse(outcome, reason))
             }
             Report::Fatal(r) => {
                 status.finish("failed");
@@ -609,6 +569,37 @@ pub fn wait_adopted(
             // Not reported in adopted mode (see watch_once); nothing to resume with anyway.
             Report::Approved { .. } | Report::Unreachable(_) | Report::Reachable => continue,
         };
+    }
+}
+
+/// The refusal reason for an approval a person denied: who and why, when Platform says.
+fn denial(by: Option<String>, reason: Option<String>) -> String {
+    let who = by.map(|b| format!(" by {b}")).unwrap_or_default();
+    let why = reason
+        .filter(|r| !r.trim().is_empty())
+        .map(|r| format!(": {r}"))
+        .unwrap_or_default();
+    format!("approval denied{who}{why}")
+}
+
+/// An execution that left WAITING_APPROVAL for `state` without a decision we saw: the status
+/// line's last word, the outcome and the reason. Denied is a denial; anything else is not a
+/// state a waiting execution may move to on its own.
+fn ended_while_waiting(state: ExecutionState) -> (&'static str, Outcome, String) {
+    match state {
+        ExecutionState::Denied => (
+            "denied",
+            Outcome::Denied,
+            "the execution was denied while waiting for approval".into(),
+        ),
+        state => (
+            "ended",
+            Outcome::PlatformMalformed,
+            format!(
+                "the execution moved to {} while waiting for approval",
+                state.as_wire()
+            ),
+        ),
     }
 }
 

@@ -170,15 +170,7 @@ impl PlatformConfig {
             .ok_or(ConfigError::MissingOrganization)?;
         // Maestro falls back to the organization id (default organization variables only).
         let workspace_id = context::workspace_id(env).ok_or(ConfigError::MissingWorkspace)?;
-        let timeout_ms = number(
-            env,
-            TIMEOUT_VARS,
-            DEFAULT_TIMEOUT_MS,
-            1,
-            120_000,
-            "1..=120000 ms",
-        )?;
-        let attempts = number(env, ATTEMPTS_VARS, DEFAULT_ATTEMPTS.into(), 1, 10, "1..=10")? as u32;
+        let (timeout_ms, attempts) = transport_limits(env)?;
         Ok(PlatformConfig {
             base_url,
             token,
@@ -245,15 +237,7 @@ impl PlatformConfig {
                 "\"token\" is empty or not one word".into(),
             ));
         }
-        let timeout_ms = number(
-            env,
-            TIMEOUT_VARS,
-            DEFAULT_TIMEOUT_MS,
-            1,
-            120_000,
-            "1..=120000 ms",
-        )?;
-        let attempts = number(env, ATTEMPTS_VARS, DEFAULT_ATTEMPTS.into(), 1, 10, "1..=10")? as u32;
+        let (timeout_ms, attempts) = transport_limits(env)?;
         Ok(PlatformConfig {
             token: Secret(token),
             token_source: TokenSource::Protected(path.to_path_buf()),
@@ -391,6 +375,22 @@ pub fn proxy_for(env: &dyn Env, base_url: &str) -> Option<String> {
         &["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"]
     };
     env.first_value(vars)
+}
+
+/// The per-attempt timeout (ms) and attempt count from `TOOL_EXECUTION_SERVICE_TIMEOUT_MS` /
+/// `…_MAX_ATTEMPTS` and their aliases (platform-contract.md, section 1): defaults 2500 and 2,
+/// bounded to 1..=120000 ms and 1..=10.
+fn transport_limits(env: &dyn Env) -> Result<(u64, u32), ConfigError> {
+    let timeout_ms = number(
+        env,
+        TIMEOUT_VARS,
+        DEFAULT_TIMEOUT_MS,
+        1,
+        120_000,
+        "1..=120000 ms",
+    )?;
+    let attempts = number(env, ATTEMPTS_VARS, DEFAULT_ATTEMPTS.into(), 1, 10, "1..=10")? as u32;
+    Ok((timeout_ms, attempts))
 }
 
 fn is_loopback(url: &url::Url) -> bool {

@@ -186,11 +186,15 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
     bytes
 }
 
+/// Lower-case hex of `bytes` (digests, MACs, ids).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// A fresh random id with `prefix` (`call_…` for step ids).
 pub fn new_id(prefix: &str) -> String {
     let bytes: [u8; 12] = random_bytes();
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{prefix}{hex}")
+    format!("{prefix}{}", hex(&bytes))
 }
 
 #[cfg(test)]

@@ -123,11 +123,7 @@ fn load_or_create_key(path: &Path) -> std::io::Result<Vec<u8>> {
 fn mac(key: &[u8], step_id: &str, pid: u32, start: u64) -> String {
     let mut m = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
     m.update(format!("{VERSION}\0{step_id}\0{pid}\0{start}").as_bytes());
-    m.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::context::hex(&m.finalize().into_bytes())
 }
 
 /// The process start time (clock ticks since boot) from `/proc/<pid>/stat`.

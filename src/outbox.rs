@@ -63,11 +63,7 @@ impl Entry {
         m.update(self.execute.to_string().as_bytes());
         m.update(b"\0");
         m.update(self.record.to_string().as_bytes());
-        m.finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        crate::context::hex(&m.finalize().into_bytes())
     }
 
     /// True when the seal was made under `key` (constant-time compare).

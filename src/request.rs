@@ -203,16 +203,14 @@ fn metadata(
     );
     put("maestro_sh_script_path", subject.script_path.as_deref());
     put("maestro_sh_script_sha256", subject.script_sha256.as_deref());
-    // What a retry's adoption of an abandoned approval is checked against (adopt.rs).
-    let digest = crate::adopt::command_digest(&sanitized.text);
-    put(crate::adopt::COMMAND_DIGEST_KEY, Some(&digest));
-    put("maestro_sh_version", Some(env!("CARGO_PKG_VERSION")));
     // Lets a replay under the same step id tell "this command again" from "another command"
-    // (crate::decide::replay_refusal); of the sanitized text, so no secret is hashed.
+    // (crate::decide::replay_refusal), and is what a retry's adoption of an abandoned approval
+    // is checked against (adopt.rs); of the sanitized text, so no secret is hashed.
     put(
         crate::decide::COMMAND_DIGEST_KEY,
         Some(&command_digest(&sanitized.text)),
     );
+    put("maestro_sh_version", Some(env!("CARGO_PKG_VERSION")));
     // Random per invocation: a replay carrying our own id is our own earlier attempt whose
     // answer was lost (crate::decide), not another invocation of the step.
     put(
@@ -225,10 +223,7 @@ fn metadata(
 /// Hex SHA-256 of the sanitized command text.
 pub fn command_digest(sanitized: &str) -> String {
     use sha2::{Digest, Sha256};
-    Sha256::digest(sanitized.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::context::hex(&Sha256::digest(sanitized.as_bytes()))
 }
 
 /// `succeeded` for exit status 0, else `failed`.

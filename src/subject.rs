@@ -223,13 +223,7 @@ fn read_script(mut f: std::fs::File, rewind: bool) -> (Option<String>, Option<St
     if rewind && f.seek(SeekFrom::Start(start)).is_err() {
         return (None, None);
     }
-    let digest = complete.then(|| {
-        hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    });
+    let digest = complete.then(|| crate::context::hex(&hasher.finalize()));
     let text = (complete && total <= MAX_SCRIPT_CLASSIFY)
         .then(|| String::from_utf8_lossy(&head).into_owned());
     (text, digest)

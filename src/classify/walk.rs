@@ -869,18 +869,7 @@ impl Walker<'_> {
             return Judgement::mutating(name, Risk::High, "recursive function call");
         }
         if let Some(e) = self.func_effects.get(name).copied() {
-            return if e.read_only {
-                Judgement::ro(
-                    name,
-                    format!("calls function {name}, whose body is read-only"),
-                )
-            } else {
-                Judgement::mutating(
-                    name,
-                    e.risk,
-                    format!("calls function {name}, whose body mutates"),
-                )
-            };
+            return function_judgement(name, e);
         }
         self.calling.push(name.to_string());
         let mark = self.mark();
@@ -895,18 +884,7 @@ impl Walker<'_> {
         self.calling.pop();
         let e = self.effect_since(mark);
         self.func_effects.insert(name.to_string(), e);
-        if e.read_only {
-            Judgement::ro(
-                name,
-                format!("calls function {name}, whose body is read-only"),
-            )
-        } else {
-            Judgement::mutating(
-                name,
-                e.risk,
-                format!("calls function {name}, whose body mutates"),
-            )
-        }
+        function_judgement(name, e)
     }
 
     fn prefix_item(
@@ -1281,6 +1259,22 @@ pub fn param_expansion_ok(src: &str) -> Result<(), String> {
         return Ok(());
     }
     Err("expansion not understood".into())
+}
+
+/// The verdict on a call of function `name` whose body has effect `e`.
+fn function_judgement(name: &str, e: Effect) -> Judgement {
+    if e.read_only {
+        Judgement::ro(
+            name,
+            format!("calls function {name}, whose body is read-only"),
+        )
+    } else {
+        Judgement::mutating(
+            name,
+            e.risk,
+            format!("calls function {name}, whose body mutates"),
+        )
+    }
 }
 
 /// The compound lists directly inside a compound command.
