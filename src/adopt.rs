@@ -43,7 +43,7 @@ use crate::wire::{self, ExecutionState};
 /// How long the guardian keeps an approved (RUNNING) execution for a retry to adopt before it
 /// records it closed, not run (milliseconds).
 pub const WINDOW_VAR: &str = "MAESTRO_SH_ADOPT_WINDOW_MS";
-const DEFAULT_WINDOW: Duration = Duration::from_secs(5 * 60);
+pub const DEFAULT_WINDOW: Duration = Duration::from_secs(5 * 60);
 const MAX_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// The adoption window from [`WINDOW_VAR`] (default 5 minutes); out of 1..=24 h is an error
@@ -88,6 +88,16 @@ impl Key {
             session_id: session,
             command_digest: command_digest.to_string(),
         })
+    }
+
+    /// The key a record was left under (its own matching data).
+    pub fn of_record(record: &Record) -> Key {
+        Key {
+            organization_id: record.organization_id.clone(),
+            workspace_id: record.workspace_id.clone(),
+            session_id: record.session_id.clone(),
+            command_digest: record.command_digest.clone(),
+        }
     }
 
     /// The record's file name: a digest of the key, so no id reaches the file system as is.
@@ -238,7 +248,7 @@ pub fn verify(key: &Key, record: &Record, got: Checked) -> Option<Checked> {
 
 /// The GetToolExecution request that checks a record (no long-poll).
 pub fn get_request(cfg: &PlatformConfig, record: &Record) -> wire::GetToolExecutionRequest {
-    crate::decide::get_request(cfg, &record.execution_id, 0)
+    crate::decide::get_request(&cfg.into(), &record.execution_id, 0)
 }
 
 #[cfg(test)]

@@ -61,7 +61,7 @@ use crate::wire::{self, ExecutionState, ToolExecution};
 
 pub const ATTACH_VAR: &str = "MAESTRO_SH_ATTACH";
 pub const ATTACH_WINDOW_VAR: &str = "MAESTRO_SH_ATTACH_WINDOW_MS";
-const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
+pub const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
 /// The capability our own ExecuteTool names (request.rs); an adopted execution must name it.
 const BASH_CAPABILITY: &str = "maestro.tool.bash";
 /// How many RUNNING bash executions one lookup reads.
@@ -149,15 +149,21 @@ pub fn should_look(setting: Setting, bridge_flag_on: impl FnOnce() -> bool) -> b
     }
 }
 
-/// Observe: whether the record is left to Maestro's bridge (`MAESTRO_SH_ATTACH=bridge`).
-pub fn observe_left_to_bridge(env: &dyn Env) -> bool {
-    matches!(settings(env), Ok((Setting::Bridge, _)))
+/// How to look for Maestro's own execution, from the settings (read once, up front).
+#[derive(Debug, Clone)]
+pub struct Lookup<'a> {
+    /// `MAESTRO_SH_ATTACH` (a bad value was a warning and reads as `auto`).
+    pub setting: Setting,
+    pub window: Duration,
+    /// The flags snapshot turns Maestro's bridge on (what `auto` looks at).
+    pub bridge_flag_on: bool,
+    /// Where attachment claims are kept (the data dir).
+    pub claims: Option<&'a Path>,
 }
 
-/// For a governed command: read the settings, decide whether to look, and look. A bad setting
-/// is a warning (governance happens either way; only the lookup is at stake).
+/// For a governed command: decide whether to look, and look.
 pub fn for_command(
-    env: &dyn Env,
+    lookup: &Lookup<'_>,
     client: &Client,
     cfg: &PlatformConfig,
     ctx: &Context,
@@ -165,11 +171,7 @@ pub fn for_command(
     mutates: bool,
     sanitized_command: &str,
 ) -> Option<Attached> {
-    let (setting, window) = settings(env).unwrap_or_else(|e| {
-        crate::status::warn(&format!("{e}; using auto"));
-        (Setting::Auto, DEFAULT_WINDOW)
-    });
-    if !should_look(setting, || crate::mode::bridge_flag_on(env)) {
+    if !should_look(lookup.setting, || lookup.bridge_flag_on) {
         return None;
     }
     let want = Want {
@@ -182,9 +184,9 @@ pub fn for_command(
         command: sanitized_command,
         risk_level,
         mutates,
-        window,
+        window: lookup.window,
     };
-    find(client, cfg, &want, crate::paths::data_dir().as_deref())
+    find(client, cfg, &want, lookup.claims)
 }
 
 /// Look for Maestro's bridge execution of this call and adopt it; `None` when none qualifies
@@ -217,7 +219,7 @@ pub fn find(
     candidates.sort_by_key(|c| std::cmp::Reverse(c.0));
     for (_, a) in candidates {
         // Read it once more right before running: still RUNNING, still this command.
-        let get = crate::decide::get_request(cfg, &a.execution_id, 0);
+        let get = crate::decide::get_request(&cfg.into(), &a.execution_id, 0);
         let still = client
             .get_tool_execution(&get, Duration::ZERO)
             .is_ok_and(|got| {
@@ -613,10 +615,7 @@ mod tests {
         assert!(should_look(Setting::On, || false));
         assert!(should_look(Setting::Bridge, || false));
         let bridge = MapEnv::from_pairs([(ATTACH_VAR, "Bridge")]);
-        assert!(observe_left_to_bridge(&bridge));
-        assert!(!observe_left_to_bridge(&MapEnv::from_pairs([(
-            ATTACH_VAR, "on"
-        )])));
+        assert_eq!(settings(&bridge).unwrap().0, Setting::Bridge);
         assert!(!should_look(Setting::Off, || true));
     }
 

@@ -6,13 +6,13 @@ use std::ffi::{OsStr, OsString};
 use serde_json::json;
 
 use crate::argv;
-use crate::classify::policy::Decision;
 use crate::config::PlatformConfig;
 use crate::context::{self, Context};
 use crate::env::{Env, ProcessEnv};
 use crate::mode::{self, Mode};
 use crate::platform::Client;
 use crate::request::{self, Tenant};
+use crate::settings::{self, ModeInputs, Plan, Settings};
 use crate::{realshell, subject, wire};
 
 const USAGE: &str = "usage: maestro-sh --version | --doctor | --explain [bash options] -c COMMAND";
@@ -47,21 +47,25 @@ fn explain(env: &dyn Env, args: &[OsString]) -> i32 {
         return 0;
     };
     let ctx = Context::from_env(env, || "<generated at run time>".into());
-    let policy = mode::decide(env);
-    // The local policy file: what it matches and what that does to the mode.
-    let local = crate::classify::policy::load(env)
-        .map(|rules| rules.and_then(|r| r.evaluate(&subject.classification)));
-    let local_decision = local
-        .as_ref()
-        .ok()
-        .and_then(|v| v.as_ref())
-        .map(|v| v.decision);
-    let mode = policy
-        .as_ref()
-        .map(|p| p.for_command(subject.classification.read_only, local_decision))
-        .unwrap_or(Mode::Governed);
-    let cfg = PlatformConfig::load(env);
-    let (org, ws) = match &cfg {
+    // The very plan a real run makes (settings.rs), so the two cannot drift.
+    let inputs = ModeInputs::read(env);
+    let verdict = inputs.local_verdict(&subject.classification);
+    let plan = settings::plan(&inputs, &subject.classification, || Settings::read(env));
+    let (mode, refusal) = match &plan {
+        Plan::PassThrough => (json!(Mode::Off.as_str()), None),
+        Plan::Refuse(r) => (json!(r.outcome.as_str()), Some(r.line())),
+        Plan::Run(run) => (json!(run.mode.as_str()), None),
+    };
+    let warnings = match &plan {
+        Plan::Run(run) => run.warnings.clone(),
+        _ => Vec::new(),
+    };
+    // The request a governed run would send, even when this one passes through.
+    let settings = match plan {
+        Plan::Run(run) => run.settings,
+        _ => Settings::read(env),
+    };
+    let (org, ws) = match &settings.platform {
         Ok(c) => (c.organization_id.clone(), c.workspace_id.clone()),
         Err(_) => (
             ctx.organization_id
@@ -72,11 +76,11 @@ fn explain(env: &dyn Env, args: &[OsString]) -> i32 {
                 .unwrap_or_else(|| "<workspace>".into()),
         ),
     };
-    let body_mode = if mode == Mode::Off {
-        Mode::Governed
-    } else {
-        mode
+    let body_mode = match mode.as_str() {
+        Some("observe") => Mode::Observe,
+        _ => Mode::Governed,
     };
+    let sanitized = crate::redact::sanitize_command(&subject.command);
     let body = request::execute_tool(
         &ctx,
         Tenant {
@@ -84,7 +88,8 @@ fn explain(env: &dyn Env, args: &[OsString]) -> i32 {
             workspace_id: &ws,
         },
         &subject,
-        &crate::redact::sanitize_command(&subject.command),
+        &sanitized,
+        &request::Labels::for_command(&sanitized.text),
         body_mode,
     );
     let redact_argv = |c: &crate::classify::CommandVerdict| {
@@ -103,20 +108,18 @@ fn explain(env: &dyn Env, args: &[OsString]) -> i32 {
         "risk": subject.classification.risk.as_wire(),
         "reasons": subject.classification.reasons,
         "parse_error": subject.classification.parse_error,
-        "mode": match (&policy, &local) {
-            (Err(_), _) | (_, Err(_)) => json!("misconfigured"),
-            (_, Ok(Some(v))) if v.decision == Decision::Deny => json!("denied"),
-            _ => json!(mode.as_str()),
-        },
-        "local_policy": match &local {
-            Ok(v) => json!(v),
+        "mode": mode,
+        "refusal": refusal,
+        "warnings": warnings,
+        "local_policy": match &inputs.local {
+            Ok(_) => json!(verdict),
             Err(e) => json!({"error": e.to_string()}),
         },
-        "mode_reason": match &policy { Ok(p) => p.reason.clone(), Err(e) => e.to_string() },
-        "platform_config": match &cfg { Ok(_) => json!("complete"), Err(e) => json!(e.to_string()) },
+        "mode_reason": match &inputs.policy { Ok(p) => p.reason.clone(), Err(e) => e.to_string() },
+        "platform_config": match &settings.platform { Ok(_) => json!("complete"), Err(e) => json!(e.to_string()) },
         "request": {"path": wire::EXECUTE_TOOL, "body": body},
         // Where our redaction departs from Maestro's to keep markers clean.
-        "redaction_notes": crate::redact::sanitize_command(&subject.command).notes,
+        "redaction_notes": sanitized.notes,
     });
     println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     0
@@ -207,7 +210,7 @@ fn doctor(env: &dyn Env) -> i32 {
         ),
         Err(e) => line(false, "real bash", e.to_string()),
     }
-    let policy = mode::decide(env);
+    let policy = mode::Policy::from_env(env);
     match &policy {
         Ok(p) => line(
             true,

@@ -10,6 +10,7 @@ use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::time::SystemTime;
 
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::context::{random_bytes, Context};
@@ -93,9 +94,307 @@ fn uuid_v4() -> String {
     )
 }
 
+/// Where events go, as the environment names it (read once with the settings): an inherited
+/// fd (`MAESTRO_SH_EVENTS_FD`), a file to append to (`MAESTRO_SH_EVENTS_FILE`), or nowhere.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SidecarTarget {
+    pub fd: Option<String>,
+    pub file: Option<String>,
+    /// The envelope's `source` ([`SOURCE_VAR`], default `maestro-sh`).
+    pub source: Option<String>,
+}
+
+impl SidecarTarget {
+    /// Read the three variables; nothing is opened yet.
+    pub fn read(env: &dyn Env) -> SidecarTarget {
+        SidecarTarget {
+            fd: env.first_value(&[EVENTS_FD_VAR]),
+            file: env.first_value(&[EVENTS_FILE_VAR]),
+            source: env.first_value(&[SOURCE_VAR]),
+        }
+    }
+}
+
+/// One kind of sidecar event: its type and its data (Maestro's proto-JSON field names).
+pub trait Event: Serialize {
+    /// The CloudEvents `type`, e.g. [`ATTEMPTED`].
+    const TYPE: &'static str;
+}
+
+/// The ids every event of a call carries, first in its data: the tool call (step) id, and
+/// once Platform gave them, the execution and approval request ids. Absent ids are omitted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Ids {
+    pub tool_call_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_execution_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval_request_id: Option<String>,
+}
+
+impl Ids {
+    pub fn new(tool_call_id: &str) -> Ids {
+        Ids {
+            tool_call_id: tool_call_id.to_string(),
+            ..Ids::default()
+        }
+    }
+
+    pub fn execution(mut self, id: Option<&str>) -> Ids {
+        self.tool_execution_id = id.map(str::to_owned);
+        self
+    }
+
+    pub fn approval(mut self, id: Option<&str>) -> Ids {
+        self.approval_request_id = id.map(str::to_owned);
+        self
+    }
+}
+
+/// `{"command": …}`: the sanitized arguments.
+#[derive(Debug, Clone, Serialize)]
+pub struct SafeArguments<'a> {
+    pub command: &'a str,
+}
+
+/// `maestro.events.tool_call.attempted` (Maestro's `ToolCallAttempt`), before deciding.
+#[derive(Debug, Clone, Serialize)]
+pub struct Attempted<'a> {
+    #[serde(flatten)]
+    pub ids: Ids,
+    pub tool_namespace: &'static str,
+    pub tool_name: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_version: Option<&'a str>,
+    pub capability: &'static str,
+    pub mutates_resource: bool,
+    pub risk_level: &'a str,
+    pub safe_arguments: SafeArguments<'a>,
+    pub redactions: &'a [String],
+    pub idempotency_key: String,
+    pub mode: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attached_to: Option<&'static str>,
+    pub attempted_at: String,
+}
+
+impl Event for Attempted<'_> {
+    const TYPE: &'static str = ATTEMPTED;
+}
+
+/// The tool's presentation on an approval event (Maestro's ApprovalHit `context`).
+#[derive(Debug, Clone, Serialize)]
+pub struct HitContext<'a> {
+    pub tool_name: &'static str,
+    pub display_name: &'a str,
+    pub summary_label: &'a str,
+    pub args: SafeArguments<'a>,
+}
+
+/// Platform's own ids of the approval, in its camelCase.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlatformRef {
+    pub source: &'static str,
+    pub tool_execution_id: String,
+    pub approval_request_id: String,
+}
+
+/// `maestro.events.approval_hit` (Maestro's `ApprovalHit`): Platform holds the call for a
+/// human. Never carries the resume token.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApprovalHit<'a> {
+    #[serde(flatten)]
+    pub ids: Ids,
+    pub action: &'a str,
+    pub command: &'a str,
+    pub decision_mode: &'static str,
+    pub context: HitContext<'a>,
+    pub occurred_at: String,
+    pub status: &'static str,
+    /// Platform's reason, inert and redacted.
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub risk_level: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<&'a str>,
+    pub wait_deadline: String,
+    pub source: &'static str,
+    /// The request was left open by a killed run and adopted by this one.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub adopted: bool,
+    pub platform: PlatformRef,
+}
+
+impl<'a> ApprovalHit<'a> {
+    /// The event for a pending approval; `ids` must hold the execution and approval ids.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        ids: Ids,
+        labels: &'a crate::request::Labels,
+        command: &'a str,
+        reason: &str,
+        risk_level: Option<&'a str>,
+        expires_at: Option<&'a str>,
+        wait_deadline: SystemTime,
+        adopted: bool,
+    ) -> ApprovalHit<'a> {
+        let platform = PlatformRef {
+            source: "tool_execution",
+            tool_execution_id: ids.tool_execution_id.clone().unwrap_or_default(),
+            approval_request_id: ids.approval_request_id.clone().unwrap_or_default(),
+        };
+        ApprovalHit {
+            ids,
+            action: &labels.action_description,
+            command,
+            decision_mode: "MAESTRO_DECISION_MODE_REQUIRE_APPROVAL",
+            context: HitContext {
+                tool_name: "bash",
+                display_name: &labels.display_name,
+                summary_label: &labels.summary_label,
+                args: SafeArguments { command },
+            },
+            occurred_at: rfc3339(SystemTime::now()),
+            status: "pending",
+            reason: crate::redact::redact_message(&crate::outcome::inert(reason)).text,
+            risk_level,
+            expires_at,
+            wait_deadline: rfc3339(wait_deadline),
+            source: "platform",
+            adopted,
+            platform,
+        }
+    }
+}
+
+impl Event for ApprovalHit<'_> {
+    const TYPE: &'static str = APPROVAL_HIT;
+}
+
+/// `maestro.events.tool_call.heartbeat`: still waiting.
+#[derive(Debug, Clone, Serialize)]
+pub struct Heartbeat {
+    #[serde(flatten)]
+    pub ids: Ids,
+    pub status: &'static str,
+    pub elapsed_ms: u64,
+}
+
+impl Heartbeat {
+    /// A heartbeat while waiting for approval, `elapsed_ms` into the wait.
+    pub fn waiting(ids: Ids, elapsed_ms: u64) -> Heartbeat {
+        Heartbeat {
+            ids,
+            status: "waiting_approval",
+            elapsed_ms,
+        }
+    }
+}
+
+impl Event for Heartbeat {
+    const TYPE: &'static str = HEARTBEAT;
+}
+
+/// The closing event of every call, `maestro.events.tool_call.completed` (Maestro's
+/// `ToolCallResult`); preceded by `tool_call.failed` with the same data when the call did not
+/// succeed. One shape for a run and a refusal: a run has an exit status, a refusal an error.
+#[derive(Debug, Clone, Serialize)]
+pub struct Completed {
+    #[serde(flatten)]
+    pub ids: Ids,
+    pub governed_outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attached_to: Option<&'static str>,
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_status: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signal: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration: Option<String>,
+    pub completed_at: String,
+}
+
+impl Completed {
+    /// A command that ran and ended with `exit` after `duration_ms`.
+    pub fn ran(ids: Ids, outcome: Outcome, exit: Exit, duration_ms: u64) -> Completed {
+        Completed {
+            ids,
+            governed_outcome: outcome.as_str(),
+            attached_to: None,
+            status: run_status(exit),
+            exit_status: Some(exit.status()),
+            signal: exit.signal_name(),
+            error_code: None,
+            error_message: None,
+            duration_ms: Some(duration_ms),
+            duration: Some(duration_string(duration_ms)),
+            completed_at: rfc3339(SystemTime::now()),
+        }
+    }
+
+    /// A command that did not run: the refusal's outcome, ids and (redacted) reason, and how
+    /// long deciding took when known.
+    pub fn refused(step_id: &str, r: &Refusal, duration_ms: Option<u64>) -> Completed {
+        let ids = Ids::new(step_id)
+            .execution(r.tool_execution_id.as_deref())
+            .approval(r.approval_request_id.as_deref());
+        Completed {
+            ids,
+            governed_outcome: r.outcome.as_str(),
+            attached_to: None,
+            status: refused_status(r.outcome),
+            exit_status: None,
+            signal: None,
+            error_code: Some(r.outcome.as_str()),
+            error_message: Some(crate::redact::redact_message(&r.reason).text),
+            duration_ms,
+            duration: duration_ms.map(duration_string),
+            completed_at: rfc3339(SystemTime::now()),
+        }
+    }
+
+    fn succeeded(&self) -> bool {
+        self.status == "MAESTRO_TOOL_CALL_STATUS_SUCCEEDED"
+    }
+}
+
+impl Event for Completed {
+    const TYPE: &'static str = COMPLETED;
+}
+
+/// The outbox's warning (a record spooled, dropped, dead-lettered), as it happens.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboxWarning<'a> {
+    #[serde(flatten)]
+    pub ids: Ids,
+    pub kind: &'a str,
+    pub record: &'a str,
+    /// Inert and redacted.
+    pub reason: String,
+}
+
+impl Event for OutboxWarning<'_> {
+    const TYPE: &'static str = crate::outbox::WARNING_EVENT;
+}
+
+/// Where the sidecar writes.
+enum Out {
+    File(File),
+    /// Kept in memory (tests and embedders read them with [`Sidecar::take_lines`]).
+    Memory(Vec<String>),
+}
+
 /// Where events go; a no-op when neither variable is set.
 pub struct Sidecar {
-    out: Option<File>,
+    out: Option<Out>,
     tenant: Option<String>,
     source: String,
     correlation: Value,
@@ -112,14 +411,29 @@ impl Sidecar {
         }
     }
 
-    /// Open the sidecar named by the environment. A bad value is an error naming the variable;
-    /// the caller reports it and carries on without events.
-    pub fn open(env: &dyn Env, ctx: &Context) -> Result<Sidecar, String> {
-        let file_var = env.first_value(&[EVENTS_FILE_VAR]);
-        let fd = match env.first_value(&[EVENTS_FD_VAR]).map(|raw| open_fd(&raw)) {
+    /// A sidecar that keeps its lines in memory, for tests of what a step emits.
+    pub fn memory() -> Sidecar {
+        Sidecar {
+            out: Some(Out::Memory(Vec::new())),
+            ..Sidecar::none()
+        }
+    }
+
+    /// The lines a [`Sidecar::memory`] kept so far (each one JSON envelope), emptied.
+    pub fn take_lines(&mut self) -> Vec<String> {
+        match &mut self.out {
+            Some(Out::Memory(lines)) => std::mem::take(lines),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Open the sidecar `target` names. A bad value is an error naming the variable; the
+    /// caller reports it and carries on without events. `env` gives the correlation context.
+    pub fn open(target: &SidecarTarget, env: &dyn Env, ctx: &Context) -> Result<Sidecar, String> {
+        let fd = match target.fd.as_deref().map(open_fd) {
             // Both set and the fd unusable (as under Maestro, which passes only fds 0-2): the
             // file still works, so use it and say why the fd was not.
-            Some(Err(e)) if file_var.is_some() => {
+            Some(Err(e)) if target.file.is_some() => {
                 crate::status::warn(&format!("{e}; writing events to {EVENTS_FILE_VAR} instead"));
                 None
             }
@@ -127,13 +441,13 @@ impl Sidecar {
         };
         let out = if fd.is_some() {
             fd
-        } else if let Some(path) = file_var {
+        } else if let Some(path) = &target.file {
             let file = OpenOptions::new()
                 .append(true)
                 .create(true)
                 .mode(0o600)
                 .custom_flags(libc::O_CLOEXEC)
-                .open(&path)
+                .open(path)
                 .map_err(|e| {
                     format!("{EVENTS_FILE_VAR}={path:?} cannot be opened for append ({e})")
                 })?;
@@ -142,10 +456,11 @@ impl Sidecar {
             None
         };
         Ok(Sidecar {
-            out,
+            out: out.map(Out::File),
             tenant: ctx.organization_id.clone(),
-            source: env
-                .first_value(&[SOURCE_VAR])
+            source: target
+                .source
+                .clone()
                 .unwrap_or_else(|| DEFAULT_SOURCE.into()),
             correlation: correlation(env, ctx),
         })
@@ -162,13 +477,34 @@ impl Sidecar {
         self.out.is_some()
     }
 
-    /// Write one event of `event_type` whose data is `fields` plus `correlation`. Write errors
-    /// are ignored: the reader going away must not change what the command does.
+    /// Write one event. Write errors are ignored: the reader going away must not change what
+    /// the command does.
+    pub fn emit<E: Event>(&mut self, event: &E) {
+        if self.out.is_none() {
+            return;
+        }
+        if let Ok(fields) = serde_json::to_value(event) {
+            self.emit_value(E::TYPE, fields);
+        }
+    }
+
+    /// The closing events of a call: `tool_call.failed` first when it did not succeed, then
+    /// `tool_call.completed`, both with the same data.
+    pub fn emit_result(&mut self, done: &Completed) {
+        if !done.succeeded() {
+            if let Ok(fields) = serde_json::to_value(done) {
+                self.emit_value(FAILED, fields);
+            }
+        }
+        self.emit(done);
+    }
+
+    /// Write one event of `event_type` whose data is `fields` plus `correlation`.
     ///
     /// The envelope follows Maestro's event bus: keys in its order, a UUID id, `time` equal to
     /// the data's own timestamp, proto-JSON data (`@type` last) with `data_content_type`
     /// "application/protobuf" and a `buf.build` dataschema.
-    pub fn emit(&mut self, event_type: &str, fields: Value) {
+    fn emit_value(&mut self, event_type: &str, fields: Value) {
         let Some(out) = self.out.as_mut() else { return };
         let mut data = Map::new();
         data.insert("correlation".into(), self.correlation.clone());
@@ -213,44 +549,23 @@ impl Sidecar {
             }}),
         );
         let mut line = Value::Object(envelope).to_string();
-        line.push('\n');
-        // Many maestro-sh processes may append to one file (parallel tool calls): the file is
-        // O_APPEND, the line goes out in one write(), and an exclusive flock around it keeps
-        // lines whole even when a line is longer than PIPE_BUF or a write comes back short.
-        // (flock is advisory and may fail on a pipe: the write happens anyway.)
-        let fd = out.as_raw_fd();
-        let locked = unsafe { libc::flock(fd, libc::LOCK_EX) } == 0;
-        let _ = out.write_all(line.as_bytes());
-        if locked {
-            unsafe { libc::flock(fd, libc::LOCK_UN) };
+        match out {
+            Out::Memory(lines) => lines.push(line),
+            Out::File(out) => {
+                line.push('\n');
+                // Many maestro-sh processes may append to one file (parallel tool calls): the
+                // file is O_APPEND, the line goes out in one write(), and an exclusive flock
+                // around it keeps lines whole even when a line is longer than PIPE_BUF or a
+                // write comes back short. (flock is advisory and may fail on a pipe: the write
+                // happens anyway.)
+                let fd = out.as_raw_fd();
+                let locked = unsafe { libc::flock(fd, libc::LOCK_EX) } == 0;
+                let _ = out.write_all(line.as_bytes());
+                if locked {
+                    unsafe { libc::flock(fd, libc::LOCK_UN) };
+                }
+            }
         }
-    }
-
-    /// The closing events of a call: `tool_call.failed` first when `fields["status"]` is not
-    /// SUCCEEDED, then `tool_call.completed`, both with the same data.
-    pub fn emit_result(&mut self, fields: Value) {
-        if fields["status"] != "MAESTRO_TOOL_CALL_STATUS_SUCCEEDED" {
-            self.emit(FAILED, fields.clone());
-        }
-        self.emit(COMPLETED, fields);
-    }
-
-    /// The `tool_call.completed` event of a command that did not run: its outcome, the ids
-    /// Platform gave it, the (redacted) reason, and how long deciding took when known.
-    pub fn emit_refusal(&mut self, ctx: &Context, r: &Refusal, duration_ms: Option<u64>) {
-        let fields = json!({
-            "tool_call_id": ctx.step_id,
-            "tool_execution_id": r.tool_execution_id,
-            "approval_request_id": r.approval_request_id,
-            "governed_outcome": r.outcome.as_str(),
-            "status": refused_status(r.outcome),
-            "error_code": r.outcome.as_str(),
-            "error_message": crate::redact::redact_message(&r.reason).text,
-            "duration_ms": duration_ms,
-            "duration": duration_ms.map(duration_string),
-            "completed_at": rfc3339(SystemTime::now()),
-        });
-        self.emit_result(fields);
     }
 }
 

@@ -364,7 +364,7 @@ fn see_through(
     record: &crate::adopt::Record,
     token: &str,
 ) {
-    use crate::approval::{Report, FIRST_WINDOW, LAST_WINDOW, MAX_TIMEOUT};
+    use crate::decide::watch::{Report, FIRST_WINDOW, LAST_WINDOW, MAX_TIMEOUT};
     let exec_id = record.execution_id.as_str();
     let approval_id = record.approval_request_id.as_str();
     // Nothing runnable is left behind once the request is over.
@@ -387,9 +387,9 @@ fn see_through(
     let mut window = FIRST_WINDOW;
     let mut unreachable = Duration::from_millis(500);
     while Instant::now() < deadline {
-        let step = crate::approval::watch_once(
-            &job.client,
-            job.cfg,
+        let step = crate::decide::watch::watch_once(
+            job.client.as_ref(),
+            &job.cfg.into(),
             exec_id,
             approval_id,
             window.min(deadline.saturating_duration_since(Instant::now())),
@@ -402,7 +402,7 @@ fn see_through(
             Ok(None) => window = (window * 2).min(LAST_WINDOW),
             Ok(Some(Report::Approved { by, reason })) => {
                 let req = resume(exec_id, approval_id, token, true, by, reason);
-                match crate::approval::resume_until(&job.client, &req, deadline) {
+                match crate::decide::watch::resume_until(job.client.as_ref(), &req, deadline) {
                     Ok(got) if got.state == wire::ExecutionState::Running => {
                         hold_for_adopter(job, key, dir, record)
                     }
@@ -446,7 +446,7 @@ fn hold_for_adopter(
     let exec_id = record.execution_id.as_str();
     // `Some(false)`: no longer RUNNING (the adopter recorded it); `None`: cannot tell.
     let still_running = |wait: Duration| -> Option<bool> {
-        let req = crate::decide::get_request(job.cfg, exec_id, wait.as_millis() as u64);
+        let req = crate::decide::get_request(&job.cfg.into(), exec_id, wait.as_millis() as u64);
         match job.client.get_tool_execution(&req, wait) {
             Ok(got) => Some(got.state == wire::ExecutionState::Running),
             Err(_) => {
@@ -553,7 +553,7 @@ fn record_kill(job: &Job<'_>, execution_id: Option<&str>, ran: Duration) {
         None => crate::request::observed(job.execute, exit),
     };
     // Observe (no execution id yet): one ExecuteTool carrying the outcome, then the Record only
-    // if Platform leaves it open (decide::send_record, as Maestro sends it).
+    // if Platform leaves it open (record::send_record, as Maestro sends it).
     // Generous: nobody waits for us, and a spooled record waits for the next invocation.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -564,7 +564,7 @@ fn record_kill(job: &Job<'_>, execution_id: Option<&str>, ran: Duration) {
             exit,
             duration_ms,
         );
-        match crate::decide::send_record(&job.client, &execute, record, execution_id).1 {
+        match crate::record::send_record(&job.client, &execute, record, execution_id).1 {
             crate::outbox::Delivery::Retry
                 if Instant::now() + Duration::from_secs(1) < deadline =>
             {

@@ -4,7 +4,6 @@
 //! [`supervise`] → [`events`].
 
 pub mod adopt;
-pub mod approval;
 pub mod argv;
 pub mod attach;
 pub mod classify;
@@ -19,6 +18,7 @@ pub mod fsread;
 pub mod grant;
 pub mod guardian;
 pub mod harden;
+pub mod local_policy;
 pub mod mode;
 pub mod outbox;
 pub mod outcome;
@@ -28,6 +28,7 @@ pub mod realshell;
 pub mod record;
 pub mod redact;
 pub mod request;
+pub mod settings;
 pub mod status;
 pub mod subject;
 pub mod supervise;

@@ -7,8 +7,8 @@
 
 use serde::Deserialize;
 
-use crate::classify::policy::Decision;
 use crate::env::Env;
+use crate::local_policy::Action;
 
 pub const FLAGS_PATH_VAR: &str = "EVALOPS_FEATURE_FLAGS_PATH";
 /// Newer Maestro may evaluate its flags remotely at this service (platform-contract.md,
@@ -55,8 +55,8 @@ impl Policy {
     /// The mode for a command of this kind, given the local policy file's decision for it:
     /// a `govern` rule raises it to governed (stricter only), except under Platform's kill
     /// switch, which always wins. `deny` is a refusal, decided before a mode matters.
-    pub fn for_command(&self, read_only: bool, local: Option<Decision>) -> Mode {
-        if local == Some(Decision::Govern) && !self.kill_switch {
+    pub fn for_command(&self, read_only: bool, local: Option<Action>) -> Mode {
+        if local == Some(Action::Govern) && !self.kill_switch {
             return Mode::Governed;
         }
         if read_only {
@@ -97,15 +97,17 @@ struct Flag {
     enabled: serde_json::Value,
 }
 
-/// Decide the policy from the environment, raised to the operator's floor in a protected
-/// install (`"governance"` in the protected configuration). The floor lives in a file the
-/// user cannot write, so neither a flags snapshot the agent rewrote (kill switch included) nor
-/// the environment can lower it (SECURITY.md).
-pub fn decide(env: &dyn Env) -> Result<Policy, ModeError> {
-    let policy = decide_from_env(env)?;
-    match crate::config::protected_floor() {
-        Ok(floor) => Ok(with_floor(policy, floor)),
-        Err((path, problem)) => Err(ModeError::Floor { path, problem }),
+impl Policy {
+    /// Decide the policy from the environment, raised to the operator's floor in a protected
+    /// install (`"governance"` in the protected configuration). The floor lives in a file the
+    /// user cannot write, so neither a flags snapshot the agent rewrote (kill switch included) nor
+    /// the environment can lower it (SECURITY.md).
+    pub fn from_env(env: &dyn Env) -> Result<Policy, ModeError> {
+        let policy = from_flags_and_override(env)?;
+        match crate::config::protected_floor() {
+            Ok(floor) => Ok(with_floor(policy, floor)),
+            Err((path, problem)) => Err(ModeError::Floor { path, problem }),
+        }
     }
 }
 
@@ -128,7 +130,7 @@ pub fn with_floor(mut policy: Policy, floor: Option<Mode>) -> Policy {
     policy
 }
 
-fn decide_from_env(env: &dyn Env) -> Result<Policy, ModeError> {
+fn from_flags_and_override(env: &dyn Env) -> Result<Policy, ModeError> {
     let flags = match env.first_value(&[FLAGS_PATH_VAR]) {
         None => Vec::new(),
         Some(path) => read_flags(&path)?,
@@ -296,7 +298,7 @@ mod tests {
         if let Some(m) = mode {
             pairs.push((MODE_VAR.to_string(), m.to_string()));
         }
-        decide(&MapEnv::from_pairs(pairs))
+        Policy::from_env(&MapEnv::from_pairs(pairs))
     }
 
     fn modes(p: Policy) -> (Mode, Mode) {
@@ -367,7 +369,7 @@ mod tests {
 
     #[test]
     fn unreadable_inputs_fail_closed() {
-        let err = decide(&MapEnv::from_pairs([(
+        let err = Policy::from_env(&MapEnv::from_pairs([(
             FLAGS_PATH_VAR,
             "/nonexistent/flags.json",
         )]))
@@ -380,7 +382,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         std::fs::write(&path, "{not json").unwrap();
-        let err = decide(&MapEnv::from_pairs([(
+        let err = Policy::from_env(&MapEnv::from_pairs([(
             FLAGS_PATH_VAR,
             path.to_str().unwrap(),
         )]))
@@ -399,7 +401,7 @@ mod tests {
             w.contains(FLAGS_URL_VAR) && w.contains(FLAGS_PATH_VAR),
             "{w}"
         );
-        assert!(decide(&env).unwrap().is_off());
+        assert!(Policy::from_env(&env).unwrap().is_off());
         assert_eq!(remote_flags_problem(&MapEnv::default()), None);
         let both = MapEnv::from_pairs([(FLAGS_URL_VAR, "https://f"), (FLAGS_PATH_VAR, "/x")]);
         assert_eq!(remote_flags_problem(&both), None);
@@ -407,6 +409,6 @@ mod tests {
 
     #[test]
     fn nothing_set_is_off() {
-        assert!(decide(&MapEnv::default()).unwrap().is_off());
+        assert!(Policy::from_env(&MapEnv::default()).unwrap().is_off());
     }
 }

@@ -73,6 +73,9 @@ pub struct Refusal {
     pub reason: String,
     pub tool_execution_id: Option<String>,
     pub approval_request_id: Option<String>,
+    /// The signal that cancelled the wait, when one did: the caller reports the refusal, then
+    /// dies by it, as bash would.
+    pub signal: Option<i32>,
 }
 
 impl Refusal {
@@ -84,7 +87,13 @@ impl Refusal {
             reason: inert_max(&reason.into(), MAX_REASON),
             tool_execution_id: None,
             approval_request_id: None,
+            signal: None,
         }
+    }
+
+    pub fn with_signal(mut self, signo: i32) -> Refusal {
+        self.signal = Some(signo);
+        self
     }
 
     pub fn with_execution(mut self, id: Option<&str>) -> Refusal {

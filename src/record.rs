@@ -22,11 +22,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::PlatformConfig;
-use crate::decide;
 use crate::env::Env;
+use crate::outbox;
 use crate::outbox::{Delivery, Entry, Outbox, Warning};
-use crate::platform::Client;
-use crate::wire;
+use crate::platform::{CallError, Client};
+use crate::wire::{self, ExecutionState};
 
 /// How long the caller may wait for the record after the command ended, in milliseconds.
 pub const RECORD_WAIT_VAR: &str = "MAESTRO_SH_RECORD_WAIT_MS";
@@ -79,7 +79,7 @@ pub fn deliver(
     let sender = std::thread::Builder::new()
         .name("record".into())
         .spawn(move || {
-            let (id, d) = decide::send_record(&client, &execute, record, execution_id.as_deref());
+            let (id, d) = send_record(&client, &execute, record, execution_id.as_deref());
             let ok = d == Delivery::Delivered;
             let _ = tx.send(Msg::Own(id, d));
             if !ok {
@@ -91,7 +91,7 @@ pub fn deliver(
                 ob.flush(
                     INLINE_MAX,
                     left,
-                    |e| decide::deliver_spooled(&client, e),
+                    |e| deliver_spooled(&client, e),
                     &mut |w| warnings.push(w),
                 );
             }
@@ -214,7 +214,8 @@ pub fn flush_command(env: &dyn Env) -> i32 {
         return 0;
     };
     let client = Client::new(&cfg);
-    let Some(ob) = crate::paths::data_dir().and_then(|d| Outbox::open(&d, client.seal_key()).ok())
+    let Some(ob) =
+        crate::paths::data_dir(env).and_then(|d| Outbox::open(&d, client.seal_key()).ok())
     else {
         return 0;
     };
@@ -245,7 +246,7 @@ pub fn flush_command(env: &dyn Env) -> i32 {
             ob.flush(
                 SENDER_MAX,
                 left,
-                |e| decide::deliver_spooled(&client, e),
+                |e| deliver_spooled(&client, e),
                 &mut |_| {},
             );
             if ob.len() >= before {
@@ -257,6 +258,67 @@ pub fn flush_command(env: &dyn Env) -> i32 {
             return 0;
         }
     }
+}
+
+/// What a failed record call means for the outbox: unavailable → keep and retry later; 409 →
+/// Platform has it already; anything else (4xx other than 408/429, an untrustworthy answer) →
+/// rejected for good, never retried.
+pub fn delivery_of(err: &CallError) -> outbox::Delivery {
+    match err {
+        CallError::Unavailable(_) => outbox::Delivery::Retry,
+        CallError::Rejected { status: 409, .. } => outbox::Delivery::Delivered,
+        e => outbox::Delivery::Rejected(e.to_string()),
+    }
+}
+
+/// Send a record as Maestro does. Observe (`execution_id` = None): one ExecuteTool after the
+/// run, carrying the `maestro_local_*` outcome keys; RecordToolExecutionOutput follows only
+/// when Platform's answer leaves the execution open (ACCEPTED / RUNNING) — a closed execution
+/// has nothing left to record. Governed: the Record for the execution Platform allowed.
+/// Returns the execution id when known, and how the delivery ended.
+pub fn send_record(
+    client: &Client,
+    execute: &wire::ExecuteToolRequest,
+    record: wire::RecordToolExecutionOutputRequest,
+    execution_id: Option<&str>,
+) -> (Option<String>, outbox::Delivery) {
+    let (id, open) = match execution_id {
+        Some(id) => (id.to_string(), true),
+        None => match client.execute_tool(execute) {
+            Ok(d) => {
+                let open = matches!(
+                    d.execution.state,
+                    ExecutionState::Accepted | ExecutionState::Running
+                );
+                (d.execution.id, open)
+            }
+            Err(e) => return (None, delivery_of(&e)),
+        },
+    };
+    if !open {
+        return (Some(id), outbox::Delivery::Delivered);
+    }
+    let mut record = record;
+    record.execution_id = id.clone();
+    match client.record_output(&record) {
+        Ok(_) => (Some(id), outbox::Delivery::Delivered),
+        Err(e) => (Some(id), delivery_of(&e)),
+    }
+}
+
+/// Deliver one spooled record: replay ExecuteTool (same idempotency key, so the same
+/// execution), then record its output if Platform still holds the execution open.
+pub fn deliver_spooled(client: &Client, entry: &outbox::Entry) -> outbox::Delivery {
+    let execute: wire::ExecuteToolRequest = match serde_json::from_value(entry.execute.clone()) {
+        Ok(e) => e,
+        Err(e) => return outbox::Delivery::Rejected(format!("spooled request: {e}")),
+    };
+    let record: wire::RecordToolExecutionOutputRequest =
+        match serde_json::from_value(entry.record.clone()) {
+            Ok(r) => r,
+            Err(e) => return outbox::Delivery::Rejected(format!("spooled record: {e}")),
+        };
+    send_record(client, &execute, record, None).1
 }
 
 #[cfg(test)]

@@ -20,6 +20,35 @@ pub struct Tenant<'a> {
     pub workspace_id: &'a str,
 }
 
+/// Maestro's presentation of its bash tool for one command, computed once from the sanitized
+/// command and used on the request's metadata and the approval event alike: the tool's label
+/// sentence-cased, "Ran <label>" and "Running <label>" ("Ran command" / "Running command"
+/// when the command is blank).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Labels {
+    /// `Bash`.
+    pub display_name: String,
+    /// `Ran <label>`.
+    pub summary_label: String,
+    /// `Running <label>`.
+    pub action_description: String,
+}
+
+impl Labels {
+    /// The labels of `sanitized` (the command as Platform sees it).
+    pub fn for_command(sanitized: &str) -> Labels {
+        let mut label = js_label(sanitized, LABEL_MAX);
+        if label.is_empty() {
+            label = "command".into();
+        }
+        Labels {
+            display_name: "Bash".into(),
+            summary_label: format!("Ran {label}"),
+            action_description: format!("Running {label}"),
+        }
+    }
+}
+
 /// Maestro's labels are cut at this many UTF-16 units ("Ran <command>", "Running <command>").
 const LABEL_MAX: usize = 52;
 
@@ -72,18 +101,19 @@ pub fn metadata_value(raw: &str) -> String {
 }
 
 /// The ExecuteTool request for `subject` in `mode` (governed or observe); `sanitized` is
-/// `redact::sanitize_command(&subject.command)`, computed once by the caller, who also shows it
-/// on the sidecar.
+/// `redact::sanitize_command(&subject.command)` and `labels` its [`Labels`], computed once by
+/// the caller, who also shows them on the sidecar.
 pub fn execute_tool(
     ctx: &Context,
     tenant: Tenant<'_>,
     subject: &Subject,
     sanitized: &redact::Redacted,
+    labels: &Labels,
     mode: Mode,
 ) -> wire::ExecuteToolRequest {
     let operation = redact::operation_summary(&sanitized.text);
     let read_only = subject.classification.read_only;
-    let metadata = metadata(ctx, tenant, subject, mode, sanitized);
+    let metadata = metadata(ctx, tenant, subject, mode, sanitized, labels);
     wire::ExecuteToolRequest {
         linkage: wire::Linkage {
             workspace_id: Some(tenant.workspace_id.to_string()),
@@ -134,6 +164,7 @@ fn metadata(
     subject: &Subject,
     mode: Mode,
     sanitized: &redact::Redacted,
+    labels: &Labels,
 ) -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();
     let mut put = |k: &str, v: Option<&str>| {
@@ -169,18 +200,11 @@ fn metadata(
         "maestro_remote_runner_session_id",
         ctx.remote_runner_session_id.as_deref(),
     );
-    // Maestro's presentation of its bash tool, from the sanitized command: the tool's label
-    // sentence-cased, "Ran <label>" and "Running <label>" ("Ran command" / "Running command"
-    // when the command is blank).
-    let mut label = js_label(&sanitized.text, LABEL_MAX);
-    if label.is_empty() {
-        label = "command".into();
-    }
-    put("maestro_display_name", Some("Bash"));
-    put("maestro_summary_label", Some(&format!("Ran {label}")));
+    put("maestro_display_name", Some(&labels.display_name));
+    put("maestro_summary_label", Some(&labels.summary_label));
     put(
         "maestro_action_description",
-        Some(&format!("Running {label}")),
+        Some(&labels.action_description),
     );
     put(
         "maestro_redacted_arguments",

@@ -286,15 +286,26 @@ proptest! {
             &["-c".into(), "true".into()],
         ).unwrap();
         let sanitized = sanitize_command(&subject.command);
+        let labels = maestro_sh::request::Labels::for_command(&sanitized.text);
         let req = maestro_sh::request::execute_tool(
             &ctx,
             maestro_sh::request::Tenant { organization_id: "o", workspace_id: "w" },
             &subject,
             &sanitized,
+            &labels,
             maestro_sh::mode::Mode::Governed,
         );
         let mut sidecar = maestro_sh::events::Sidecar::none();
-        let got = maestro_sh::decide::decide(&client, &cfg, &ctx, &req, &mut sidecar);
+        let decider = maestro_sh::decide::Decider {
+            platform: client.clone(),
+            tenant: (&cfg).into(),
+            ctx: &ctx,
+            labels: &labels,
+            wait: maestro_sh::decide::WaitSettings::default(),
+            decisions_fd: None,
+            data_dir: None,
+        };
+        let got = decider.ask(&req, &mut sidecar);
         if got.is_ok() {
             prop_assert!(literally_allows(&body), "allowed on {:?}", String::from_utf8_lossy(&body));
         }
@@ -315,7 +326,7 @@ proptest! {
         let p = dir.path().join("flags.json");
         std::fs::write(&p, &bytes).unwrap();
         let env = env_of(&[("EVALOPS_FEATURE_FLAGS_PATH", p.to_str().unwrap())]);
-        let got = maestro_sh::mode::decide(&env);
+        let got = maestro_sh::mode::Policy::from_env(&env);
         if serde_json::from_slice::<serde_json::Value>(&bytes).is_err() {
             prop_assert!(got.is_err());
         }
@@ -334,7 +345,7 @@ proptest! {
         let p = dir.path().join("policy.json");
         std::fs::write(&p, &bytes).unwrap();
         let env = env_of(&[("MAESTRO_SH_POLICY_FILE", p.to_str().unwrap())]);
-        let got = maestro_sh::classify::policy::load(&env);
+        let got = maestro_sh::local_policy::load(&env);
         if serde_json::from_slice::<serde_json::Value>(&bytes).is_err() {
             prop_assert!(got.is_err());
         }

@@ -13,7 +13,6 @@
 mod builtins;
 mod critical;
 pub mod options;
-pub mod policy;
 mod programs;
 mod rules;
 mod sed;

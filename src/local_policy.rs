@@ -20,15 +20,15 @@
 
 use serde::Deserialize;
 
-use super::Classification;
+use crate::classify::Classification;
 use crate::env::Env;
 
 pub const POLICY_FILE_VAR: &str = "MAESTRO_SH_POLICY_FILE";
 
-/// What a rule asks for, weakest first.
+/// What a rule asks for, weakest first (serialized as the rule's `decision`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Decision {
+pub enum Action {
     #[serde(alias = "allow-observe", alias = "allow_observe", alias = "allow")]
     Observe,
     Govern,
@@ -39,7 +39,7 @@ pub enum Decision {
 #[serde(deny_unknown_fields)]
 pub struct Rule {
     pub prefix: Vec<String>,
-    pub decision: Decision,
+    pub decision: Action,
     #[serde(default)]
     pub reason: Option<String>,
 }
@@ -54,7 +54,7 @@ pub struct LocalPolicy {
 /// The strongest matching rule for a classification.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Verdict {
-    pub decision: Decision,
+    pub decision: Action,
     /// The rule's prefix, joined with spaces.
     pub rule: String,
     pub reason: String,
@@ -144,12 +144,12 @@ mod tests {
         let v = p
             .evaluate(&classify("sudo -u me git push origin main"))
             .unwrap();
-        assert_eq!(v.decision, Decision::Deny);
+        assert_eq!(v.decision, Action::Deny);
         assert_eq!(v.reason, "no pushes");
         let v = p.evaluate(&classify("ls && bash -c 'git status'")).unwrap();
-        assert_eq!(v.decision, Decision::Govern);
+        assert_eq!(v.decision, Action::Govern);
         let v = p.evaluate(&classify("/bin/ls -la")).unwrap();
-        assert_eq!(v.decision, Decision::Observe);
+        assert_eq!(v.decision, Action::Observe);
         assert!(p.evaluate(&classify("cat x")).is_none());
     }
 
