@@ -8,7 +8,7 @@
 #                                          windows have grown by then)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --locked -q
+cargo build --locked -q --workspace
 bin=$PWD/target/debug
 rounds=${1:-5}
 wait_s=${2:-8}

@@ -15,11 +15,11 @@ host=$(rustc -vV | sed -n 's/^host: //p')
 case "$host" in
 *-linux-gnu)
     RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static -C relocation-model=static" \
-        cargo build --release --locked --quiet --target "$host" --bins >&2
+        cargo build --release --locked --quiet --workspace --target "$host" --bins >&2
     out="target/$host/release"
     ;;
 *)
-    cargo build --release --locked --quiet --bins >&2
+    cargo build --release --locked --quiet --workspace --bins >&2
     out="target/release"
     ;;
 esac

@@ -645,33 +645,12 @@ fn correlation(env: &dyn Env, ctx: &Context) -> Value {
     )
 }
 
-/// `2026-01-02T03:04:05.678Z`.
+/// `2026-01-02T03:04:05.678Z`: UTC, milliseconds (truncated), as Platform's timestamps.
+/// Clamped to 1970-01-01T00:00:00.000Z..=9999-12-31T23:59:59.999Z, the range humantime formats
+/// (it panics before the epoch and fails past year 9999); no caller's clock comes near either end.
 pub fn rfc3339(t: SystemTime) -> String {
-    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, day) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        d.subsec_millis()
-    )
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+    let last = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(253_402_300_799_999);
+    humantime::format_rfc3339_millis(t.clamp(SystemTime::UNIX_EPOCH, last)).to_string()
 }
 
 #[cfg(test)]
@@ -686,6 +665,21 @@ mod tests {
         assert_eq!(rfc3339(t), "2026-11-18T11:06:40.123Z");
         let leap = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000Z");
+        // Fixed instants the former hand-written formatter (Hinnant's civil_from_days) gave,
+        // which humantime must reproduce byte for byte: sub-millisecond digits are truncated.
+        let at = |ms: u64, ns: u64| {
+            rfc3339(SystemTime::UNIX_EPOCH + Duration::from_millis(ms) + Duration::from_nanos(ns))
+        };
+        assert_eq!(at(1_795_984_457_123, 999_999), "2026-11-29T20:34:17.123Z");
+        assert_eq!(at(4_107_542_399_999, 0), "2100-02-28T23:59:59.999Z");
+        assert_eq!(at(4_107_542_400_000, 0), "2100-03-01T00:00:00.000Z");
+        assert_eq!(at(1_709_164_800_007, 0), "2024-02-29T00:00:00.007Z");
+        assert_eq!(at(946_684_799_999, 0), "1999-12-31T23:59:59.999Z");
+        assert_eq!(at(253_402_300_799_999, 0), "9999-12-31T23:59:59.999Z");
+        // Out of range: clamped, not a panic.
+        assert_eq!(at(253_402_300_800_000, 0), "9999-12-31T23:59:59.999Z");
+        let before = SystemTime::UNIX_EPOCH - Duration::from_secs(1);
+        assert_eq!(rfc3339(before), "1970-01-01T00:00:00.000Z");
     }
 
     #[test]

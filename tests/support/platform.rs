@@ -4,6 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
 
 use serde_json::{json, Value};
 
@@ -13,8 +14,67 @@ pub const REVIEWER_TOKEN: &str = "dev-reviewer-token-for-tests";
 pub const ORG: &str = "org-test";
 pub const WORKSPACE: &str = "ws-test";
 
+/// The `maestro-platform-dev` binary, next to the `maestro-sh` under test (install.sh's test
+/// takes both from that directory). It lives in its own workspace crate, so Cargo gives this
+/// package no `CARGO_BIN_EXE_maestro-platform-dev`: the first call in a test process runs
+/// `cargo build -p maestro-platform-dev` once, with the same target dir, target and profile as
+/// maestro-sh, so the binary is never a stale one from an older build (a no-op when up to date;
+/// `cargo test` at the root has usually built it already, for the crate's own tests).
 pub fn platform_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_maestro-platform-dev"))
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(build_platform_bin).clone()
+}
+
+fn build_platform_bin() -> PathBuf {
+    // <target dir>[/<triple>]/<profile dir>/maestro-sh
+    let sh = Path::new(env!("CARGO_BIN_EXE_maestro-sh"));
+    let profile_dir = sh.parent().expect("maestro-sh has a directory");
+    let above = profile_dir.parent().expect("the profile dir has a parent");
+    // Cargo keeps .rustc_info.json at the root of its target dir; anything else is a triple.
+    let (target_dir, triple) = if above.join(".rustc_info.json").exists() {
+        (above, None)
+    } else {
+        (
+            above.parent().expect("the triple dir has a parent"),
+            above.file_name(),
+        )
+    };
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--locked", "--quiet", "-p", "maestro-platform-dev"])
+        .arg("--manifest-path")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(target_dir);
+    match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") => {}
+        Some("release") => {
+            cmd.arg("--release");
+        }
+        Some(custom) => {
+            cmd.args(["--profile", custom]);
+        }
+        None => panic!("no profile directory in {}", sh.display()),
+    }
+    if let Some(triple) = triple {
+        cmd.arg("--target").arg(triple);
+    }
+    let out = cmd
+        .output()
+        .expect("run cargo to build maestro-platform-dev");
+    assert!(
+        out.status.success(),
+        "cargo build -p maestro-platform-dev failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bin = profile_dir.join("maestro-platform-dev");
+    assert!(
+        bin.is_file(),
+        "cargo built maestro-platform-dev, but not at {}",
+        bin.display()
+    );
+    bin
 }
 
 /// A running local Platform; killed on drop.

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{json, Value};
 
-use maestro_sh::events::rfc3339;
 use maestro_sh::wire::{self, ExecutionState};
 
 use crate::policy::{Action, Policy};
@@ -88,6 +87,14 @@ pub struct Store {
     /// itself (a deployment where Maestro's own approval UI is the human). Off by default:
     /// then only a reviewer's ResolveApproval can approve.
     trust_agent_approvals: bool,
+}
+
+/// Platform's timestamp form, `2026-11-29T20:34:17.123Z` (UTC, milliseconds truncated), as
+/// maestro-sh writes them. Clamped to the range humantime formats (it panics before the epoch
+/// and fails past year 9999), so a huge approval TTL cannot take the server down.
+pub fn rfc3339(t: SystemTime) -> String {
+    let last = SystemTime::UNIX_EPOCH + Duration::from_millis(253_402_300_799_999);
+    humantime::format_rfc3339_millis(t.clamp(SystemTime::UNIX_EPOCH, last)).to_string()
 }
 
 pub fn random_hex(bytes: usize) -> String {
@@ -858,4 +865,24 @@ fn transition(
         "state_changed",
         json!({"from": from.map(|s| s.as_wire()), "to": to.as_wire(), "reason": reason}),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_platforms_form() {
+        let at = |ms: u64| SystemTime::UNIX_EPOCH + Duration::from_millis(ms);
+        assert_eq!(rfc3339(at(0)), "1970-01-01T00:00:00.000Z");
+        let t = at(1_795_984_457_123) + Duration::from_nanos(999_999);
+        assert_eq!(rfc3339(t), "2026-11-29T20:34:17.123Z");
+        assert_eq!(rfc3339(at(951_782_400_000)), "2000-02-29T00:00:00.000Z");
+        assert_eq!(rfc3339(at(4_107_542_400_000)), "2100-03-01T00:00:00.000Z");
+        // Out of range: clamped, not a panic.
+        let far = at(253_402_300_799_999) + Duration::from_secs(86_400 * 365);
+        assert_eq!(rfc3339(far), "9999-12-31T23:59:59.999Z");
+        let before = SystemTime::UNIX_EPOCH - Duration::from_secs(1);
+        assert_eq!(rfc3339(before), "1970-01-01T00:00:00.000Z");
+    }
 }
