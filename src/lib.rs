@@ -1,7 +1,10 @@
 //! maestro-sh: a drop-in bash that asks EvalOps Platform before running an agent's command.
 //!
-//! The flow, one module per arrow: [`argv`] → [`context`] → classify → decide → [`realshell`] /
-//! [`supervise`] → [`events`].
+//! The flow, one module per arrow: [`argv`] → [`settings`] (every input read once, and the one
+//! [`settings::plan`]) → [`classify`] / [`subject`] → [`decide`] (ExecuteTool and the approval
+//! wait) → [`supervise`] / [`realshell`] (run) → [`record`] → [`events`] (report). [`entry`]
+//! composes them. The Platform client ([`platform`], [`wire`]) knows nothing of shells; the
+//! classifier nothing of HTTP.
 
 pub mod adopt;
 pub mod argv;
