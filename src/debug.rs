@@ -184,7 +184,8 @@ fn parity_lines(env: &dyn Env, line: &mut dyn FnMut(bool, &str, String)) {
                     crate::attach::Setting::On => "for every governed command",
                     crate::attach::Setting::Bridge =>
                         "for every governed command; observe records left to Maestro's bridge",
-                    crate::attach::Setting::Auto if mode::bridge_flag_on(env) =>
+                    crate::attach::Setting::Auto
+                        if mode::Policy::from_env(env).is_ok_and(|p| p.bridge_flag) =>
                         "for governed commands without MAESTRO_TOOL_CALL_ID",
                     crate::attach::Setting::Auto => "no, the bridge flag is off",
                 },

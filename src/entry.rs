@@ -145,7 +145,7 @@ fn report_refusal(
     r: &Refusal,
     started: Option<Instant>,
 ) -> i32 {
-    crate::status::line(crate::status::Kind::Refusal, &r.line());
+    crate::status::line(crate::status::LineKind::Refusal, &r.line());
     let ms = started.map(|s| s.elapsed().as_millis() as u64);
     sidecar.emit_result(&Completed::refused(&ctx.step_id, r, ms));
     // Nothing is left for the guardian (if any) to record: we reported the refusal ourselves.
@@ -268,7 +268,7 @@ impl<'a> Step<'a> {
                 let lookup = crate::attach::Lookup {
                     setting,
                     window,
-                    bridge_flag_on: settings.bridge_flag_on,
+                    bridge_flag_on: run.bridge_flag_on,
                     claims: settings.data_dir.as_deref(),
                 };
                 crate::attach::for_command(
@@ -394,7 +394,7 @@ impl<'a> Step<'a> {
         let allowed = match &adopted {
             Some((execution, record)) => {
                 crate::status::line(
-                    crate::status::Kind::Wait,
+                    crate::status::LineKind::Wait,
                     &format!(
                         "maestro-sh: adopting approval request left open by an earlier, killed \
                          run (tool_execution_id={})",

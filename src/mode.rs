@@ -49,6 +49,9 @@ pub struct Policy {
     pub reason: String,
     /// Platform's kill switch is on: nothing may be observed or governed.
     pub kill_switch: bool,
+    /// The snapshot turns Maestro's own ToolExecution bridge on (kill switch off): Maestro may
+    /// then govern a Bash call itself before spawning the shell (attach.rs).
+    pub bridge_flag: bool,
 }
 
 impl Policy {
@@ -148,6 +151,7 @@ fn from_flags_and_override(env: &dyn Env) -> Result<Policy, ModeError> {
             mutating: Mode::Off,
             reason: format!("kill switch {FLAG_KILL_SWITCH} is on"),
             kill_switch: true,
+            bridge_flag: false,
         });
     }
     let mut policy = if enabled(FLAG_BRIDGE) {
@@ -156,6 +160,7 @@ fn from_flags_and_override(env: &dyn Env) -> Result<Policy, ModeError> {
             mutating: Mode::Governed,
             reason: format!("flag {FLAG_BRIDGE}"),
             kill_switch: false,
+            bridge_flag: true,
         }
     } else if enabled(FLAG_OBSERVE) {
         Policy {
@@ -163,6 +168,7 @@ fn from_flags_and_override(env: &dyn Env) -> Result<Policy, ModeError> {
             mutating: Mode::Observe,
             reason: format!("flag {FLAG_OBSERVE}"),
             kill_switch: false,
+            bridge_flag: false,
         }
     } else {
         Policy {
@@ -170,6 +176,7 @@ fn from_flags_and_override(env: &dyn Env) -> Result<Policy, ModeError> {
             mutating: Mode::Off,
             reason: "no governance flag is on".into(),
             kill_switch: false,
+            bridge_flag: false,
         }
     };
 
@@ -212,24 +219,6 @@ pub fn remote_flags_problem(env: &dyn Env) -> Option<String> {
     ))
 }
 
-/// Whether the flags snapshot turns Maestro's ToolExecution bridge on (the kill switch off):
-/// then Maestro itself, reading the same snapshot, may govern a Bash call before spawning the
-/// shell (attach.rs). Reads the snapshot again; called on the governed path only.
-pub fn bridge_flag_on(env: &dyn Env) -> bool {
-    let Some(path) = env.first_value(&[FLAGS_PATH_VAR]) else {
-        return false;
-    };
-    let Ok(flags) = read_flags(&path) else {
-        return false;
-    };
-    let on = |key: &str| {
-        flags
-            .iter()
-            .any(|f| f.key.trim() == key && f.enabled == serde_json::Value::Bool(true))
-    };
-    on(FLAG_BRIDGE) && !on(FLAG_KILL_SWITCH)
-}
-
 fn read_flags(path: &str) -> Result<Vec<Flag>, ModeError> {
     let fail = |problem: String| ModeError::Flags {
         path: path.to_string(),
@@ -252,6 +241,7 @@ mod floor_tests {
             mutating: Mode::Off,
             reason: "kill switch".into(),
             kill_switch: true,
+            bridge_flag: false,
         }
     }
 
@@ -268,6 +258,7 @@ mod floor_tests {
             mutating: Mode::Governed,
             reason: "bridge".into(),
             kill_switch: false,
+            bridge_flag: true,
         };
         let p = with_floor(bridge.clone(), Some(Mode::Observe));
         assert_eq!(p, bridge);

@@ -112,8 +112,6 @@ pub struct Settings {
     /// `MAESTRO_SH_ATTACH` and its window. A bad value is a warning: governance happens
     /// either way, only the lookup of Maestro's own execution is at stake.
     pub attach: Result<(attach::Setting, Duration), attach::SettingError>,
-    /// The flags snapshot turns Maestro's own ToolExecution bridge on (attach.rs `auto`).
-    pub bridge_flag_on: bool,
 }
 
 impl Settings {
@@ -128,7 +126,6 @@ impl Settings {
             data_dir: crate::paths::data_dir(env),
             record_wait: crate::record::record_wait(env),
             attach: attach::settings(env),
-            bridge_flag_on: mode::bridge_flag_on(env),
         }
     }
 
@@ -154,6 +151,8 @@ pub enum Plan {
 pub struct Run {
     /// [`Mode::Observe`] or [`Mode::Governed`].
     pub mode: Mode,
+    /// The flags snapshot turns Maestro's own ToolExecution bridge on (attach.rs `auto`).
+    pub bridge_flag_on: bool,
     pub settings: Settings,
     /// Problems that do not stop the run, to show once as warnings.
     pub warnings: Vec<String>,
@@ -197,8 +196,10 @@ pub fn plan(
             warnings.push(format!("{e}; not looking for Maestro's own execution"));
         }
     }
+    let bridge_flag_on = matches!(&inputs.policy, Ok(p) if p.bridge_flag);
     Plan::Run(Box::new(Run {
         mode,
+        bridge_flag_on,
         settings,
         warnings,
     }))
@@ -272,7 +273,7 @@ mod tests {
         assert_eq!(run(plan_for(&e, "ls -la")).mode, Mode::Observe);
         let governed = run(plan_for(&e, "rm -rf build"));
         assert_eq!(governed.mode, Mode::Governed);
-        assert!(governed.settings.bridge_flag_on);
+        assert!(governed.bridge_flag_on);
         assert!(governed.warnings.is_empty(), "{:?}", governed.warnings);
     }
 

@@ -36,7 +36,7 @@ pub enum Status {
 
 /// A kind of line maestro-sh may write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub enum LineKind {
     Refusal,
     Warning,
     Wait,
@@ -55,12 +55,12 @@ impl Status {
     }
 
     /// Whether a line of `kind` is written, given whether stderr is a terminal.
-    pub fn shows(self, kind: Kind, stderr_tty: bool) -> bool {
+    pub fn shows(self, kind: LineKind, stderr_tty: bool) -> bool {
         match self {
             Status::Always => true,
             Status::Never => false,
-            Status::Refusals => kind == Kind::Refusal,
-            Status::Auto => kind != Kind::Wait || stderr_tty,
+            Status::Refusals => kind == LineKind::Refusal,
+            Status::Auto => kind != LineKind::Wait || stderr_tty,
         }
     }
 }
@@ -80,12 +80,12 @@ pub fn current() -> Status {
 }
 
 /// Whether a line of `kind` goes to stderr in this process.
-pub fn shows(kind: Kind) -> bool {
+pub fn shows(kind: LineKind) -> bool {
     current().shows(kind, std::io::stderr().is_terminal())
 }
 
 /// Write `line` (one line, no newline) on stderr when `kind` is shown.
-pub fn line(kind: Kind, line: &str) {
+pub fn line(kind: LineKind, line: &str) {
     if shows(kind) {
         eprintln!("{line}");
     }
@@ -93,7 +93,7 @@ pub fn line(kind: Kind, line: &str) {
 
 /// `maestro-sh: warning: <msg>` when warnings are shown.
 pub fn warn(msg: &str) {
-    line(Kind::Warning, &format!("maestro-sh: warning: {msg}"));
+    line(LineKind::Warning, &format!("maestro-sh: warning: {msg}"));
 }
 
 #[cfg(test)]
@@ -102,7 +102,7 @@ mod tests {
 
     #[test]
     fn table() {
-        use Kind::*;
+        use LineKind::*;
         use Status::*;
         // (setting, kind, tty, shown)
         let cases = [

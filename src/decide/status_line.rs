@@ -44,7 +44,7 @@ impl StatusLine {
         );
         StatusLine {
             tty: std::io::stderr().is_terminal(),
-            show: crate::status::shows(crate::status::Kind::Wait),
+            show: crate::status::shows(crate::status::LineKind::Wait),
             started: Instant::now(),
             approval_id: approval_id.to_string(),
             reason,
