@@ -49,18 +49,7 @@ const MAX_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
 /// The adoption window from [`WINDOW_VAR`] (default 5 minutes); out of 1..=24 h is an error
 /// naming the variable.
 pub fn window(env: &dyn Env) -> Result<Duration, String> {
-    match env.first_value(&[WINDOW_VAR]) {
-        None => Ok(DEFAULT_WINDOW),
-        Some(v) => match v.parse::<u64>() {
-            Ok(ms) if ms >= 1 && Duration::from_millis(ms) <= MAX_WINDOW => {
-                Ok(Duration::from_millis(ms))
-            }
-            _ => Err(format!(
-                "{WINDOW_VAR}={v:?} is not a number of milliseconds in 1..={}; fix or unset it",
-                MAX_WINDOW.as_millis()
-            )),
-        },
-    }
+    crate::env::millis_var(env, WINDOW_VAR, DEFAULT_WINDOW, MAX_WINDOW)
 }
 
 /// Metadata key carrying the command digest on the ExecuteTool request (and so on Platform).

@@ -2,6 +2,8 @@
 //! testable with a table instead of the process environment.
 
 use std::collections::BTreeMap;
+use std::os::fd::RawFd;
+use std::time::Duration;
 
 /// A source of environment variables.
 pub trait Env {
@@ -22,6 +24,43 @@ pub trait Env {
     fn first_value(&self, names: &[&'static str]) -> Option<String> {
         self.first(names).map(|(_, v)| v)
     }
+}
+
+/// A duration in milliseconds from `var`: `default` when unset; a value that is not a number
+/// of milliseconds in `1..=max` is an error naming the variable and the range.
+pub fn millis_var(
+    env: &dyn Env,
+    var: &'static str,
+    default: Duration,
+    max: Duration,
+) -> Result<Duration, String> {
+    match env.first_value(&[var]) {
+        None => Ok(default),
+        Some(v) => match v.parse::<u64>() {
+            Ok(ms) if ms >= 1 && Duration::from_millis(ms) <= max => Ok(Duration::from_millis(ms)),
+            _ => Err(format!(
+                "{var}={v:?} is not a number of milliseconds in 1..={}; fix or unset it",
+                max.as_millis()
+            )),
+        },
+    }
+}
+
+/// The file descriptor named by `var`'s value `raw`, checked and marked close-on-exec (the
+/// command must never inherit it): a number above 2 that is open in this process. The error
+/// names the variable; `hint` (may be empty) says what to do instead.
+pub fn inherited_fd(var: &'static str, raw: &str, hint: &str) -> Result<RawFd, String> {
+    let fd: RawFd = raw
+        .parse()
+        .ok()
+        .filter(|fd| *fd > 2)
+        .ok_or_else(|| format!("{var}={raw:?} is not a file descriptor number above 2"))?;
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    if flags < 0 {
+        return Err(format!("{var}={fd} is not an open file descriptor{hint}"));
+    }
+    unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) };
+    Ok(fd)
 }
 
 /// The real process environment.

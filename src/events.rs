@@ -6,7 +6,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::time::SystemTime;
 
@@ -570,19 +570,14 @@ impl Sidecar {
 }
 
 fn open_fd(raw: &str) -> Result<File, String> {
-    let fd: RawFd = raw.parse().ok().filter(|fd| *fd > 2).ok_or_else(|| {
-        format!("{EVENTS_FD_VAR}={raw:?} is not a file descriptor number above 2")
-    })?;
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-    if flags < 0 {
-        return Err(format!(
-            "{EVENTS_FD_VAR}={fd} is not an open file descriptor (Maestro's bash tool passes \
-             only fds 0-2 to the shell; under Maestro set {EVENTS_FILE_VAR} to a file to append \
-             to instead)"
-        ));
-    }
-    // The command must not inherit it.
-    unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) };
+    let fd = crate::env::inherited_fd(
+        EVENTS_FD_VAR,
+        raw,
+        &format!(
+            " (Maestro's bash tool passes only fds 0-2 to the shell; under Maestro set \
+             {EVENTS_FILE_VAR} to a file to append to instead)"
+        ),
+    )?;
     // SAFETY: the caller handed us this fd for our exclusive use as the sidecar.
     Ok(unsafe { File::from_raw_fd(fd) })
 }

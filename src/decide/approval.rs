@@ -27,7 +27,7 @@ use super::status_line::StatusLine;
 use super::watch::{self, resume_until, Report, MAX_TIMEOUT};
 use super::{refusal_for, same_execution, Allowed, Decider};
 use crate::config::Secret;
-use crate::env::Env;
+use crate::env::{millis_var, Env};
 use crate::events::{ApprovalHit, Heartbeat, Ids, Sidecar};
 use crate::outcome::{Outcome, Refusal};
 use crate::platform::Checked;
@@ -56,8 +56,8 @@ impl WaitSettings {
     /// Read the three durations; the first bad one is an error naming its variable and range.
     pub fn read(env: &dyn Env) -> Result<WaitSettings, String> {
         Ok(WaitSettings {
-            timeout: duration_var(env, APPROVAL_TIMEOUT_VAR, DEFAULT_TIMEOUT)?,
-            heartbeat: duration_var(env, HEARTBEAT_VAR, DEFAULT_HEARTBEAT)?,
+            timeout: millis_var(env, APPROVAL_TIMEOUT_VAR, DEFAULT_TIMEOUT, MAX_TIMEOUT)?,
+            heartbeat: millis_var(env, HEARTBEAT_VAR, DEFAULT_HEARTBEAT, MAX_TIMEOUT)?,
             adopt_window: crate::adopt::window(env)?,
         })
     }
@@ -70,23 +70,6 @@ impl Default for WaitSettings {
             heartbeat: DEFAULT_HEARTBEAT,
             adopt_window: crate::adopt::DEFAULT_WINDOW,
         }
-    }
-}
-
-/// A duration in milliseconds from `var`, `default` when unset; out of 1..=24 h is an error
-/// naming the variable.
-fn duration_var(env: &dyn Env, var: &'static str, default: Duration) -> Result<Duration, String> {
-    match env.first_value(&[var]) {
-        None => Ok(default),
-        Some(v) => match v.parse::<u64>() {
-            Ok(ms) if ms >= 1 && Duration::from_millis(ms) <= MAX_TIMEOUT => {
-                Ok(Duration::from_millis(ms))
-            }
-            _ => Err(format!(
-                "{var}={v:?} is not a number of milliseconds in 1..={}; fix or unset it",
-                MAX_TIMEOUT.as_millis()
-            )),
-        },
     }
 }
 

@@ -73,20 +73,9 @@ pub fn parse_decision(line: &str, approval_id: &str) -> DecisionLine {
 /// when it is not a number above 2 or not an open descriptor. Marks the fd close-on-exec at
 /// once, so the command never inherits it, whether or not a wait follows.
 pub fn fd_from_env(env: &dyn Env) -> Result<Option<RawFd>, String> {
-    let Some(raw) = env.first_value(&[DECISIONS_FD_VAR]) else {
-        return Ok(None);
-    };
-    let fd: RawFd = raw.parse().ok().filter(|fd| *fd > 2).ok_or_else(|| {
-        format!("{DECISIONS_FD_VAR}={raw:?} is not a file descriptor number above 2")
-    })?;
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-    if flags < 0 {
-        return Err(format!(
-            "{DECISIONS_FD_VAR}={fd} is not an open file descriptor"
-        ));
-    }
-    unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) };
-    Ok(Some(fd))
+    env.first_value(&[DECISIONS_FD_VAR])
+        .map(|raw| crate::env::inherited_fd(DECISIONS_FD_VAR, &raw, ""))
+        .transpose()
 }
 
 /// Take ownership of the checked decisions fd for the wait (at most once per process).
