@@ -15,6 +15,9 @@
 //! - **Stops**: when the shell stops (SIGTSTP/SIGSTOP/SIGTTIN/SIGTTOU), we stop by the same
 //!   signal, so the caller's `waitpid(WUNTRACED)` sees it; when the caller continues us, we
 //!   continue the shell. A SIGTSTP sent to our pid alone is forwarded, so the shell stops first.
+//!   A SIGSTOP sent to our pid alone cannot be caught: the sentinel watches for it (our state
+//!   turns `T` while the shell's does not, looked at every [`STOP_WATCH`]) and stops the shell
+//!   too; when the caller continues us, we continue the shell.
 //! - **SIGKILL of our pid**: the shell gets SIGKILL too (`PR_SET_PDEATHSIG`), and its own
 //!   children live on, as they do when a real bash is killed.
 //! - **Death by a signal**: we die by the same signal; when the shell dumped core we do too (the
@@ -63,6 +66,46 @@ static SELF_PID: AtomicI32 = AtomicI32::new(0);
 static SENTINEL_DIRTY: AtomicBool = AtomicBool::new(false);
 /// An fd the sentinel must not keep open (the guardian's pipe: its EOF means we died).
 static SENTINEL_CLOSES: AtomicI32 = AtomicI32::new(-1);
+
+/// How often the sentinel looks whether we were stopped by a SIGSTOP sent to our pid alone.
+pub const STOP_WATCH: Duration = Duration::from_millis(20);
+
+/// What the sentinel and we share: one anonymous shared page, mapped before its first fork.
+#[repr(C)]
+struct Shared {
+    /// The shell's pid once it is forked (0 before).
+    child: AtomicI32,
+    /// The sentinel stopped the shell because we were stopped.
+    stopped_child: AtomicBool,
+}
+
+static SHARED: std::sync::atomic::AtomicPtr<Shared> =
+    std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+/// The shared page, mapped on first use; `None` if it cannot be (the stop watch is then off).
+fn shared() -> Option<&'static Shared> {
+    let mut p = SHARED.load(Ordering::SeqCst);
+    if p.is_null() {
+        // SAFETY: a fresh anonymous mapping, zero-filled (a valid `Shared`), never unmapped.
+        let m = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                std::mem::size_of::<Shared>(),
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if m == libc::MAP_FAILED {
+            return None;
+        }
+        p = m.cast();
+        SHARED.store(p, Ordering::SeqCst);
+    }
+    // SAFETY: mapped above, page-aligned, shared with the sentinel only through atomics.
+    Some(unsafe { &*p })
+}
 
 /// The caller's SIGPIPE disposition while [`shield_sigpipe`] is in force (0: default, 1: ignored).
 static CALLER_SIGPIPE_IGNORED: AtomicI32 = AtomicI32::new(-1);
@@ -291,6 +334,7 @@ pub fn run(plan: &ExecPlan) -> nix::Result<Outcome> {
     let mut raw_old: libc::sigset_t = unsafe { std::mem::zeroed() };
     unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &raw_block, &mut raw_old) };
     let previous = install_handlers(&numbers);
+    let shared = shared();
     spawn_sentinel();
     let start = Instant::now();
     let parent = std::process::id() as i32;
@@ -318,9 +362,15 @@ pub fn run(plan: &ExecPlan) -> nix::Result<Outcome> {
         }
         Ok(ForkResult::Parent { child }) => {
             CHILD.store(child.as_raw(), Ordering::SeqCst);
+            if let Some(sh) = shared {
+                sh.child.store(child.as_raw(), Ordering::SeqCst);
+            }
             unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &raw_old, std::ptr::null_mut()) };
             let exit = wait_for(child);
             CHILD.store(0, Ordering::SeqCst);
+            if let Some(sh) = shared {
+                sh.child.store(0, Ordering::SeqCst);
+            }
             restore(&previous);
             stop_sentinel(false);
             Ok(Outcome {
@@ -396,12 +446,44 @@ fn spawn_sentinel() {
             if closes >= 0 {
                 libc::close(closes);
             }
-            loop {
-                libc::pause();
-            }
+            watch_for_stop(parent)
         },
         pid if pid > 0 => SENTINEL.store(pid, Ordering::SeqCst),
         _ => SENTINEL.store(0, Ordering::SeqCst),
+    }
+}
+
+/// The sentinel's loop: every [`STOP_WATCH`], when we are stopped and the shell is not, stop
+/// the shell (a SIGSTOP for our pid alone, which we cannot catch), and say so on the shared
+/// page. Async-signal-safe calls only (we are a fork of a threaded process).
+fn watch_for_stop(parent: i32) -> ! {
+    let nap = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: STOP_WATCH.as_nanos() as libc::c_long,
+    };
+    let shared = SHARED.load(Ordering::SeqCst);
+    loop {
+        if shared.is_null() {
+            unsafe { libc::pause() };
+            continue;
+        }
+        unsafe { libc::nanosleep(&nap, std::ptr::null_mut()) };
+        // SAFETY: the page outlives us (never unmapped; we die with our parent).
+        let sh = unsafe { &*shared };
+        let child = sh.child.load(Ordering::SeqCst);
+        if child <= 0 {
+            continue;
+        }
+        let we_stopped = stat_of(parent).is_some_and(|(_, state)| state == b'T');
+        if !we_stopped {
+            continue;
+        }
+        // Stopped by its own stop (which we mirror), or gone: nothing to do.
+        if stat_of(child).is_some_and(|(_, state)| state == b'R' || state == b'S' || state == b'D')
+        {
+            sh.stopped_child.store(true, Ordering::SeqCst);
+            unsafe { libc::kill(child, libc::SIGSTOP) };
+        }
     }
 }
 
@@ -431,7 +513,19 @@ fn wait_for(child: Pid) -> Exit {
                     core_dumped,
                 }
             }
-            Ok(WaitStatus::Stopped(_, sig)) => mirror_stop(child, sig),
+            Ok(WaitStatus::Stopped(_, sig)) => {
+                // The sentinel stopped the shell because we were stopped; we run again, so the
+                // caller continued us: continue the shell (if it still is stopped).
+                if sig == Signal::SIGSTOP
+                    && shared().is_some_and(|sh| sh.stopped_child.swap(false, Ordering::SeqCst))
+                {
+                    if stat_of(child.as_raw()).is_some_and(|(_, state)| state == b'T') {
+                        let _ = signal::kill(child, Signal::SIGCONT);
+                    }
+                    continue;
+                }
+                mirror_stop(child, sig)
+            }
             Ok(_) | Err(nix::Error::EINTR) => continue,
             // ECHILD: someone else reaped it (cannot happen unless SIGCHLD is ignored by our
             // caller, in which case the kernel reaps it); report a generic failure.

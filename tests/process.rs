@@ -395,6 +395,71 @@ fn stop_and_continue_are_seen_by_the_caller() {
     }
 }
 
+/// SIGKILLs a pid when a test panics while holding it, so a failure leaves no stopped shell.
+struct KillOnDrop(i32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            unsafe { libc::kill(self.0, libc::SIGKILL) };
+        }
+    }
+}
+
+#[test]
+fn sigstop_to_the_shells_pid_stops_the_command_until_sigcont() {
+    // SIGSTOP cannot be caught: under governance our pid stops, and the sentinel stops the
+    // shell too, so the command makes no progress until the caller continues the pid. (The
+    // real bash is the pid itself.)
+    let data = tempfile::tempdir().unwrap();
+    let script = "echo ready; for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 0.05; echo $i; done";
+    let mut seen = Vec::new();
+    for side in SIDES {
+        let mut cmd = command(side, &["-c", script], data.path());
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let pid = child.id() as i32;
+        // A failed assertion must not leave a stopped shell behind (holding our stderr).
+        let _reaper = KillOnDrop(pid);
+        assert_eq!(read_line(&mut child), "ready\n");
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+        let stopped = wait_raw(pid, libc::WUNTRACED);
+        assert!(libc::WIFSTOPPED(stopped), "{side:?}: {stopped:#x}");
+        // Let the stop settle (the sentinel looks every few milliseconds; a line already on
+        // its way may still arrive), then no progress at all for a while.
+        let fd = std::os::fd::AsRawFd::as_raw_fd(child.stdout.as_ref().unwrap());
+        let mut settled = Vec::new();
+        let quiet_since = Instant::now();
+        let mut last_output = Instant::now();
+        while quiet_since.elapsed() < Duration::from_secs(5)
+            && last_output.elapsed() < Duration::from_millis(300)
+        {
+            let mut fds = [libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            }];
+            if unsafe { libc::poll(fds.as_mut_ptr(), 1, 50) } == 1 {
+                settled.push(read_line(&mut child));
+                last_output = Instant::now();
+            }
+        }
+        assert!(settled.len() <= 1, "{side:?}: still running: {settled:?}");
+        let mut fds = [libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), 1, 700) };
+        assert_eq!(ready, 0, "{side:?}: output while stopped");
+        unsafe { libc::kill(pid, libc::SIGCONT) };
+        let out = settled.concat() + &rest(&mut child);
+        let end = wait_raw(pid, 0);
+        seen.push((libc::WSTOPSIG(stopped), out, end));
+    }
+    assert_eq!(seen[1], seen[0]);
+}
+
 #[test]
 fn sigkill_of_the_shell_leaves_the_command_as_bash_would() {
     // bash killed by SIGKILL runs nothing more; the command it was waiting for lives on.
