@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::platform::{stderr, DevPlatform, Gov, ORG, REVIEWER_TOKEN, TOKEN, WORKSPACE};
+use crate::support::approval::{approval_hit, approval_platform_with, review};
+use crate::support::platform::{stderr, DevPlatform, Gov, ORG, TOKEN, WORKSPACE};
 use crate::support::shell::{run_with_stdin, Sh, Via};
 
 /// A step id no other run in this test binary uses (each governed run is a new tool call).
@@ -643,18 +644,10 @@ fn observe_killed_while_running_is_recorded_too() {
     }
 }
 
+/// Approvals expire in two minutes: long enough for any test here, short enough that a guardian
+/// still seeing an approval through (adopt.rs) is not left polling a stopped Platform for long.
 fn approval_platform() -> (DevPlatform, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.json");
-    std::fs::write(
-        &policy,
-        // Two minutes: long enough for any test here, short enough that a guardian still seeing
-        // an approval through (adopt.rs) is not left polling a stopped Platform for long.
-        r#"{"default":"allow","approval_ttl_ms":120000,"rules":[{"action":"require_approval","command_prefixes":["echo approve-me"],"reason":"needs a human"}]}"#,
-    )
-    .unwrap();
-    let p = DevPlatform::start_with(&["--policy", policy.to_str().unwrap()]);
-    (p, dir)
+    approval_platform_with(&["--approval-ttl-ms", "120000"])
 }
 
 #[test]
@@ -693,20 +686,28 @@ fn killed_while_waiting_without_a_session_cancels_the_request() {
     assert!(!g.ran());
 }
 
-/// Wait (bounded) for the sidecar's approval_hit event of `g`.
-fn approval_hit(g: &Gov) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(e) = g
-            .events()
-            .into_iter()
-            .find(|e| e["type"] == "maestro.events.approval_hit")
-        {
-            return e["data"].clone();
-        }
-        assert!(Instant::now() < deadline, "no approval_hit event in time");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// A Maestro-like run of `command` (which appends to `$RUNS`, `data/runs`) in session `session`
+/// as tool call `step_id`, with `data` as its data dir: one try of an agent that retries.
+fn retrying(
+    p: &DevPlatform,
+    session: &str,
+    command: &str,
+    step_id: &str,
+    data: &std::path::Path,
+) -> (Gov, Child) {
+    let mut g = Gov::new(Some(&p.url), "governed", command)
+        .env("MAESTRO_TOOL_CALL_ID", step_id)
+        .env("MAESTRO_SESSION_ID", session)
+        // The retry claims the record before the approval, so the window only bounds how
+        // long the first guardian lingers once the test's Platform is gone.
+        .env("MAESTRO_SH_ADOPT_WINDOW_MS", "5000")
+        // A slow answer to the retry's check must not turn into a second request.
+        .env("TOOL_EXECUTION_SERVICE_TIMEOUT_MS", "15000")
+        .env("MAESTRO_SH_STATUS", "always")
+        .env("MAESTRO_SH_DATA_DIR", data)
+        .env("RUNS", data.join("runs"));
+    let child = maestro_spawn(&mut g);
+    (g, child)
 }
 
 #[test]
@@ -715,24 +716,10 @@ fn killed_while_waiting_the_retry_adopts_the_request_and_runs_once() {
     let data = tempfile::tempdir().unwrap();
     let runs = data.path().join("runs");
     let command = "echo approve-me; echo ran >> \"$RUNS\"";
-    let start = |step_id: &str| {
-        let mut g = Gov::new(Some(&p.url), "governed", command)
-            .env("MAESTRO_TOOL_CALL_ID", step_id)
-            .env("MAESTRO_SESSION_ID", "sess-adopt")
-            // The retry claims the record before the approval, so the window only bounds how
-            // long the first guardian lingers once the test's Platform is gone.
-            .env("MAESTRO_SH_ADOPT_WINDOW_MS", "5000")
-            // A slow answer to the retry's check must not turn into a second request.
-            .env("TOOL_EXECUTION_SERVICE_TIMEOUT_MS", "15000")
-            .env("MAESTRO_SH_STATUS", "always")
-            .env("MAESTRO_SH_DATA_DIR", data.path())
-            .env("RUNS", &runs);
-        let child = maestro_spawn(&mut g);
-        (g, child)
-    };
+    let start = |step_id: &str| retrying(&p, "sess-adopt", command, step_id, data.path());
     // The first try waits for a human longer than the caller's timeout.
-    let (first, child) = start(&step("adopt-1"));
-    let approval_id = approval_hit(&first)["approval_request_id"]
+    let (first, mut child) = start(&step("adopt-1"));
+    let approval_id = approval_hit(&first, &mut child)["approval_request_id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -746,17 +733,10 @@ fn killed_while_waiting_the_retry_adopts_the_request_and_runs_once() {
     }
     assert!(p.pending().iter().any(|r| r["id"] == approval_id.as_str()));
     // The agent retries the same command in the same session: no second request.
-    let (retry, child) = start(&step("adopt-2"));
-    let hit = approval_hit(&retry);
+    let (retry, mut child) = start(&step("adopt-2"));
+    let hit = approval_hit(&retry, &mut child);
     assert_eq!(hit["approval_request_id"], approval_id.as_str());
-    let approve = Command::new(crate::support::platform::platform_bin())
-        .args(["approve", &approval_id, "--url", &p.url, "--by", "hank"])
-        .env("MAESTRO_PLATFORM_DEV_TOKEN", TOKEN)
-        .env("MAESTRO_PLATFORM_DEV_REVIEWER_TOKEN", REVIEWER_TOKEN)
-        .env("MAESTRO_PLATFORM_DEV_ORG", ORG)
-        .output()
-        .unwrap();
-    assert!(approve.status.success(), "{}", stderr(&approve));
+    review(&p, "approve", &approval_id, "hank", "");
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(out.stdout, b"approve-me\n");
@@ -775,18 +755,6 @@ fn killed_while_waiting_the_retry_adopts_the_request_and_runs_once() {
     let resumes = p.requests_for("ResumeToolExecution");
     assert_eq!(resumes.len(), 1, "{resumes:?}");
     assert_eq!(resumes[0]["body"]["approved"], true);
-}
-
-/// A reviewer's decision through the dev Platform's CLI (reviewer credential).
-fn review(p: &DevPlatform, verb: &str, approval_id: &str) {
-    let out = Command::new(crate::support::platform::platform_bin())
-        .args([verb, approval_id, "--url", &p.url, "--by", "hank"])
-        .env("MAESTRO_PLATFORM_DEV_TOKEN", TOKEN)
-        .env("MAESTRO_PLATFORM_DEV_REVIEWER_TOKEN", REVIEWER_TOKEN)
-        .env("MAESTRO_PLATFORM_DEV_ORG", ORG)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{verb}: {}", stderr(&out));
 }
 
 /// Every run of 64 lowercase hex digits in `text`: the shape of the dev Platform's resume
@@ -881,21 +849,7 @@ fn a_killed_wait_leaves_no_resume_token_anywhere() {
     let data = tempfile::tempdir().unwrap();
     let runs = data.path().join("runs");
     let command = "echo approve-me secretless; echo ran >> \"$RUNS\"";
-    let start = |step_id: &str| {
-        let mut g = Gov::new(Some(&p.url), "governed", command)
-            .env("MAESTRO_TOOL_CALL_ID", step_id)
-            .env("MAESTRO_SESSION_ID", "sess-kill-twice")
-            // The retry claims the record before the approval, so the window only bounds how
-            // long the first guardian lingers once the test's Platform is gone.
-            .env("MAESTRO_SH_ADOPT_WINDOW_MS", "5000")
-            // A slow answer to the retry's check must not turn into a second request.
-            .env("TOOL_EXECUTION_SERVICE_TIMEOUT_MS", "15000")
-            .env("MAESTRO_SH_STATUS", "always")
-            .env("MAESTRO_SH_DATA_DIR", data.path())
-            .env("RUNS", &runs);
-        let child = maestro_spawn(&mut g);
-        (g, child)
-    };
+    let start = |step_id: &str| retrying(&p, "sess-kill-twice", command, step_id, data.path());
     // The checker itself can fail: a token-shaped value Platform never showed is caught.
     let planted = data.path().join("planted");
     std::fs::write(&planted, "ab".repeat(32)).unwrap();
@@ -906,8 +860,8 @@ fn a_killed_wait_leaves_no_resume_token_anywhere() {
     );
     std::fs::remove_file(&planted).unwrap();
 
-    let (first, child) = start(&step("token-1"));
-    let approval_id = approval_hit(&first)["approval_request_id"]
+    let (first, mut child) = start(&step("token-1"));
+    let approval_id = approval_hit(&first, &mut child)["approval_request_id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -932,9 +886,9 @@ fn a_killed_wait_leaves_no_resume_token_anywhere() {
         record[0].1
     );
     // A retry adopts it and is killed too: its guardian puts the record back, still no token.
-    let (second, child) = start(&step("token-2"));
+    let (second, mut child) = start(&step("token-2"));
     assert_eq!(
-        approval_hit(&second)["approval_request_id"],
+        approval_hit(&second, &mut child)["approval_request_id"],
         approval_id.as_str()
     );
     let (out2, _) = maestro_timeout(child);
@@ -957,9 +911,9 @@ fn a_killed_wait_leaves_no_resume_token_anywhere() {
     ];
     assert_no_token(&p, data.path(), &extra);
     // Only the guardian could resume it: still approved once, run once, by a third try.
-    let (third, child) = start(&step("token-3"));
-    approval_hit(&third);
-    review(&p, "approve", &approval_id);
+    let (third, mut child) = start(&step("token-3"));
+    approval_hit(&third, &mut child);
+    review(&p, "approve", &approval_id, "hank", "");
     let out3 = child.wait_with_output().unwrap();
     assert_eq!(out3.status.code(), Some(0), "{}", stderr(&out3));
     assert_eq!(std::fs::read_to_string(&runs).unwrap(), "ran\n", "ran once");
@@ -1005,14 +959,14 @@ fn an_approved_execution_nobody_adopts_is_closed_not_run() {
     .env("MAESTRO_SESSION_ID", "sess-unadopted")
     .env("MAESTRO_SH_DATA_DIR", data.path())
     .env("MAESTRO_SH_ADOPT_WINDOW_MS", "1500");
-    let child = maestro_spawn(&mut g);
-    let hit = approval_hit(&g);
+    let mut child = maestro_spawn(&mut g);
+    let hit = approval_hit(&g, &mut child);
     let approval_id = hit["approval_request_id"].as_str().unwrap().to_string();
     let exec_id = hit["tool_execution_id"].as_str().unwrap().to_string();
     let (out, _) = maestro_timeout(child);
     assert_eq!(out.status.signal(), Some(libc::SIGKILL));
     std::thread::sleep(Duration::from_millis(300));
-    review(&p, "approve", &approval_id);
+    review(&p, "approve", &approval_id, "hank", "");
     // The guardian resumes it on the reviewer's approval, then, nobody adopting it within the
     // window, records it closed without running it.
     let e = settled(&p, &exec_id);
@@ -1044,13 +998,13 @@ fn a_denial_after_the_kill_is_passed_on_and_nothing_is_left_to_adopt() {
     .env("MAESTRO_TOOL_CALL_ID", step("denied"))
     .env("MAESTRO_SESSION_ID", "sess-denied")
     .env("MAESTRO_SH_DATA_DIR", data.path());
-    let child = maestro_spawn(&mut g);
-    let hit = approval_hit(&g);
+    let mut child = maestro_spawn(&mut g);
+    let hit = approval_hit(&g, &mut child);
     let approval_id = hit["approval_request_id"].as_str().unwrap().to_string();
     let exec_id = hit["tool_execution_id"].as_str().unwrap().to_string();
     maestro_timeout(child);
     std::thread::sleep(Duration::from_millis(300));
-    review(&p, "deny", &approval_id);
+    review(&p, "deny", &approval_id, "hank", "");
     let e = settled(&p, &exec_id);
     assert_eq!(e["state"], "TOOL_EXECUTION_STATE_DENIED", "{e}");
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -1082,12 +1036,13 @@ fn an_adopting_retry_is_refused_when_the_reviewer_denies() {
         .env("MAESTRO_SESSION_ID", "sess-adopt-denied")
         .env("MAESTRO_SH_ADOPT_WINDOW_MS", "5000")
         .env("TOOL_EXECUTION_SERVICE_TIMEOUT_MS", "15000")
-        .env("MAESTRO_SH_DATA_DIR", data.path());
+        .env("MAESTRO_SH_DATA_DIR", data.path())
+        .expect_refused("denied");
         let child = maestro_spawn(&mut g);
         (g, child)
     };
-    let (first, child) = start(&step("adopt-denied-1"));
-    let approval_id = approval_hit(&first)["approval_request_id"]
+    let (first, mut child) = start(&step("adopt-denied-1"));
+    let approval_id = approval_hit(&first, &mut child)["approval_request_id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -1097,21 +1052,14 @@ fn an_adopting_retry_is_refused_when_the_reviewer_denies() {
         assert!(Instant::now() < deadline, "no adoption record written");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let (retry, child) = start(&step("adopt-denied-2"));
+    let (retry, mut child) = start(&step("adopt-denied-2"));
     assert_eq!(
-        approval_hit(&retry)["approval_request_id"],
+        approval_hit(&retry, &mut child)["approval_request_id"],
         approval_id.as_str()
     );
-    review(&p, "deny", &approval_id);
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(126), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("maestro-sh: denied: "),
-        "{}",
-        stderr(&out)
-    );
-    assert_eq!(retry.completed()["governed_outcome"], "denied");
-    assert!(!first.ran() && !retry.ran(), "the command ran");
+    review(&p, "deny", &approval_id, "hank", "");
+    retry.check(&child.wait_with_output().unwrap());
+    assert!(!first.ran(), "the first try ran the command");
     assert_eq!(p.requests_for("ExecuteTool").len(), 1);
 }
 
@@ -1127,12 +1075,12 @@ fn a_retry_with_another_command_does_not_adopt() {
         let child = maestro_spawn(&mut g);
         (g, child)
     };
-    let (first, child) = start(&step("other-1"), "echo approve-me one");
-    let first_id = approval_hit(&first)["approval_request_id"].clone();
+    let (first, mut child) = start(&step("other-1"), "echo approve-me one");
+    let first_id = approval_hit(&first, &mut child)["approval_request_id"].clone();
     maestro_timeout(child);
     std::thread::sleep(Duration::from_millis(500));
-    let (retry, child) = start(&step("other-2"), "echo approve-me two");
-    let hit = approval_hit(&retry);
+    let (retry, mut child) = start(&step("other-2"), "echo approve-me two");
+    let hit = approval_hit(&retry, &mut child);
     assert_ne!(hit["approval_request_id"], first_id);
     maestro_timeout(child);
     assert_eq!(p.requests_for("ExecuteTool").len(), 2);
@@ -1151,13 +1099,12 @@ fn invalid_settings_refuse_before_anything_is_sent() {
     ] {
         let mut g = Gov::marked(Some(&p.url), "governed", "echo hi")
             .env("MAESTRO_TOOL_CALL_ID", step("bad-settings"))
-            .env(var, value);
+            .env(var, value)
+            .case(format!("{var}={value}"))
+            .expect_refused("misconfigured")
+            .expect_stderr_contains(var);
         let child = maestro_spawn(&mut g);
-        let out = child.wait_with_output().unwrap();
-        assert_eq!(out.status.code(), Some(126), "{var}={value}");
-        assert!(stderr(&out).contains(var), "{var}: {}", stderr(&out));
-        assert!(!g.ran(), "{var}={value}: the command ran");
-        assert_eq!(g.completed()["governed_outcome"], "misconfigured");
+        g.check(&child.wait_with_output().unwrap());
     }
     assert!(
         p.requests_for("ExecuteTool").is_empty(),
