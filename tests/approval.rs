@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support::approval::{approval_hit, approval_platform, approval_platform_with, review};
+use crate::support::approval::{
+    approval_hit, approval_platform, approval_platform_with, files_under, review,
+};
 use crate::support::platform::{stderr, DevPlatform, Gov};
 
 /// A governed run of a command that needs approval; it touches the marker only if it runs.
@@ -46,25 +48,10 @@ fn assert_never_shown(g: &Gov, out: &Output, secret: &str) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr(out),
     ];
-    for entry in walk(g.dir.path()) {
-        texts.push(String::from_utf8_lossy(&std::fs::read(entry).unwrap()).into_owned());
-    }
+    texts.extend(files_under(g.dir.path()).into_iter().map(|(_, text)| text));
     for t in texts {
         assert!(!t.contains(secret), "resume token leaked into {t}");
     }
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut files = vec![];
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = e.path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }
 
 fn states_of(p: &DevPlatform, exec_id: &str) -> Vec<String> {

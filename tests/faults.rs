@@ -194,11 +194,7 @@ fn poison_record_is_dead_lettered_and_good_ones_delivered_once() {
         .env("MAESTRO_SH_DATA_DIR", data.path())
         .env("MAESTRO_TOOL_CALL_ID", "call-poison-5");
     assert_eq!(g.run().status.code(), Some(0));
-    let warnings: Vec<Value> = g
-        .events()
-        .into_iter()
-        .filter(|e| e["type"] == "maestro.events.maestro_sh.outbox_warning")
-        .collect();
+    let warnings = g.events_of("maestro_sh.outbox_warning");
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert_eq!(warnings[0]["data"]["kind"], "dead_lettered");
     assert!(warnings[0]["data"]["reason"]
@@ -715,11 +711,7 @@ fn full_outbox_warns_before_dropping_the_oldest() {
     let mut g = Gov::new(Some("http://127.0.0.1:9"), "observe", "true")
         .env("MAESTRO_SH_DATA_DIR", data.path());
     assert_eq!(g.run().status.code(), Some(0));
-    let warnings: Vec<Value> = g
-        .events()
-        .into_iter()
-        .filter(|e| e["type"] == "maestro.events.maestro_sh.outbox_warning")
-        .collect();
+    let warnings = g.events_of("maestro_sh.outbox_warning");
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert_eq!(warnings[0]["data"]["kind"], "dropped");
     assert_eq!(warnings[0]["data"]["record"], format!("{:032}-old.json", 0));

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::approval::{approval_hit, approval_platform_with, review};
+use crate::support::approval::{approval_hit, approval_platform_with, files_under, review};
 use crate::support::platform::{stderr, DevPlatform, Gov, ORG, TOKEN, WORKSPACE};
 use crate::support::shell::{run_with_stdin, Sh, Via};
 
@@ -773,24 +773,6 @@ fn hex64(text: &str) -> Vec<String> {
         }
     }
     found
-}
-
-/// Files under `dir`, recursively, with their contents (unreadable ones as empty).
-fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for e in entries.flatten() {
-        let path = e.path();
-        if path.is_dir() {
-            out.extend(files_under(&path));
-        } else {
-            let bytes = std::fs::read(&path).unwrap_or_default();
-            out.push((path, String::from_utf8_lossy(&bytes).into_owned()));
-        }
-    }
-    out
 }
 
 /// The adoption records in `adopt_dir` (not a half-written `.…tmp` or a `.…claimed` file).

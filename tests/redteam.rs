@@ -278,9 +278,8 @@ fn substitutions_hidden_in_subscripts_and_arithmetic_are_governed() {
             stderr(&out)
         );
         let risk = g
-            .events()
-            .iter()
-            .find(|e| e["type"] == "maestro.events.tool_call.attempted")
+            .events_of("tool_call.attempted")
+            .first()
             .map(|e| e["data"]["risk_level"].clone())
             .unwrap_or_default();
         if command.contains("rm -rf") {

@@ -33,12 +33,8 @@ pub fn approval_platform_with(args: &[&str]) -> (DevPlatform, tempfile::TempDir)
 pub fn approval_hit(g: &Gov, child: &mut Child) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Some(e) = g
-            .events()
-            .into_iter()
-            .find(|e| e["type"] == "maestro.events.approval_hit")
-        {
-            return e["data"].clone();
+        if let Some(mut e) = g.events_of("approval_hit").pop() {
+            return e["data"].take();
         }
         if let Ok(Some(status)) = child.try_wait() {
             panic!("maestro-sh exited ({status}) before the approval was pending");
@@ -61,4 +57,23 @@ pub fn review(p: &DevPlatform, verb: &str, approval_id: &str, by: &str, reason: 
         .output()
         .unwrap();
     assert!(out.status.success(), "{verb}: {}", stderr(&out));
+}
+
+/// Files under `dir`, recursively, with their contents (unreadable ones as empty): where a
+/// resume token must never be written.
+pub fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            let bytes = std::fs::read(&path).unwrap_or_default();
+            out.push((path, String::from_utf8_lossy(&bytes).into_owned()));
+        }
+    }
+    out
 }

@@ -409,14 +409,20 @@ impl Gov {
         read_events(&self.dir.path().join("events.jsonl"))
     }
 
-    /// The last `tool_call.completed` event's data.
-    pub fn completed(&self) -> Value {
+    /// Sidecar events of type `maestro.events.KIND`, in order.
+    pub fn events_of(&self, kind: &str) -> Vec<Value> {
+        let kind = format!("maestro.events.{kind}");
         self.events()
             .into_iter()
-            .rev()
-            .find(|e| e["type"] == "maestro.events.tool_call.completed")
-            .map(|e| e["data"].clone())
-            .unwrap_or(Value::Null)
+            .filter(|e| e["type"] == kind.as_str())
+            .collect()
+    }
+
+    /// The last `tool_call.completed` event's data.
+    pub fn completed(&self) -> Value {
+        self.events_of("tool_call.completed")
+            .pop()
+            .map_or(Value::Null, |mut e| e["data"].take())
     }
 }
 
