@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::support::approval::approval_platform;
-use crate::support::platform::{stderr, DevPlatform, Gov, REVIEWER_TOKEN, TOKEN};
+use crate::support::platform::{stderr, wait_for, DevPlatform, Gov, REVIEWER_TOKEN, TOKEN};
 use crate::support::protected::{
     am_root, as_nobody_via_exec, chmod, protected_install, run_as_nobody, NOBODY,
 };
@@ -29,15 +29,6 @@ fn runs(counter: &Path) -> usize {
         .unwrap_or_default()
         .lines()
         .count()
-}
-
-/// Wait (bounded) until `cond` holds.
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// A governed invocation of `step` that appends a line to `counter` when it runs (and touches
