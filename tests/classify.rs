@@ -617,15 +617,10 @@ fn local_policy_denies_without_running_and_governs_stricter() {
         .run_checked();
 
     // `observe` weakens nothing and unmatched commands pass through as before.
-    let mut g =
-        Gov::new(None, "off", "rm -f nothing-here; echo ok").env("MAESTRO_SH_POLICY_FILE", &file);
-    let out = g.run();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    Gov::new(None, "off", "rm -f nothing-here; echo ok")
+        .env("MAESTRO_SH_POLICY_FILE", &file)
+        .expect_status(0)
+        .run_checked();
 
     // A broken policy file fails closed.
     let bad = dir.path().join("bad.json");

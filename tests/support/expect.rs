@@ -7,7 +7,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::Output;
 
 /// What a run must show. Unset fields are not checked.
-#[derive(Default, Clone, Debug)]
+#[derive(Default, Clone, Debug, PartialEq)]
 pub struct Expect {
     /// A name for the case in failure messages (loops over tables).
     pub case: Option<String>,
@@ -37,17 +37,12 @@ pub struct Seen<'a> {
 }
 
 impl Expect {
+    /// Nothing to check (a case name alone is not an expectation).
     pub fn is_empty(&self) -> bool {
-        self.status.is_none()
-            && self.signal.is_none()
-            && self.outcome.is_none()
-            && self.ran.is_none()
-            && self.stdout.is_none()
-            && self.stderr.is_none()
-            && self.stderr_starts_with.is_none()
-            && self.stderr_contains.is_empty()
-            && self.stderr_lacks.is_empty()
-            && self.stderr_lines.is_none()
+        Expect {
+            case: None,
+            ..self.clone()
+        } == Expect::default()
     }
 
     /// Every expectation that `seen` does not meet, one line each.
@@ -163,4 +158,54 @@ fn shown(bytes: &[u8]) -> String {
         cut.push_str("…(cut)");
     }
     format!("{cut:?}")
+}
+
+/// The checker itself: each kind of expectation can fail, and a run that meets them passes.
+#[test]
+fn expectations_fail_when_unmet_and_pass_when_met() {
+    let out = Output {
+        status: std::process::ExitStatus::from_raw(126 << 8),
+        stdout: Vec::new(),
+        stderr: b"maestro-sh: denied: no\n".to_vec(),
+    };
+    let seen = |outcome: &str, ran, marked| Seen {
+        command: "maestro-sh -c true".into(),
+        out: &out,
+        outcome: Some(outcome.into()),
+        ran,
+        marked,
+    };
+    let refused = Expect {
+        status: Some(126),
+        outcome: Some("denied".into()),
+        ran: Some(false),
+        stdout: Some(Vec::new()),
+        stderr_starts_with: Some("maestro-sh: denied: ".into()),
+        stderr_contains: vec!["no".into()],
+        stderr_lacks: vec!["token".into()],
+        stderr_lines: Some(1),
+        ..Expect::default()
+    };
+    assert_eq!(
+        refused.failures(&seen("denied", false, true)),
+        Vec::<String>::new()
+    );
+    assert_eq!(refused.failures(&seen("allowed", false, true)).len(), 1);
+    assert_eq!(refused.failures(&seen("denied", true, true)).len(), 1);
+    // Without $MARKER in the command, "did not run" proves nothing and is not taken.
+    assert_eq!(refused.failures(&seen("denied", false, false)).len(), 1);
+    let other = Expect {
+        status: Some(0),
+        signal: Some(9),
+        stdout: Some(b"x".to_vec()),
+        stderr: Some(String::new()),
+        stderr_starts_with: Some("x".into()),
+        stderr_contains: vec!["absent".into()],
+        stderr_lacks: vec!["denied".into()],
+        stderr_lines: Some(2),
+        ..Expect::default()
+    };
+    assert_eq!(other.failures(&seen("denied", false, true)).len(), 8);
+    assert!(Expect::default().is_empty());
+    assert!(!refused.is_empty());
 }
