@@ -3,28 +3,16 @@
 //! decisions from Maestro's UI, cancellation by signal and by process-group kill.
 
 use std::io::Write;
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, Command, Output};
-use std::time::{Duration, Instant};
+use std::process::{Child, Output};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support::platform::{
-    platform_bin, stderr, DevPlatform, Gov, ORG, REVIEWER_TOKEN, TOKEN,
+use crate::support::approval::{
+    approval_hit, approval_platform, approval_platform_with, files_under, review,
 };
-
-/// Every command starting `echo approve-me` needs a human; everything else is allowed.
-const APPROVAL_POLICY: &str = r#"{"default":"allow","rules":[
-  {"action":"require_approval","command_prefixes":["echo approve-me"],"reason":"needs a human"}]}"#;
-
-fn approval_platform() -> (DevPlatform, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.json");
-    std::fs::write(&policy, APPROVAL_POLICY).unwrap();
-    let p = DevPlatform::start_with(&["--policy", policy.to_str().unwrap()]);
-    (p, dir)
-}
+use crate::support::platform::{stderr, DevPlatform, Gov};
 
 /// A governed run of a command that needs approval; it touches the marker only if it runs.
 fn waiting(p: &DevPlatform, step: &str) -> Gov {
@@ -39,56 +27,6 @@ fn waiting(p: &DevPlatform, step: &str) -> Gov {
     .env("MAESTRO_SH_HEARTBEAT_MS", "200")
     // These tests read the wait's status lines, shown off a terminal only when asked.
     .env("MAESTRO_SH_STATUS", "always")
-}
-
-/// Wait (bounded) until the sidecar shows the pending approval; its data.
-fn pending_event(g: &Gov, child: &mut Child) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(e) = g
-            .events()
-            .into_iter()
-            .find(|e| e["type"] == "maestro.events.approval_hit")
-        {
-            return e["data"].clone();
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("maestro-sh exited ({status}) before the approval was pending");
-        }
-        assert!(Instant::now() < deadline, "no approval_hit event in time");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// `maestro-platform-dev approve|deny ID` from a second process, as a person would.
-fn resolve_cli(p: &DevPlatform, verb: &str, approval_id: &str, by: &str, reason: &str) {
-    let out = Command::new(platform_bin())
-        .args([
-            verb,
-            approval_id,
-            "--url",
-            &p.url,
-            "--by",
-            by,
-            "--reason",
-            reason,
-        ])
-        .env("MAESTRO_PLATFORM_DEV_TOKEN", TOKEN)
-        .env("MAESTRO_PLATFORM_DEV_REVIEWER_TOKEN", REVIEWER_TOKEN)
-        .env("MAESTRO_PLATFORM_DEV_ORG", ORG)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{verb}: {}", stderr(&out));
-}
-
-/// The command was refused: exit 126, it never ran, and the sidecar's completed event says
-/// `outcome`. Returns stderr; `what` names the case in failure messages.
-fn assert_refused(g: &Gov, out: &Output, outcome: &str, what: &str) -> String {
-    let err = stderr(out);
-    assert_eq!(out.status.code(), Some(126), "{what}: {err}");
-    assert!(!g.ran(), "{what}: ran");
-    assert_eq!(g.completed()["governed_outcome"], outcome, "{what}");
-    err
 }
 
 fn finish(child: Child) -> Output {
@@ -110,25 +48,10 @@ fn assert_never_shown(g: &Gov, out: &Output, secret: &str) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr(out),
     ];
-    for entry in walk(g.dir.path()) {
-        texts.push(String::from_utf8_lossy(&std::fs::read(entry).unwrap()).into_owned());
-    }
+    texts.extend(files_under(g.dir.path()).into_iter().map(|(_, text)| text));
     for t in texts {
         assert!(!t.contains(secret), "resume token leaked into {t}");
     }
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut files = vec![];
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = e.path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }
 
 fn states_of(p: &DevPlatform, exec_id: &str) -> Vec<String> {
@@ -153,9 +76,15 @@ fn execution(p: &DevPlatform, exec_id: &str) -> Value {
 #[test]
 fn approved_by_a_second_process_runs_once_and_joins_on_ids() {
     let (p, _policy) = approval_platform();
-    let mut g = waiting(&p, "call-approve-1");
+    let mut g = waiting(&p, "call-approve-1")
+        .expect_status(0)
+        .expect_stdout("approve-me\n")
+        .expect_ran(true)
+        .expect_stderr_contains("maestro-sh: waiting for approval")
+        .expect_stderr_contains("approval granted by alice")
+        .expect_outcome("approved");
     let mut child = g.spawn();
-    let hit = pending_event(&g, &mut child);
+    let hit = approval_hit(&g, &mut child);
     let exec_id = hit["tool_execution_id"].as_str().unwrap().to_string();
     let approval_id = hit["approval_request_id"].as_str().unwrap().to_string();
     assert_eq!(hit["tool_call_id"], "call-approve-1");
@@ -179,17 +108,11 @@ fn approved_by_a_second_process_runs_once_and_joins_on_ids() {
     assert!(p.pending().iter().any(|r| r["id"] == approval_id.as_str()));
 
     std::thread::sleep(Duration::from_millis(500)); // let a heartbeat or two go by
-    resolve_cli(&p, "approve", &approval_id, "alice", "looks fine");
+    review(&p, "approve", &approval_id, "alice", "looks fine");
     let out = finish(child);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(0), "{err}");
-    assert_eq!(out.stdout, b"approve-me\n");
-    assert!(g.ran());
-    assert!(err.contains("maestro-sh: waiting for approval"), "{err}");
-    assert!(err.contains("approval granted by alice"), "{err}");
+    g.check(&out);
 
     let done = g.completed();
-    assert_eq!(done["governed_outcome"], "approved");
     assert_eq!(done["tool_execution_id"], exec_id.as_str());
     assert_eq!(done["approval_request_id"], approval_id.as_str());
     assert_eq!(done["exit_status"], 0);
@@ -231,18 +154,16 @@ fn approved_by_a_second_process_runs_once_and_joins_on_ids() {
 #[test]
 fn denied_by_a_person_does_not_run() {
     let (p, _policy) = approval_platform();
-    let mut g = waiting(&p, "call-deny-1");
+    let mut g = waiting(&p, "call-deny-1")
+        .expect_refused("denied")
+        .expect_stderr_contains("maestro-sh: denied: approval denied by bob: not on main");
     let mut child = g.spawn();
-    let hit = pending_event(&g, &mut child);
+    let hit = approval_hit(&g, &mut child);
     let approval_id = hit["approval_request_id"].as_str().unwrap();
-    resolve_cli(&p, "deny", approval_id, "bob", "not on main");
+    review(&p, "deny", approval_id, "bob", "not on main");
     let out = finish(child);
-    let err = assert_refused(&g, &out, "denied", "denied by a person");
-    assert!(out.stdout.is_empty());
-    assert!(
-        err.contains("maestro-sh: denied: approval denied by bob: not on main"),
-        "{err}"
-    );
+    g.check(&out);
+    let err = stderr(&out);
     assert!(
         err.contains(&format!("approval_request_id={approval_id}")),
         "{err}"
@@ -259,11 +180,11 @@ fn denied_by_a_person_does_not_run() {
 #[test]
 fn no_decision_in_time_is_an_approval_timeout() {
     let (p, _policy) = approval_platform();
-    let mut g = waiting(&p, "call-timeout-1").env("MAESTRO_SH_APPROVAL_TIMEOUT_MS", "800");
-    let out = g.run();
-    let err = assert_refused(&g, &out, "approval_timeout", "local timeout");
-    assert!(err.contains("maestro-sh: approval_timeout: "), "{err}");
-    assert!(err.contains("MAESTRO_SH_APPROVAL_TIMEOUT_MS"), "{err}");
+    let mut g = waiting(&p, "call-timeout-1")
+        .env("MAESTRO_SH_APPROVAL_TIMEOUT_MS", "800")
+        .expect_refused("approval_timeout")
+        .expect_stderr_contains("MAESTRO_SH_APPROVAL_TIMEOUT_MS");
+    g.run_checked();
     let done = g.completed();
     // Platform was told we gave up: nothing left waiting, and a late approval cannot run it.
     let exec_id = done["tool_execution_id"].as_str().unwrap();
@@ -276,55 +197,47 @@ fn no_decision_in_time_is_an_approval_timeout() {
 
 #[test]
 fn expiry_on_platform_is_an_approval_timeout() {
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.json");
-    std::fs::write(&policy, APPROVAL_POLICY).unwrap();
-    let p = DevPlatform::start_with(&[
-        "--policy",
-        policy.to_str().unwrap(),
-        "--approval-ttl-ms",
-        "600",
-    ]);
-    let mut g = waiting(&p, "call-expire-1");
-    let out = g.run();
-    let err = assert_refused(&g, &out, "approval_timeout", "expiry");
-    assert!(err.contains("expired"), "{err}");
+    let (p, _policy) = approval_platform_with(&["--approval-ttl-ms", "600"]);
+    waiting(&p, "call-expire-1")
+        .expect_refused("approval_timeout")
+        .expect_stderr_contains("expired")
+        .run_checked();
 }
 
 #[test]
 fn bad_approval_timeout_variable_is_misconfigured() {
     let (p, _policy) = approval_platform();
     for bad in ["soon", "0", "-5", "99999999999"] {
-        let mut g = waiting(&p, &format!("call-badtimeout-{bad}"))
-            .env("MAESTRO_SH_APPROVAL_TIMEOUT_MS", bad);
-        let out = g.run();
-        let err = assert_refused(&g, &out, "misconfigured", bad);
-        assert!(err.contains("MAESTRO_SH_APPROVAL_TIMEOUT_MS"), "{err}");
+        waiting(&p, &format!("call-badtimeout-{bad}"))
+            .env("MAESTRO_SH_APPROVAL_TIMEOUT_MS", bad)
+            .case(bad)
+            .expect_refused("misconfigured")
+            .expect_stderr_contains("MAESTRO_SH_APPROVAL_TIMEOUT_MS")
+            .run_checked();
     }
 }
 
 #[test]
 fn platform_down_mid_wait_then_back_resumes_and_runs_once() {
     let (p, _policy) = approval_platform();
-    let mut g = waiting(&p, "call-flaky-1");
+    let mut g = waiting(&p, "call-flaky-1")
+        .expect_status(0)
+        .expect_ran(true)
+        .expect_stderr_contains("Platform unreachable, still waiting")
+        .expect_outcome("approved");
     let mut child = g.spawn();
-    let hit = pending_event(&g, &mut child);
+    let hit = approval_hit(&g, &mut child);
     let approval_id = hit["approval_request_id"].as_str().unwrap().to_string();
     p.set_faults(json!([
         {"method": "GetApproval", "kind": "status", "status": 503},
         {"method": "GetToolExecution", "kind": "drop"},
     ]));
     // ResolveApproval itself is not faulted: a person approves while the shim cannot see it.
-    resolve_cli(&p, "approve", &approval_id, "carol", "");
+    review(&p, "approve", &approval_id, "carol", "");
     std::thread::sleep(Duration::from_millis(2500));
     assert!(!g.ran(), "ran while Platform was unreachable");
     p.set_faults(json!([]));
-    let out = finish(child);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(0), "{err}");
-    assert!(g.ran());
-    assert!(err.contains("Platform unreachable, still waiting"), "{err}");
-    assert_eq!(g.completed()["governed_outcome"], "approved");
+    g.check(&finish(child));
     assert_eq!(p.executions().len(), 1);
     assert_eq!(p.requests_for("ResumeToolExecution").len(), 1);
 }
@@ -356,12 +269,14 @@ fn wrong_answers_during_the_wait_refuse() {
     ];
     for (name, faults, approve) in cases {
         let (p, _policy) = approval_platform();
-        let mut g = waiting(&p, "call-wrong-1");
+        let mut g = waiting(&p, "call-wrong-1")
+            .case(name)
+            .expect_refused("platform_malformed");
         let mut child = g.spawn();
-        let hit = pending_event(&g, &mut child);
+        let hit = approval_hit(&g, &mut child);
         p.set_faults(faults);
         if approve {
-            resolve_cli(
+            review(
                 &p,
                 "approve",
                 hit["approval_request_id"].as_str().unwrap(),
@@ -369,12 +284,7 @@ fn wrong_answers_during_the_wait_refuse() {
                 "",
             );
         }
-        let out = finish(child);
-        let err = assert_refused(&g, &out, "platform_malformed", name);
-        assert!(
-            err.contains("maestro-sh: platform_malformed: "),
-            "{name}: {err}"
-        );
+        g.check(&finish(child));
     }
 }
 
@@ -383,50 +293,26 @@ fn waiting_answer_without_resume_token_or_approval_id_refuses() {
     for kind in ["no_resume_token", "missing_id"] {
         let (p, _policy) = approval_platform();
         p.set_faults(json!([{"method": "ExecuteTool", "kind": kind}]));
-        let mut g = waiting(&p, "call-notoken-1");
-        let out = g.run();
-        let err = assert_refused(&g, &out, "platform_malformed", kind);
-        assert!(
-            err.contains("maestro-sh: platform_malformed: "),
-            "{kind}: {err}"
-        );
+        waiting(&p, "call-notoken-1")
+            .case(kind)
+            .expect_refused("platform_malformed")
+            .run_checked();
     }
-}
-
-/// A pipe whose read end becomes fd 3 of the shim: Maestro's approval UI writes decisions to it.
-fn decisions_pipe(g: &mut Gov) -> OwnedFd {
-    let (read, write) = nix::unistd::pipe().unwrap();
-    let raw = read.as_raw_fd();
-    unsafe {
-        g.command().pre_exec(move || {
-            if libc::dup2(raw, 3) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    // The read end stays open in the test until the child has it (dropped at the end).
-    std::mem::forget(read);
-    write
 }
 
 #[test]
 fn decision_from_maestro_ui_on_the_decisions_fd() {
     // Maestro's UI is the human here: a deployment that trusts the agent's approvals.
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.json");
-    std::fs::write(&policy, APPROVAL_POLICY).unwrap();
-    let p = DevPlatform::start_with(&[
-        "--policy",
-        policy.to_str().unwrap(),
-        "--trust-agent-approvals",
-    ]);
+    let (p, _policy) = approval_platform_with(&["--trust-agent-approvals"]);
     let mut g = waiting(&p, "call-ui-1")
         .env("MAESTRO_SH_DECISIONS_FD", "3")
-        .env("MAESTRO_ACTOR_ID", "user-erin");
-    let write = decisions_pipe(&mut g);
+        .env("MAESTRO_ACTOR_ID", "user-erin")
+        .expect_status(0)
+        .expect_ran(true)
+        .expect_outcome("approved");
+    let write = g.decisions_pipe(3);
     let mut child = g.spawn();
-    let hit = pending_event(&g, &mut child);
+    let hit = approval_hit(&g, &mut child);
     let mut w = std::fs::File::from(write);
     // Bad lines are reported and ignored, never taken as approval.
     writeln!(w, "yes please").unwrap();
@@ -440,9 +326,8 @@ fn decision_from_maestro_ui_on_the_decisions_fd() {
     assert!(!g.ran(), "a malformed decision line was taken as approval");
     writeln!(w, r#"{{"approved": true, "reason": "ok from the UI"}}"#).unwrap();
     let out = finish(child);
+    g.check(&out);
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(0), "{:?} {err}", out.status);
-    assert!(g.ran());
     assert_eq!(
         err.matches("ignored a decision line on MAESTRO_SH_DECISIONS_FD")
             .count(),
@@ -458,24 +343,24 @@ fn decision_from_maestro_ui_on_the_decisions_fd() {
         resumes[0]["body"]["approvalRequestId"],
         hit["approval_request_id"]
     );
-    assert_eq!(g.completed()["governed_outcome"], "approved");
 }
 
 #[test]
 fn denial_from_maestro_ui_on_the_decisions_fd() {
     let (p, _policy) = approval_platform();
-    let mut g = waiting(&p, "call-ui-2").env("MAESTRO_SH_DECISIONS_FD", "3");
-    let write = decisions_pipe(&mut g);
+    let mut g = waiting(&p, "call-ui-2")
+        .env("MAESTRO_SH_DECISIONS_FD", "3")
+        .expect_refused("denied");
+    let write = g.decisions_pipe(3);
     let mut child = g.spawn();
-    let hit = pending_event(&g, &mut child);
+    let hit = approval_hit(&g, &mut child);
     let mut w = std::fs::File::from(write);
     writeln!(
         w,
         r#"{{"approved": false, "decided_by": "frank", "reason": "no"}}"#
     )
     .unwrap();
-    let out = finish(child);
-    assert_refused(&g, &out, "denied", "denial from the UI");
+    g.check(&finish(child));
     let exec_id = hit["tool_execution_id"].as_str().unwrap();
     assert_eq!(
         execution(&p, exec_id)["state"],
@@ -486,39 +371,41 @@ fn denial_from_maestro_ui_on_the_decisions_fd() {
 #[test]
 fn bad_decisions_fd_variable_still_waits_for_platform() {
     let (p, _policy) = approval_platform();
-    let mut g = waiting(&p, "call-ui-3").env("MAESTRO_SH_DECISIONS_FD", "banana");
+    let mut g = waiting(&p, "call-ui-3")
+        .env("MAESTRO_SH_DECISIONS_FD", "banana")
+        .expect_status(0)
+        .expect_stderr_contains("MAESTRO_SH_DECISIONS_FD")
+        .expect_ran(true);
     let mut child = g.spawn();
-    let hit = pending_event(&g, &mut child);
-    resolve_cli(
+    let hit = approval_hit(&g, &mut child);
+    review(
         &p,
         "approve",
         hit["approval_request_id"].as_str().unwrap(),
         "gina",
         "",
     );
-    let out = finish(child);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(0), "{err}");
-    assert!(err.contains("MAESTRO_SH_DECISIONS_FD"), "{err}");
-    assert!(g.ran());
+    g.check(&finish(child));
 }
 
 #[test]
 fn a_signal_while_waiting_cancels_and_dies_by_it() {
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         let (p, _policy) = approval_platform();
-        let mut g = waiting(&p, &format!("call-cancel-{sig}"));
+        let mut g = waiting(&p, &format!("call-cancel-{sig}"))
+            .case(format!("signal {sig}"))
+            .expect_signal(sig)
+            .expect_ran(false)
+            .expect_stderr_contains("maestro-sh: cancelled: ")
+            .expect_outcome("cancelled");
         let mut child = g.spawn();
-        let hit = pending_event(&g, &mut child);
+        let hit = approval_hit(&g, &mut child);
         unsafe { libc::kill(child.id() as i32, sig) };
-        let out = finish(child);
-        let err = stderr(&out);
-        assert_eq!(out.status.signal(), Some(sig), "{sig}: {err}");
-        assert!(!g.ran());
-        assert!(err.contains("maestro-sh: cancelled: "), "{err}");
-        let done = g.completed();
-        assert_eq!(done["governed_outcome"], "cancelled");
-        assert_eq!(done["approval_request_id"], hit["approval_request_id"]);
+        g.check(&finish(child));
+        assert_eq!(
+            g.completed()["approval_request_id"],
+            hit["approval_request_id"]
+        );
         // Platform shows the request abandoned, and a late approval cannot make it run.
         let exec_id = hit["tool_execution_id"].as_str().unwrap();
         assert_eq!(
@@ -537,7 +424,7 @@ fn process_group_kill_while_waiting_leaves_nothing_and_runs_nothing() {
     let mut g = waiting(&p, "call-pgkill-1").env("MAESTRO_SH_ADOPT_WINDOW_MS", "1000");
     g.command().process_group(0);
     let mut child = g.spawn();
-    let hit = pending_event(&g, &mut child);
+    let hit = approval_hit(&g, &mut child);
     let pgid = child.id() as i32;
     unsafe { libc::killpg(pgid, libc::SIGKILL) };
     let out = finish(child);
@@ -547,7 +434,7 @@ fn process_group_kill_while_waiting_leaves_nothing_and_runs_nothing() {
     // it with no retry runs nothing: the shim that held the command is gone.
     let id = hit["approval_request_id"].as_str().unwrap();
     assert!(p.pending().iter().any(|r| r["id"] == id));
-    resolve_cli(&p, "approve", id, "hank", "");
+    review(&p, "approve", id, "hank", "");
     std::thread::sleep(Duration::from_millis(300));
     assert!(!g.ran());
 }

@@ -10,7 +10,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::support::platform::{stderr, DevPlatform, Gov, REVIEWER_TOKEN, TOKEN};
+use crate::support::approval::approval_platform;
+use crate::support::platform::{stderr, wait_for, DevPlatform, Gov, REVIEWER_TOKEN, TOKEN};
+use crate::support::protected::{
+    am_root, as_nobody_via_exec, chmod, protected_install, run_as_nobody, NOBODY,
+};
 
 const EXECUTE: &str = "/toolexecution.v1.ToolExecutionService/ExecuteTool";
 const GET: &str = "/toolexecution.v1.ToolExecutionService/GetToolExecution";
@@ -18,18 +22,6 @@ const LIST: &str = "/toolexecution.v1.ToolExecutionService/ListToolExecutions";
 const RESUME: &str = "/toolexecution.v1.ToolExecutionService/ResumeToolExecution";
 const RESOLVE: &str = "/approvals.v1.ApprovalService/ResolveApproval";
 const PENDING: &str = "/approvals.v1.ApprovalService/ListPending";
-
-/// Every command starting `echo approve-me` needs a human; everything else is allowed.
-const APPROVAL_POLICY: &str = r#"{"default":"allow","rules":[
-  {"action":"require_approval","command_prefixes":["echo approve-me"],"reason":"needs a human"}]}"#;
-
-fn approval_platform() -> (DevPlatform, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.json");
-    std::fs::write(&policy, APPROVAL_POLICY).unwrap();
-    let p = DevPlatform::start_with(&["--policy", policy.to_str().unwrap()]);
-    (p, dir)
-}
 
 /// Lines in the counter file: how many times the command ran.
 fn runs(counter: &Path) -> usize {
@@ -39,36 +31,16 @@ fn runs(counter: &Path) -> usize {
         .count()
 }
 
-/// Wait (bounded) until `cond` holds.
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A governed invocation of `step` that appends a line to `counter` when it runs, then `rest`.
+/// A governed invocation of `step` that appends a line to `counter` when it runs (and touches
+/// its own marker), then `rest`.
 fn counted(url: &str, step: &str, counter: &Path, rest: &str) -> Gov {
-    Gov::new(
+    Gov::marked(
         Some(url),
         "governed",
         &format!("echo ran >> \"$COUNTER\"; {rest}"),
     )
     .env("MAESTRO_TOOL_CALL_ID", step)
     .env("COUNTER", counter)
-}
-
-/// The refusal line says `outcome`, and the sidecar agrees.
-fn assert_refused(g: &Gov, out: &Output, outcome: &str) {
-    let err = stderr(out);
-    assert_eq!(out.status.code(), Some(126), "{err}");
-    assert!(
-        err.contains(&format!("maestro-sh: {outcome}: ")),
-        "expected {outcome}: {err}"
-    );
-    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
-    assert_eq!(g.completed()["governed_outcome"], outcome);
 }
 
 fn kill(pid: i32, sig: i32) {
@@ -90,15 +62,13 @@ fn double_run_table_kill9_of_the_shim_then_retry() {
     kill(child.id() as i32, libc::SIGKILL);
     let _ = child.wait();
     // The retry, as a client would make it after losing the shim.
-    let mut again = counted(&p.url, "call-kill9", &counter, "sleep 30");
+    let mut again = counted(&p.url, "call-kill9", &counter, "sleep 30")
+        .expect_refused("already_ran")
+        .expect_stderr_lines(1)
+        .expect_stderr_contains("new tool call id");
     let out = again.run();
     kill(-(child.id() as i32), libc::SIGKILL); // the orphaned `sleep`
-    assert_refused(&again, &out, "already_ran");
-    assert!(
-        stderr(&out).contains("new tool call id"),
-        "{}",
-        stderr(&out)
-    );
+    again.check(&out);
     assert_eq!(runs(&counter), 1);
 }
 
@@ -113,9 +83,10 @@ fn double_run_table_process_group_kill_then_retry() {
     wait_for("the first run", || runs(&counter) == 1);
     kill(-(child.id() as i32), libc::SIGKILL);
     let _ = child.wait();
-    let mut again = counted(&p.url, "call-pgkill", &counter, "sleep 30");
-    let out = again.run();
-    assert_refused(&again, &out, "already_ran");
+    counted(&p.url, "call-pgkill", &counter, "sleep 30")
+        .expect_refused("already_ran")
+        .expect_stderr_lines(1)
+        .run_checked();
     assert_eq!(runs(&counter), 1);
     // Exactly one execution for the step.
     assert_eq!(p.timeline(json!({"stepId": "call-pgkill"})).len(), 1);
@@ -128,7 +99,11 @@ fn double_run_table_eight_concurrent_invocations_of_one_step() {
     let counter = dir.path().join("count");
     // Separate processes, separate data dirs: Platform alone hands RUNNING once.
     let mut gs: Vec<Gov> = (0..8)
-        .map(|_| counted(&p.url, "call-eight", &counter, "true"))
+        .map(|_| {
+            counted(&p.url, "call-eight", &counter, "true")
+                .expect_refused("already_ran")
+                .expect_stderr_lines(1)
+        })
         .collect();
     let children: Vec<Child> = gs.iter_mut().map(Gov::spawn).collect();
     let outs: Vec<Output> = children
@@ -140,7 +115,7 @@ fn double_run_table_eight_concurrent_invocations_of_one_step() {
     assert_eq!(ok, 1, "exactly one attempt runs");
     for (g, out) in gs.iter().zip(&outs) {
         if out.status.code() != Some(0) {
-            assert_refused(g, out, "already_ran");
+            g.check(out);
         }
     }
     assert_eq!(p.timeline(json!({"stepId": "call-eight"})).len(), 1);
@@ -156,10 +131,13 @@ fn double_run_table_three_concurrent_under_one_approval() {
             Gov::new(
                 Some(&p.url),
                 "governed",
-                "echo approve-me; echo ran >> \"$COUNTER\"",
+                "echo approve-me; echo ran >> \"$COUNTER\"; touch \"$MARKER\"",
             )
             .env("MAESTRO_TOOL_CALL_ID", "call-three")
             .env("COUNTER", &counter)
+            .expect_refused("already_ran")
+            .expect_stderr_lines(1)
+            .expect_stderr_contains("waiting for approval")
         })
         .collect();
     let mut children: Vec<Option<Child>> = gs.iter_mut().map(|g| Some(g.spawn())).collect();
@@ -169,9 +147,7 @@ fn double_run_table_three_concurrent_under_one_approval() {
         for (g, c) in gs.iter().zip(children.iter_mut()) {
             if let Some(child) = c {
                 if let Ok(Some(_)) = child.try_wait() {
-                    let out = c.take().unwrap().wait_with_output().unwrap();
-                    assert_refused(g, &out, "already_ran");
-                    assert!(stderr(&out).contains("waiting for approval"));
+                    g.check(&c.take().unwrap().wait_with_output().unwrap());
                     refused += 1;
                 }
             }
@@ -197,25 +173,22 @@ fn double_run_table_three_concurrent_under_one_approval() {
 fn a_reused_step_id_with_another_command_is_refused_and_says_so() {
     let p = DevPlatform::start();
     let mut first =
-        Gov::new(Some(&p.url), "governed", "exit 3").env("MAESTRO_TOOL_CALL_ID", "call-reused");
+        Gov::marked(Some(&p.url), "governed", "exit 3").env("MAESTRO_TOOL_CALL_ID", "call-reused");
     assert_eq!(first.run().status.code(), Some(3));
     // A wrapper exporting one tool call id for a whole session: another command.
-    let mut other =
-        Gov::marked(Some(&p.url), "governed", "true").env("MAESTRO_TOOL_CALL_ID", "call-reused");
-    let out = other.run();
-    assert_refused(&other, &out, "step_id_reused");
-    assert!(
-        stderr(&out).contains("different command"),
-        "{}",
-        stderr(&out)
-    );
-    assert!(!other.ran());
+    Gov::marked(Some(&p.url), "governed", "true")
+        .env("MAESTRO_TOOL_CALL_ID", "call-reused")
+        .expect_refused("step_id_reused")
+        .expect_stderr_lines(1)
+        .expect_stderr_contains("different command")
+        .run_checked();
     // The same command again: the replay outcome, with the recorded result.
-    let mut same =
-        Gov::new(Some(&p.url), "governed", "exit 3").env("MAESTRO_TOOL_CALL_ID", "call-reused");
-    let out = same.run();
-    assert_refused(&same, &out, "already_ran");
-    assert!(stderr(&out).contains("exit status 3"), "{}", stderr(&out));
+    Gov::marked(Some(&p.url), "governed", "exit 3")
+        .env("MAESTRO_TOOL_CALL_ID", "call-reused")
+        .expect_refused("already_ran")
+        .expect_stderr_lines(1)
+        .expect_stderr_contains("exit status 3")
+        .run_checked();
     assert_eq!(p.executions().len(), 1);
 }
 
@@ -228,12 +201,17 @@ fn a_platform_that_forgets_the_replay_flag_still_runs_a_step_once() {
     // Sequential: a retry after the first run.
     let mut first = counted(&p.url, "call-forgetful", &counter, "true");
     assert_eq!(first.run().status.code(), Some(0));
-    let mut again = counted(&p.url, "call-forgetful", &counter, "true");
-    let out = again.run();
-    assert_refused(&again, &out, "already_ran");
+    counted(&p.url, "call-forgetful", &counter, "true")
+        .expect_refused("already_ran")
+        .expect_stderr_lines(1)
+        .run_checked();
     // Concurrent: eight at once.
     let mut gs: Vec<Gov> = (0..8)
-        .map(|_| counted(&p.url, "call-forgetful-8", &counter, "true"))
+        .map(|_| {
+            counted(&p.url, "call-forgetful-8", &counter, "true")
+                .expect_refused("already_ran")
+                .expect_stderr_lines(1)
+        })
         .collect();
     let outs: Vec<Output> = gs
         .iter_mut()
@@ -248,7 +226,7 @@ fn a_platform_that_forgets_the_replay_flag_still_runs_a_step_once() {
     );
     for (g, out) in gs.iter().zip(&outs) {
         if out.status.code() != Some(0) {
-            assert_refused(g, out, "already_ran");
+            g.check(out);
         }
     }
     assert_eq!(runs(&counter), 2, "once per step");
@@ -260,10 +238,11 @@ fn our_own_retry_after_a_lost_answer_still_runs_once() {
     p.set_faults(json!([{"method": "ExecuteTool", "kind": "drop_after", "times": 1}]));
     let dir = tempfile::tempdir().unwrap();
     let counter = dir.path().join("count");
-    let mut g = counted(&p.url, "call-lost-answer", &counter, "true");
-    let out = g.run();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(g.completed()["governed_outcome"], "allowed");
+    counted(&p.url, "call-lost-answer", &counter, "true")
+        .expect_status(0)
+        .expect_ran(true)
+        .expect_outcome("allowed")
+        .run_checked();
     assert_eq!(runs(&counter), 1);
     // Two ExecuteTool requests (the lost one and the retry), one execution.
     assert_eq!(p.requests_for("ExecuteTool").len(), 2);
@@ -375,14 +354,6 @@ fn the_agent_credential_cannot_approve_and_no_answer_leaks_the_resume_token() {
 
 // ---- 1. The token stays with maestro-sh --------------------------------------------------
 
-/// Run maestro-sh (and so the command) as `nobody`: root could read any process anyway.
-const NOBODY: u32 = 65534;
-
-fn am_root() -> bool {
-    // SAFETY: plain id getter.
-    unsafe { libc::geteuid() == 0 }
-}
-
 /// What a hostile command tries from inside a governed run; one line per door that opened.
 /// The control lines show the probe itself works on a dumpable process of the same user (the
 /// probing shell, read from a subshell: an ancestor, so Yama's ptrace scope 1 allows it too).
@@ -410,34 +381,10 @@ fn probe_as_nobody(p: &DevPlatform, with: impl FnOnce(Gov, &Path) -> Gov) -> Str
     let g = Gov::new(Some(&p.url), "governed", &probe(&out));
     chmod(g.dir.path(), 0o777);
     let dir = g.dir.path().to_path_buf();
-    let mut g = with(g, &dir);
-    let run = as_nobody_via_exec(g.command()).output().unwrap();
-    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
-    assert_eq!(g.completed()["governed_outcome"], "allowed");
+    let mut g = with(g, &dir).expect_status(0).expect_outcome("allowed");
+    let run = run_as_nobody(Path::new(env!("CARGO_BIN_EXE_maestro-sh")), &mut g);
+    g.check(&run);
     std::fs::read_to_string(&out).unwrap_or_default()
-}
-
-/// `cmd` run as `nobody` through an `exec` from a shell: a process exec'd straight after the
-/// uid change is non-dumpable whatever it does, which would make the probe prove nothing.
-fn as_nobody_via_exec(cmd: &mut std::process::Command) -> std::process::Command {
-    let mut run = std::process::Command::new("/bin/sh");
-    run.arg("-c")
-        .arg("exec \"$0\" \"$@\"")
-        .arg(cmd.get_program())
-        .args(cmd.get_args())
-        .env_clear();
-    for (k, v) in cmd.get_envs() {
-        if let Some(v) = v {
-            run.env(k, v);
-        }
-    }
-    if let Some(dir) = cmd.get_current_dir() {
-        run.current_dir(dir);
-    }
-    run.uid(NOBODY)
-        .gid(NOBODY)
-        .stdin(std::process::Stdio::null());
-    run
 }
 
 #[test]
@@ -467,11 +414,6 @@ fn control_the_probe_opens_the_doors_of_an_ordinary_parent() {
     ] {
         assert!(report.contains(door), "{door} not in {report}");
     }
-}
-
-fn chmod(path: &Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
 const CLEAN_REPORT: &str = "control-mem-openable\ncontrol-environ-readable\ndone\n";
@@ -533,14 +475,13 @@ fn plain_http_to_a_non_loopback_host_is_refused_before_any_connection() {
         l.set_nonblocking(true).unwrap();
     }
     let started = Instant::now();
-    let mut g = Gov::marked(Some(&url), "governed", "true")
-        .env("TOOL_EXECUTION_SERVICE_TIMEOUT_MS", "20000");
-    let out = g.run();
-    assert_refused(&g, &out, "misconfigured");
-    let err = stderr(&out);
-    assert!(err.contains("TOOL_EXECUTION_SERVICE_URL="), "{err}");
-    assert!(err.contains("MAESTRO_SH_ALLOW_INSECURE_HTTP=1"), "{err}");
-    assert!(!g.ran());
+    Gov::marked(Some(&url), "governed", "true")
+        .env("TOOL_EXECUTION_SERVICE_TIMEOUT_MS", "20000")
+        .expect_refused("misconfigured")
+        .expect_stderr_lines(1)
+        .expect_stderr_contains("TOOL_EXECUTION_SERVICE_URL=")
+        .expect_stderr_contains("MAESTRO_SH_ALLOW_INSECURE_HTTP=1")
+        .run_checked();
     assert!(
         started.elapsed() < Duration::from_secs(15),
         "it tried to connect"
@@ -548,12 +489,13 @@ fn plain_http_to_a_non_loopback_host_is_refused_before_any_connection() {
     if let Some(l) = &listener {
         assert!(l.accept().is_err(), "a connection was made");
         // With the lab opt-in it does connect (so the listener would have seen the refused one).
-        let mut g = Gov::marked(Some(&url), "governed", "true")
+        Gov::marked(Some(&url), "governed", "true")
             .env("MAESTRO_SH_ALLOW_INSECURE_HTTP", "1")
             .env("TOOL_EXECUTION_SERVICE_TIMEOUT_MS", "300")
-            .env("TOOL_EXECUTION_SERVICE_MAX_ATTEMPTS", "1");
-        let out = g.run();
-        assert_refused(&g, &out, "platform_unavailable");
+            .env("TOOL_EXECUTION_SERVICE_MAX_ATTEMPTS", "1")
+            .expect_refused("platform_unavailable")
+            .expect_stderr_lines(1)
+            .run_checked();
         l.set_nonblocking(false).unwrap();
         assert!(l.accept().is_ok(), "the opted-in attempt did not connect");
     }
@@ -609,13 +551,13 @@ fn a_redirect_with_an_allowing_body_is_a_refusal_and_is_not_followed() {
             status,
             &format!("{target}/toolexecution.v1.ToolExecutionService/ExecuteTool"),
         );
-        let mut g = Gov::marked(Some(&url), "governed", "true");
-        let out = g.run();
-        assert_refused(&g, &out, "platform_malformed");
-        let err = stderr(&out);
-        assert!(err.contains(&format!("HTTP {status}")), "{err}");
-        assert!(err.contains("redirects are not followed"), "{err}");
-        assert!(!g.ran());
+        Gov::marked(Some(&url), "governed", "true")
+            .case(format!("HTTP {status}"))
+            .expect_refused("platform_malformed")
+            .expect_stderr_lines(1)
+            .expect_stderr_contains(format!("HTTP {status}"))
+            .expect_stderr_contains("redirects are not followed")
+            .run_checked();
         assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 1);
         assert_eq!(target_seen.load(std::sync::atomic::Ordering::SeqCst), 0);
     }
@@ -752,65 +694,40 @@ fn https_with_a_private_ca_is_accepted_and_an_unknown_ca_refused() {
     std::fs::write(&other_ca, test_pki().ca_pem).unwrap();
 
     for var in ["MAESTRO_SH_CA_FILE", "SSL_CERT_FILE"] {
-        let mut g = Gov::marked(Some(&url), "governed", "true").env(var, &ca);
-        let out = g.run();
-        assert_eq!(out.status.code(), Some(0), "{var}: {}", stderr(&out));
-        assert!(g.ran());
-        assert_eq!(g.completed()["governed_outcome"], "allowed");
+        Gov::marked(Some(&url), "governed", "true")
+            .env(var, &ca)
+            .case(var)
+            .expect_status(0)
+            .expect_ran(true)
+            .expect_outcome("allowed")
+            .run_checked();
     }
     // Built-in roots only, or another CA: the certificate is not trusted; nothing runs.
     for ca in [None, Some(&other_ca)] {
         let mut g = Gov::marked(Some(&url), "governed", "true")
-            .env("TOOL_EXECUTION_SERVICE_MAX_ATTEMPTS", "1");
+            .env("TOOL_EXECUTION_SERVICE_MAX_ATTEMPTS", "1")
+            .case(format!("CA file {ca:?}"))
+            .expect_refused("platform_unavailable")
+            .expect_stderr_lines(1)
+            .expect_stderr_contains("invalid peer certificate");
         if let Some(ca) = ca {
             g = g.env("MAESTRO_SH_CA_FILE", ca);
         }
-        let out = g.run();
-        assert_refused(&g, &out, "platform_unavailable");
-        assert!(
-            stderr(&out).contains("invalid peer certificate"),
-            "{}",
-            stderr(&out)
-        );
-        assert!(!g.ran());
+        g.run_checked();
     }
     // A CA file that is not PEM: misconfigured, said before any connection.
     let junk = dir.path().join("junk.pem");
     std::fs::write(&junk, "not a certificate").unwrap();
-    let mut g = Gov::marked(Some(&url), "governed", "true").env("MAESTRO_SH_CA_FILE", &junk);
-    let out = g.run();
-    assert_refused(&g, &out, "misconfigured");
-    assert!(stderr(&out).contains("junk.pem"), "{}", stderr(&out));
+    Gov::marked(Some(&url), "governed", "true")
+        .env("MAESTRO_SH_CA_FILE", &junk)
+        .expect_refused("misconfigured")
+        .expect_stderr_lines(1)
+        .expect_stderr_contains("junk.pem")
+        .run_checked();
     assert_eq!(p.executions().len(), 2);
 }
 
 // ---- 2. Protected install mode ---------------------------------------------------------------
-
-/// A group nobody is not in; numeric, so the test needs no /etc/group entry.
-const PROTECTED_GID: u32 = 4242;
-
-/// A protected install under a temp prefix: `bin/maestro-sh` setgid to PROTECTED_GID and
-/// `etc/maestro-sh/platform.json` readable by that group only (what install.sh does as root).
-fn protected_install(
-    config: &Value,
-) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
-    use std::os::unix::fs::chown;
-    let prefix = tempfile::tempdir().unwrap();
-    chmod(prefix.path(), 0o755);
-    let bin = prefix.path().join("bin");
-    let etc = prefix.path().join("etc/maestro-sh");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::fs::create_dir_all(&etc).unwrap();
-    let sh = bin.join("maestro-sh");
-    std::fs::copy(env!("CARGO_BIN_EXE_maestro-sh"), &sh).unwrap();
-    chown(&sh, Some(0), Some(PROTECTED_GID)).unwrap();
-    chmod(&sh, 0o2755);
-    let cfg = etc.join("platform.json");
-    std::fs::write(&cfg, config.to_string()).unwrap();
-    chown(&cfg, Some(0), Some(PROTECTED_GID)).unwrap();
-    chmod(&cfg, 0o640);
-    (prefix, sh, cfg)
-}
 
 #[test]
 fn protected_mode_the_command_cannot_read_the_configuration_or_the_token() {
@@ -839,19 +756,11 @@ fn protected_mode_the_command_cannot_read_the_configuration_or_the_token() {
     let mut g = Gov::new(Some(&decoy), "governed", &probe)
         .env_remove("TOOL_EXECUTION_SERVICE_TOKEN")
         .env("TMPDIR", "/tmp/kept-for-the-command")
-        .env("MAESTRO_TOOL_CALL_ID", "call-protected");
-    chmod(g.dir.path(), 0o777);
-    let mut cmd = std::process::Command::new(&sh);
-    cmd.args(g.command().get_args().collect::<Vec<_>>());
-    for (k, v) in g.command().get_envs() {
-        if let Some(v) = v {
-            cmd.env(k, v);
-        }
-    }
-    cmd.current_dir(g.dir.path());
-    let run = as_nobody_via_exec(&mut cmd).output().unwrap();
-    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
-    assert_eq!(g.completed()["governed_outcome"], "allowed");
+        .env("MAESTRO_TOOL_CALL_ID", "call-protected")
+        .expect_status(0)
+        .expect_outcome("allowed");
+    let run = run_as_nobody(&sh, &mut g);
+    g.check(&run);
     assert_eq!(std::fs::read_to_string(&out).unwrap(), CLEAN_REPORT);
     assert_eq!(decoy_seen.load(std::sync::atomic::Ordering::SeqCst), 0);
     assert_eq!(p.timeline(json!({"stepId": "call-protected"})).len(), 1);
@@ -892,20 +801,12 @@ fn protected_mode_an_unreadable_configuration_fails_closed() {
     let p = DevPlatform::start();
     let (_prefix, sh, cfg) = protected_install(&json!({"url": p.url}));
     std::fs::remove_file(&cfg).unwrap();
-    let mut g = Gov::marked(Some(&p.url), "governed", "true");
-    chmod(g.dir.path(), 0o777);
-    let mut cmd = std::process::Command::new(&sh);
-    cmd.args(g.command().get_args().collect::<Vec<_>>());
-    for (k, v) in g.command().get_envs() {
-        if let Some(v) = v {
-            cmd.env(k, v);
-        }
-    }
-    cmd.current_dir(g.dir.path());
-    let run = as_nobody_via_exec(&mut cmd).output().unwrap();
-    assert_refused(&g, &run, "misconfigured");
-    assert!(stderr(&run).contains("platform.json"), "{}", stderr(&run));
-    assert!(!g.ran());
+    let mut g = Gov::marked(Some(&p.url), "governed", "true")
+        .expect_refused("misconfigured")
+        .expect_stderr_lines(1)
+        .expect_stderr_contains("platform.json");
+    let run = run_as_nobody(&sh, &mut g);
+    g.check(&run);
     assert_eq!(p.executions().len(), 0);
 }
 
@@ -1109,24 +1010,18 @@ fn forged_grants_are_governed_anew() {
 
     // 4. A real grant copied out, used after its supervisor exited (same step: a replay).
     let saved = tools.path().join("grant");
-    let mut g = Gov::new(
-        Some(&p.url),
-        "governed",
-        &format!("printf %s \"$MAESTRO_SH_GRANT\" > {}", saved.display()),
-    )
-    .env("MAESTRO_TOOL_CALL_ID", "call-grant-4");
+    let copy_out = format!("printf %s \"$MAESTRO_SH_GRANT\" > {}", saved.display());
+    let mut g = Gov::marked(Some(&p.url), "governed", &copy_out)
+        .env("MAESTRO_TOOL_CALL_ID", "call-grant-4");
     assert_eq!(g.run().status.code(), Some(0));
     let copied = std::fs::read_to_string(&saved).unwrap();
     assert!(copied.starts_with("v1."), "{copied}");
-    let mut g = Gov::new(
-        Some(&p.url),
-        "governed",
-        &format!("printf %s \"$MAESTRO_SH_GRANT\" > {}", saved.display()),
-    )
-    .env("MAESTRO_TOOL_CALL_ID", "call-grant-4")
-    .env("MAESTRO_SH_GRANT", &copied);
-    let out = g.run();
-    assert_refused(&g, &out, "already_ran");
+    Gov::marked(Some(&p.url), "governed", &copy_out)
+        .env("MAESTRO_TOOL_CALL_ID", "call-grant-4")
+        .env("MAESTRO_SH_GRANT", &copied)
+        .expect_refused("already_ran")
+        .expect_stderr_lines(1)
+        .run_checked();
     assert_eq!(executions_for(&p, "call-grant-4"), 2);
 
     // 5. An observed (read-only) step hands out no grant at all.
@@ -1204,12 +1099,12 @@ fn https_goes_through_https_proxy_unless_no_proxy_names_the_host() {
     std::fs::write(&ca, &pki.ca_pem).unwrap();
     // platform.test does not resolve: only the proxy can reach it.
     let url = "https://platform.test:443";
-    let mut g = Gov::marked(Some(url), "governed", "true")
+    Gov::marked(Some(url), "governed", "true")
         .env("MAESTRO_SH_CA_FILE", &ca)
-        .env("HTTPS_PROXY", &proxy);
-    let out = g.run();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(g.ran());
+        .env("HTTPS_PROXY", &proxy)
+        .expect_status(0)
+        .expect_ran(true)
+        .run_checked();
     assert!(
         seen.lock()
             .unwrap()
@@ -1219,14 +1114,14 @@ fn https_goes_through_https_proxy_unless_no_proxy_names_the_host() {
         seen.lock().unwrap()
     );
     let before = seen.lock().unwrap().len();
-    let mut g = Gov::marked(Some(url), "governed", "true")
+    Gov::marked(Some(url), "governed", "true")
         .env("MAESTRO_SH_CA_FILE", &ca)
         .env("https_proxy", &proxy)
         .env("NO_PROXY", "example.com,.test")
-        .env("TOOL_EXECUTION_SERVICE_MAX_ATTEMPTS", "1");
-    let out = g.run();
-    assert_refused(&g, &out, "platform_unavailable");
-    assert!(!g.ran());
+        .env("TOOL_EXECUTION_SERVICE_MAX_ATTEMPTS", "1")
+        .expect_refused("platform_unavailable")
+        .expect_stderr_lines(1)
+        .run_checked();
     assert_eq!(
         seen.lock().unwrap().len(),
         before,

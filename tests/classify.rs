@@ -601,43 +601,34 @@ fn local_policy_denies_without_running_and_governs_stricter() {
     )
     .unwrap();
     // Governance off, but a local deny still refuses: exit 126, one line, `denied` outcome.
-    let mut g =
-        Gov::marked(None, "off", "sudo git push origin main").env("MAESTRO_SH_POLICY_FILE", &file);
-    let out = g.run();
-    assert_eq!(out.status.code(), Some(126));
-    assert!(!g.ran(), "a denied command must not run");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(
-        err.starts_with("maestro-sh: denied: local policy rule \"git push\": pushes go through CI"),
-        "{err}"
-    );
-    assert_eq!(g.completed()["governed_outcome"], "denied");
+    Gov::marked(None, "off", "sudo git push origin main")
+        .env("MAESTRO_SH_POLICY_FILE", &file)
+        .expect_refused("denied")
+        .expect_stderr_lines(1)
+        .expect_stderr_starts_with(
+            "maestro-sh: denied: local policy rule \"git push\": pushes go through CI",
+        )
+        .run_checked();
 
     // `govern` raises the mode: without Platform config that is a refusal, not a silent run.
-    let mut g = Gov::new(None, "off", "touch x").env("MAESTRO_SH_POLICY_FILE", &file);
-    let out = g.run();
-    assert_eq!(out.status.code(), Some(126));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("misconfigured"));
+    Gov::marked(None, "off", "touch x")
+        .env("MAESTRO_SH_POLICY_FILE", &file)
+        .expect_refused("misconfigured")
+        .run_checked();
 
     // `observe` weakens nothing and unmatched commands pass through as before.
-    let mut g =
-        Gov::new(None, "off", "rm -f nothing-here; echo ok").env("MAESTRO_SH_POLICY_FILE", &file);
-    let out = g.run();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    Gov::new(None, "off", "rm -f nothing-here; echo ok")
+        .env("MAESTRO_SH_POLICY_FILE", &file)
+        .expect_status(0)
+        .run_checked();
 
     // A broken policy file fails closed.
     let bad = dir.path().join("bad.json");
     std::fs::write(&bad, "{not json").unwrap();
-    let mut g = Gov::marked(None, "off", "ls").env("MAESTRO_SH_POLICY_FILE", &bad);
-    let out = g.run();
-    assert_eq!(out.status.code(), Some(126));
-    assert!(!g.ran());
+    Gov::marked(None, "off", "ls")
+        .env("MAESTRO_SH_POLICY_FILE", &bad)
+        .expect_refused("misconfigured")
+        .run_checked();
 
     // --explain reports the matching rule.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_maestro-sh"))

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::support::approval::{approval_hit, approval_platform};
 use crate::support::platform::{stderr, DevPlatform, Gov, ORG, TOKEN, WORKSPACE};
 
 fn mkfifo(path: &Path) {
@@ -43,35 +44,32 @@ fn fifo_as_flags_policy_or_credentials_refuses_promptly_naming_the_file() {
         ("MAESTRO_SH_CREDENTIALS_FILE", "credentials"),
     ];
     for (var, what) in cases {
-        let mut g = Gov::marked(Some(&p.url), "governed", "true").env(var, &fifo);
+        let mut g = Gov::marked(Some(&p.url), "governed", "true")
+            .env(var, &fifo)
+            .case(var)
+            .expect_refused("misconfigured")
+            .expect_stderr_starts_with("maestro-sh: misconfigured: ")
+            .expect_stderr_contains(fifo.display())
+            .expect_stderr_contains("FIFO")
+            .expect_stderr_contains(what)
+            .expect_stderr_lines(1);
         if var == "MAESTRO_SH_CREDENTIALS_FILE" {
             g = g.env_remove("TOOL_EXECUTION_SERVICE_TOKEN");
         }
         let (out, took) = run_bounded(g.spawn(), Duration::from_secs(20));
-        let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(126), "{var}: {err}");
-        assert!(
-            err.starts_with("maestro-sh: misconfigured: ")
-                && err.contains(fifo.to_str().unwrap())
-                && err.contains("FIFO")
-                && err.contains(what),
-            "{var}: {err}"
-        );
-        assert_eq!(err.lines().count(), 1, "{err}");
-        assert!(!g.ran(), "{var}: the command ran");
+        g.check(&out);
         assert!(took < Duration::from_secs(10), "{var}: took {took:?}");
     }
     // An oversize policy file and a device are refused the same way.
     let big = dir.path().join("big.json");
     std::fs::write(&big, vec![b' '; 200 * 1024]).unwrap();
     for bad in [big.as_path(), Path::new("/dev/zero")] {
-        let mut g =
-            Gov::marked(Some(&p.url), "governed", "true").env("MAESTRO_SH_POLICY_FILE", bad);
+        let mut g = Gov::marked(Some(&p.url), "governed", "true")
+            .env("MAESTRO_SH_POLICY_FILE", bad)
+            .expect_refused("misconfigured")
+            .expect_stderr_contains(bad.display());
         let (out, _) = run_bounded(g.spawn(), Duration::from_secs(20));
-        let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(126), "{err}");
-        assert!(err.contains(bad.to_str().unwrap()), "{err}");
-        assert!(!g.ran());
+        g.check(&out);
     }
 }
 
@@ -196,11 +194,7 @@ fn poison_record_is_dead_lettered_and_good_ones_delivered_once() {
         .env("MAESTRO_SH_DATA_DIR", data.path())
         .env("MAESTRO_TOOL_CALL_ID", "call-poison-5");
     assert_eq!(g.run().status.code(), Some(0));
-    let warnings: Vec<Value> = g
-        .events()
-        .into_iter()
-        .filter(|e| e["type"] == "maestro.events.maestro_sh.outbox_warning")
-        .collect();
+    let warnings = g.events_of("maestro_sh.outbox_warning");
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert_eq!(warnings[0]["data"]["kind"], "dead_lettered");
     assert!(warnings[0]["data"]["reason"]
@@ -405,15 +399,13 @@ fn hostile_platform_text_is_one_short_clean_line() {
     let path = dir.path().join("policy.json");
     std::fs::write(&path, policy.to_string()).unwrap();
     let p = DevPlatform::start_with(&["--policy", path.to_str().unwrap()]);
-    let mut g = Gov::new(Some(&p.url), "governed", "echo hostile; touch \"$MARKER\"");
-    let out = g.run();
-    assert_eq!(out.status.code(), Some(126));
-    assert!(!g.ran());
-    let err = stderr(&out);
-    assert_eq!(err.lines().count(), 1, "{err:?}");
+    let mut g = Gov::new(Some(&p.url), "governed", "echo hostile; touch \"$MARKER\"")
+        .expect_refused("denied")
+        .expect_stderr_lines(1)
+        .expect_stderr_contains("line1 line2 red x");
+    let err = stderr(&g.run_checked());
     assert!(!err.contains('\u{1b}') && !err.contains('\r') && !err.contains('\u{202e}'));
     assert!(err.len() < 1024, "{} bytes", err.len());
-    assert!(err.contains("line1 line2 red x"), "{err}");
     let data = g.completed().to_string();
     assert!(data.len() < 4096, "sidecar event {} bytes", data.len());
     assert!(!data.contains("\\u001b") && !data.contains("\\n"), "{data}");
@@ -425,15 +417,10 @@ fn hostile_platform_text_is_one_short_clean_line() {
         "echo wait-hostile; touch \"$MARKER\"",
     )
     .env("MAESTRO_SH_APPROVAL_TIMEOUT_MS", "500")
-    .env("MAESTRO_SH_STATUS", "always");
-    let out = g.run();
-    assert_eq!(out.status.code(), Some(126));
-    assert!(!g.ran());
-    let err = stderr(&out);
-    assert!(
-        err.contains("waiting for approval: line1 line2 red x"),
-        "{err}"
-    );
+    .env("MAESTRO_SH_STATUS", "always")
+    .expect_refused("approval_timeout")
+    .expect_stderr_contains("waiting for approval: line1 line2 red x");
+    let err = stderr(&g.run_checked());
     for line in err.lines() {
         assert!(line.len() < 1024, "{} bytes: {line:.80}", line.len());
         assert!(!line.contains('\u{1b}') && !line.contains('\r'), "{line:?}");
@@ -449,16 +436,7 @@ fn hostile_platform_text_is_one_short_clean_line() {
 #[test]
 fn resume_retries_are_bounded_when_platform_keeps_failing() {
     use std::io::Write;
-    use std::os::fd::AsRawFd;
-    use std::os::unix::process::CommandExt;
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.json");
-    std::fs::write(
-        &policy,
-        r#"{"default":"allow","rules":[{"action":"require_approval","command_prefixes":["echo approve-me"],"reason":"needs a human"}]}"#,
-    )
-    .unwrap();
-    let p = DevPlatform::start_with(&["--policy", policy.to_str().unwrap()]);
+    let (p, _policy) = approval_platform();
     let mut g = Gov::new(
         Some(&p.url),
         "governed",
@@ -466,29 +444,11 @@ fn resume_retries_are_bounded_when_platform_keeps_failing() {
     )
     .env("MAESTRO_SH_DECISIONS_FD", "3")
     .env("TOOL_EXECUTION_SERVICE_MAX_ATTEMPTS", "1")
-    .env("MAESTRO_SH_APPROVAL_TIMEOUT_MS", "900000");
-    let (read, write) = nix::unistd::pipe().unwrap();
-    let raw = read.as_raw_fd();
-    unsafe {
-        g.command().pre_exec(move || {
-            if libc::dup2(raw, 3) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    .env("MAESTRO_SH_APPROVAL_TIMEOUT_MS", "900000")
+    .expect_refused("platform_unavailable");
+    let write = g.decisions_pipe(3);
     let mut child = g.spawn();
-    drop(read);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !g
-        .events()
-        .iter()
-        .any(|e| e["type"] == "maestro.events.approval_hit")
-    {
-        assert!(Instant::now() < deadline, "no approval_hit");
-        assert!(child.try_wait().unwrap().is_none(), "exited before pending");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    approval_hit(&g, &mut child);
     p.set_faults(json!([{"method": "ResumeToolExecution", "kind": "status", "status": 503}]));
     let mut w = std::fs::File::from(write);
     writeln!(w, r#"{{"approved": true}}"#).unwrap();
@@ -501,10 +461,7 @@ fn resume_retries_are_bounded_when_platform_keeps_failing() {
         },
         Duration::from_secs(90),
     );
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(126), "{err}");
-    assert!(err.contains("platform_unavailable"), "{err}");
-    assert!(!g.ran());
+    g.check(&out);
     let resumes = p.requests_for("ResumeToolExecution").len();
     assert!((1..=5).contains(&resumes), "{resumes} Resume calls");
     eprintln!(
@@ -754,16 +711,27 @@ fn full_outbox_warns_before_dropping_the_oldest() {
     let mut g = Gov::new(Some("http://127.0.0.1:9"), "observe", "true")
         .env("MAESTRO_SH_DATA_DIR", data.path());
     assert_eq!(g.run().status.code(), Some(0));
-    let warnings: Vec<Value> = g
-        .events()
-        .into_iter()
-        .filter(|e| e["type"] == "maestro.events.maestro_sh.outbox_warning")
-        .collect();
+    let warnings = g.events_of("maestro_sh.outbox_warning");
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert_eq!(warnings[0]["data"]["kind"], "dropped");
     assert_eq!(warnings[0]["data"]["record"], format!("{:032}-old.json", 0));
     assert_eq!(count_records(data.path()), 1000);
     assert!(!outbox.join(format!("{:032}-old.json", 0)).exists());
+}
+
+/// `maestro-sh --explain -c TEXT` (flags and mode from the test's environment removed), under
+/// the watchdog `limit`: its JSON verdict and how long it took.
+fn explain_bounded(text: &str, limit: Duration) -> (Value, Duration) {
+    let mut c = Command::new(maestro_sh());
+    c.args(["--explain", "-c", text])
+        .env_remove("EVALOPS_FEATURE_FLAGS_PATH")
+        .env_remove("MAESTRO_SH_MODE")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let (out, took) = run_bounded(c.spawn().unwrap(), limit);
+    let verdict = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("--explain printed no JSON ({e}): {}", stderr(&out)));
+    (verdict, took)
 }
 
 /// Found by fuzzing: deep unclosed parentheses made the bash parser backtrack exponentially
@@ -775,15 +743,8 @@ fn deep_parentheses_do_not_hang_classification() {
         format!("{};{}", "(".repeat(60), ")".repeat(60)),
         format!("{}x", "( ".repeat(60)),
     ] {
-        let mut c = Command::new(maestro_sh());
-        c.args(["--explain", "-c", &text])
-            .env_remove("EVALOPS_FEATURE_FLAGS_PATH")
-            .env_remove("MAESTRO_SH_MODE")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let (out, took) = run_bounded(c.spawn().unwrap(), Duration::from_secs(20));
+        let (v, took) = explain_bounded(&text, Duration::from_secs(20));
         assert!(took < Duration::from_secs(5), "{took:?} for {text:?}");
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["read_only"], false);
         assert!(
             v["reasons"].to_string().contains("nested deeper than 16"),
@@ -792,15 +753,8 @@ fn deep_parentheses_do_not_hang_classification() {
     }
     // Also found by fuzzing: the parser never returns on this one. Classification has a
     // budget (2 s); past it the text is unknown code.
-    let mut c = Command::new(maestro_sh());
-    c.args(["--explain", "-c", "cat <<\r< "])
-        .env_remove("EVALOPS_FEATURE_FLAGS_PATH")
-        .env_remove("MAESTRO_SH_MODE")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let (out, took) = run_bounded(c.spawn().unwrap(), Duration::from_secs(30));
+    let (v, took) = explain_bounded("cat <<\r< ", Duration::from_secs(30));
     assert!(took < Duration::from_secs(15), "{took:?}");
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["read_only"], false);
     assert!(
         v["reasons"]

@@ -21,12 +21,13 @@ fn allowed_command_runs_once_and_is_recorded() {
     let mut g = Gov::marked(Some(&p.url), "governed", "echo out; echo err >&2; exit 3")
         .env("MAESTRO_TOOL_CALL_ID", "call-allow-1")
         .env("MAESTRO_SESSION_ID", "sess-1")
-        .env("MAESTRO_AGENT_RUN_ID", "run-1");
-    let out = g.run();
-    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    assert_eq!(out.stdout, b"out\n");
-    assert_eq!(stderr(&out), "err\n");
-    assert!(g.ran());
+        .env("MAESTRO_AGENT_RUN_ID", "run-1")
+        .expect_status(3)
+        .expect_stdout("out\n")
+        .expect_stderr("err\n")
+        .expect_ran(true)
+        .expect_outcome("allowed");
+    g.run_checked();
 
     let execs = p.executions();
     assert_eq!(execs.len(), 1);
@@ -39,7 +40,6 @@ fn allowed_command_runs_once_and_is_recorded() {
     assert_eq!(e["metadata"]["maestro_local_outcome"], "failed");
 
     let done = g.completed();
-    assert_eq!(done["governed_outcome"], "allowed");
     assert_eq!(done["tool_execution_id"], e["id"]);
     assert_eq!(done["exit_status"], 3);
     assert_eq!(done["tool_call_id"], "call-allow-1");
@@ -128,23 +128,17 @@ fn platform_faults_fail_closed() {
     let p = DevPlatform::start();
     for (name, faults, outcome, runs) in fault_table() {
         p.set_faults(faults);
-        let mut g = Gov::marked(Some(&p.url), "governed", "echo ran")
-            .env("TOOL_EXECUTION_SERVICE_TIMEOUT_MS", "800");
-        let out = g.run();
-        let err = stderr(&out);
-        assert_eq!(g.ran(), runs, "{name}: {err}");
-        assert_eq!(g.completed()["governed_outcome"], outcome, "{name}: {err}");
-        if runs {
-            assert_eq!(out.status.code(), Some(0), "{name}: {err}");
+        let g = Gov::marked(Some(&p.url), "governed", "echo ran")
+            .env("TOOL_EXECUTION_SERVICE_TIMEOUT_MS", "800")
+            .case(name);
+        let mut g = if runs {
+            g.expect_status(0).expect_ran(true).expect_outcome(outcome)
         } else {
-            assert_eq!(out.status.code(), Some(126), "{name}: {err}");
-            assert!(
-                err.starts_with(&format!("maestro-sh: {outcome}: ")),
-                "{name}: {err}"
-            );
-            assert_eq!(err.lines().count(), 1, "{name}: one line expected: {err}");
-            assert!(out.stdout.is_empty());
-        }
+            g.expect_refused(outcome)
+                .expect_stderr_starts_with(&format!("maestro-sh: {outcome}: "))
+                .expect_stderr_lines(1)
+        };
+        g.run_checked();
     }
     p.set_faults(json!([]));
     // "5xx once then success" made one execution, not two.
@@ -161,18 +155,12 @@ fn platform_faults_fail_closed() {
 fn denied_by_policy() {
     let dir = tempfile::tempdir().unwrap();
     let p = DevPlatform::start_with(&["--policy", &policy_file(dir.path(), DENY_POLICY)]);
-    let mut g = Gov::new(Some(&p.url), "governed", "echo deny-me; touch \"$MARKER\"");
-    let out = g.run();
-    assert_eq!(out.status.code(), Some(126));
-    assert!(!g.ran());
-    let err = stderr(&out);
-    assert!(
-        err.starts_with("maestro-sh: denied: deny-me is forbidden here;"),
-        "{err}"
-    );
+    let mut g = Gov::new(Some(&p.url), "governed", "echo deny-me; touch \"$MARKER\"")
+        .expect_refused("denied")
+        .expect_stderr_starts_with("maestro-sh: denied: deny-me is forbidden here;");
+    let err = stderr(&g.run_checked());
     let id = p.executions()[0]["id"].as_str().unwrap().to_string();
     assert!(err.contains(&format!("tool_execution_id={id}")), "{err}");
-    assert_eq!(g.completed()["governed_outcome"], "denied");
     assert_eq!(g.completed()["tool_execution_id"], id.as_str());
 }
 
@@ -183,32 +171,23 @@ fn unauthorised_and_wrong_organization_are_misconfigured() {
         ("TOOL_EXECUTION_SERVICE_TOKEN", "wrong", "401"),
         ("TOOL_EXECUTION_SERVICE_ORGANIZATION_ID", "org-other", "403"),
     ] {
-        let mut g = Gov::marked(Some(&p.url), "governed", "true").env(var, value);
-        let out = g.run();
-        let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(126), "{err}");
-        assert!(!g.ran());
-        assert!(
-            err.starts_with("maestro-sh: misconfigured: ") && err.contains(code),
-            "{err}"
-        );
-        assert!(!err.contains("wrong"), "token leaked: {err}");
-        assert_eq!(g.completed()["governed_outcome"], "misconfigured");
+        Gov::marked(Some(&p.url), "governed", "true")
+            .env(var, value)
+            .case(var)
+            .expect_refused("misconfigured")
+            .expect_stderr_starts_with("maestro-sh: misconfigured: ")
+            .expect_stderr_contains(code)
+            .expect_stderr_lacks("wrong") // the token
+            .run_checked();
     }
 }
 
 #[test]
 fn platform_down_refuses() {
-    let mut g = Gov::marked(Some("http://127.0.0.1:9"), "governed", "true");
-    let out = g.run();
-    assert_eq!(out.status.code(), Some(126));
-    assert!(!g.ran());
-    assert!(
-        stderr(&out).starts_with("maestro-sh: platform_unavailable: "),
-        "{}",
-        stderr(&out)
-    );
-    assert_eq!(g.completed()["governed_outcome"], "platform_unavailable");
+    Gov::marked(Some("http://127.0.0.1:9"), "governed", "true")
+        .expect_refused("platform_unavailable")
+        .expect_stderr_starts_with("maestro-sh: platform_unavailable: ")
+        .run_checked();
 }
 
 #[test]
@@ -228,16 +207,13 @@ fn incomplete_config_names_the_variable() {
             "TOOL_EXECUTION_SERVICE_WORKSPACE_ID",
         ),
     ] {
-        let mut g = Gov::marked(Some("http://127.0.0.1:9"), "governed", "true").env_remove(drop);
-        let out = g.run();
-        let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(126), "{drop}: {err}");
-        assert!(!g.ran(), "{drop}");
-        assert!(
-            err.starts_with("maestro-sh: misconfigured: ") && err.contains(named),
-            "{drop}: {err}"
-        );
-        assert_eq!(g.completed()["governed_outcome"], "misconfigured");
+        Gov::marked(Some("http://127.0.0.1:9"), "governed", "true")
+            .env_remove(drop)
+            .case(drop)
+            .expect_refused("misconfigured")
+            .expect_stderr_starts_with("maestro-sh: misconfigured: ")
+            .expect_stderr_contains(named)
+            .run_checked();
     }
     // Bad values too.
     for (var, value) in [
@@ -245,11 +221,12 @@ fn incomplete_config_names_the_variable() {
         ("MAESTRO_SH_MODE", "loud"),
         ("TOOL_EXECUTION_SERVICE_URL", "ftp://x"),
     ] {
-        let mut g = Gov::marked(Some("http://127.0.0.1:9"), "governed", "true").env(var, value);
-        let out = g.run();
-        assert_eq!(out.status.code(), Some(126), "{var}");
-        assert!(stderr(&out).contains(var), "{var}: {}", stderr(&out));
-        assert!(!g.ran());
+        Gov::marked(Some("http://127.0.0.1:9"), "governed", "true")
+            .env(var, value)
+            .case(var)
+            .expect_refused("misconfigured")
+            .expect_stderr_contains(var)
+            .run_checked();
     }
 }
 
@@ -265,20 +242,19 @@ fn credentials_file_must_be_private() {
     )
     .unwrap();
     std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let mut g = Gov::marked(Some(&p.url), "governed", "true")
+    Gov::marked(Some(&p.url), "governed", "true")
         .env_remove("TOOL_EXECUTION_SERVICE_TOKEN")
-        .env("MAESTRO_SH_CREDENTIALS_FILE", &creds);
-    let out = g.run();
-    assert_eq!(out.status.code(), Some(126));
-    assert!(stderr(&out).contains("chmod 600"), "{}", stderr(&out));
-    assert!(!g.ran());
+        .env("MAESTRO_SH_CREDENTIALS_FILE", &creds)
+        .expect_refused("misconfigured")
+        .expect_stderr_contains("chmod 600")
+        .run_checked();
     std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let mut g = Gov::marked(Some(&p.url), "governed", "env")
+    let out = Gov::marked(Some(&p.url), "governed", "env")
         .env_remove("TOOL_EXECUTION_SERVICE_TOKEN")
-        .env("MAESTRO_SH_CREDENTIALS_FILE", &creds);
-    let out = g.run();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(g.ran());
+        .env("MAESTRO_SH_CREDENTIALS_FILE", &creds)
+        .expect_status(0)
+        .expect_ran(true)
+        .run_checked();
     assert!(!String::from_utf8_lossy(&out.stdout).contains(crate::support::platform::TOKEN));
 }
 
@@ -345,10 +321,10 @@ fn nested_shells_share_the_decision_of_their_step() {
         "bash -c 'sh -c \"touch $MARKER\"'",
     )
     .env("PATH", format!("{shims}:/usr/bin:/bin"))
-    .env("MAESTRO_TOOL_CALL_ID", "call-nested-1");
-    let out = g.run();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(g.ran());
+    .env("MAESTRO_TOOL_CALL_ID", "call-nested-1")
+    .expect_status(0)
+    .expect_ran(true);
+    g.run_checked();
     assert_eq!(p.executions().len(), 1);
 
     // A new step inside is governed anew. The token never reaches the command's environment,
@@ -361,14 +337,14 @@ fn nested_shells_share_the_decision_of_their_step() {
     )
     .env("PATH", format!("{shims}:/usr/bin:/bin"))
     .env("MAESTRO_TOOL_CALL_ID", "call-nested-2")
-    .env_remove("TOOL_EXECUTION_SERVICE_TOKEN");
+    .env_remove("TOOL_EXECUTION_SERVICE_TOKEN")
+    .expect_status(0)
+    .expect_ran(true);
     let creds = g.dir.path().join(".config/maestro-sh/credentials");
     std::fs::create_dir_all(creds.parent().unwrap()).unwrap();
     std::fs::write(&creds, crate::support::platform::TOKEN).unwrap();
     std::fs::set_permissions(&creds, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let out = g.run();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(g.ran());
+    g.run_checked();
     let steps: Vec<String> = p
         .executions()
         .iter()
@@ -395,12 +371,11 @@ fn a_retried_step_replays_and_never_runs_twice() {
     let mut first =
         Gov::marked(Some(&p.url), "governed", "true").env("MAESTRO_TOOL_CALL_ID", "call-replay-1");
     assert_eq!(first.run().status.code(), Some(0));
-    let mut again =
-        Gov::marked(Some(&p.url), "governed", "true").env("MAESTRO_TOOL_CALL_ID", "call-replay-1");
-    let out = again.run();
-    assert_eq!(out.status.code(), Some(126));
-    assert!(!again.ran());
-    assert!(stderr(&out).contains("already ran"), "{}", stderr(&out));
+    Gov::marked(Some(&p.url), "governed", "true")
+        .env("MAESTRO_TOOL_CALL_ID", "call-replay-1")
+        .expect_refused("already_ran")
+        .expect_stderr_contains("already ran")
+        .run_checked();
     assert_eq!(p.executions().len(), 1);
 }
 
@@ -769,10 +744,11 @@ fn wire_conformance_of_records_sidecar_and_fallbacks() {
 
     // A refusal is DENIED on the sidecar.
     let mut g = Gov::new(Some("http://127.0.0.1:9"), "governed", "true")
-        .env("MAESTRO_TOOL_CALL_ID", "call-rec-down");
-    assert_eq!(g.run().status.code(), Some(126));
+        .env("MAESTRO_TOOL_CALL_ID", "call-rec-down")
+        .expect_status(126)
+        .expect_outcome("platform_unavailable");
+    g.run_checked();
     assert_eq!(g.completed()["status"], "MAESTRO_TOOL_CALL_STATUS_DENIED");
-    assert_eq!(g.completed()["governed_outcome"], "platform_unavailable");
 
     // No workspace variable: the organization id from Maestro's default organization variables
     // is the workspace; the agent id falls back to npm's package name.

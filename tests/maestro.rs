@@ -976,18 +976,12 @@ fn failed_calls_get_tool_call_failed_before_completed() {
 #[test]
 fn new_metadata_keys_and_aliases_on_the_wire() {
     let p = DevPlatform::start();
-    let body = |g: &mut Gov| {
-        let out = g.run();
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+    let body = |g: Gov| {
+        g.expect_status(0).run_checked();
         p.requests_for("ExecuteTool").pop().unwrap()["body"].clone()
     };
     // The newer names alone: org from EVALOPS_ORG_ID, workspace and token from MAESTRO_PLATFORM_*.
-    let mut g = Gov::new(Some(&p.url), "governed", "true")
+    let g = Gov::new(Some(&p.url), "governed", "true")
         .env_remove("TOOL_EXECUTION_SERVICE_ORGANIZATION_ID")
         .env_remove("TOOL_EXECUTION_SERVICE_WORKSPACE_ID")
         .env_remove("TOOL_EXECUTION_SERVICE_TOKEN")
@@ -996,7 +990,7 @@ fn new_metadata_keys_and_aliases_on_the_wire() {
         .env("MAESTRO_PLATFORM_ACCESS_TOKEN", TOKEN)
         .env("MAESTRO_AGENT_RUN_ID", "run-1")
         .env("npm_package_version", "0.42.0");
-    let b = body(&mut g);
+    let b = body(g);
     assert_eq!(b["linkage"]["organizationId"], ORG);
     assert_eq!(b["linkage"]["workspaceId"], "ws-platform");
     assert_eq!(b["tool"]["version"], "0.42.0");
@@ -1023,13 +1017,13 @@ fn new_metadata_keys_and_aliases_on_the_wire() {
     assert!(!String::from_utf8_lossy(&out.stdout).contains(TOKEN));
     // Without npm_package_version, tool.version is absent (as Maestro sends it); without a run
     // id the tenant keys follow the tool call id directly.
-    let b = body(&mut Gov::new(Some(&p.url), "governed", "true"));
+    let b = body(Gov::new(Some(&p.url), "governed", "true"));
     assert!(b["tool"].get("version").is_none(), "{}", b["tool"]);
     let keys: Vec<String> = b["metadata"].as_object().unwrap().keys().cloned().collect();
     assert_eq!(keys[2..4], ["organization_id", "workspace_id"]);
     // The recorded aliases keep their precedence over the new ones.
     let b = body(
-        &mut Gov::new(Some(&p.url), "governed", "true")
+        Gov::new(Some(&p.url), "governed", "true")
             .env_remove("TOOL_EXECUTION_SERVICE_WORKSPACE_ID")
             .env("EVALOPS_WORKSPACE_ID", "ws-old")
             .env("MAESTRO_PLATFORM_WORKSPACE_ID", "ws-new")

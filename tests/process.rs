@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::platform::{stderr, DevPlatform, Gov, ORG, REVIEWER_TOKEN, TOKEN, WORKSPACE};
+use crate::support::approval::{approval_hit, approval_platform_with, files_under, review};
+use crate::support::platform::{stderr, wait_for, DevPlatform, Gov, ORG, TOKEN, WORKSPACE};
 use crate::support::shell::{run_with_stdin, Sh, Via};
 
 /// A step id no other run in this test binary uses (each governed run is a new tool call).
@@ -165,33 +166,43 @@ fn rest(child: &mut Child) -> String {
     s
 }
 
+/// `script` run by the real bash, then governed (`group`: each in a process group of its own,
+/// led by the shell): once it prints `ready`, `act(side, pid)` signals it. Asserts that bash
+/// printed `want` after `ready`, and that the governed run printed the same and ended with the
+/// same raw wait status.
+#[track_caller]
+fn same_on_both_sides(script: &str, group: bool, want: &str, mut act: impl FnMut(Side, i32)) {
+    let data = tempfile::tempdir().unwrap();
+    let mut seen = Vec::new();
+    for side in SIDES {
+        let mut cmd = command(side, &["-c", script], data.path());
+        if group {
+            cmd.process_group(0);
+        }
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let pid = child.id() as i32;
+        assert_eq!(read_line(&mut child), "ready\n", "{side:?}");
+        act(side, pid);
+        let out = rest(&mut child);
+        seen.push((out, wait_raw(pid, 0)));
+    }
+    assert_eq!(seen[0].0, want, "bash: {script}");
+    assert_eq!(seen[1], seen[0], "governed differs from bash: {script}");
+}
+
 #[test]
 fn a_group_signal_reaches_the_command_once() {
     // A busy shell runs its trap within microseconds, so a second copy forwarded by the
     // supervisor would run it again (it did: "trapped" twice in most runs).
-    let data = tempfile::tempdir().unwrap();
     let script = "trap 'echo trapped' TERM; echo ready; i=0; \
                   while [ $i -lt 200000 ]; do i=$((i+1)); done; echo end";
-    for round in 0..3 {
-        let mut seen = Vec::new();
-        for side in SIDES {
-            let mut cmd = command(side, &["-c", script], data.path());
-            cmd.process_group(0)
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped());
-            let mut child = cmd.spawn().unwrap();
-            assert_eq!(read_line(&mut child), "ready\n", "{side:?}");
+    // Three rounds: a doubled trap showed in most runs, not in every one.
+    for _ in 0..3 {
+        same_on_both_sides(script, true, "trapped\nend\n", |_, pid| {
             std::thread::sleep(Duration::from_millis(50));
-            unsafe { libc::kill(-(child.id() as i32), libc::SIGTERM) };
-            let out = rest(&mut child);
-            let status = wait_raw(child.id() as i32, 0);
-            seen.push((out, status));
-        }
-        assert_eq!(seen[0].0, "trapped\nend\n");
-        assert_eq!(
-            seen[1], seen[0],
-            "round {round}: governed differs from bash"
-        );
+            unsafe { libc::kill(-pid, libc::SIGTERM) };
+        });
     }
 }
 
@@ -199,55 +210,21 @@ fn a_group_signal_reaches_the_command_once() {
 fn a_group_signal_then_a_pid_signal_each_reach_the_command_once() {
     // The first (group) signal leaves the sentinel holding it; it is replaced before the
     // second, which was sent to the shell's pid alone and must be forwarded.
-    let data = tempfile::tempdir().unwrap();
-    let mut seen = Vec::new();
-    for side in SIDES {
-        let mut cmd = command(
-            side,
-            &[
-                "-c",
-                "trap 'echo usr1' USR1; echo ready; for i in 1 2 3 4 5 6 7 8 9 10; do sleep 0.1; done; echo end",
-            ],
-            data.path(),
-        );
-        cmd.process_group(0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
-        let pid = child.id() as i32;
-        assert_eq!(read_line(&mut child), "ready\n");
+    let script = "trap 'echo usr1' USR1; echo ready; for i in 1 2 3 4 5 6 7 8 9 10; do sleep 0.1; done; echo end";
+    same_on_both_sides(script, true, "usr1\nusr1\nend\n", |_, pid| {
         unsafe { libc::kill(-pid, libc::SIGUSR1) };
         std::thread::sleep(Duration::from_millis(300));
         unsafe { libc::kill(pid, libc::SIGUSR1) };
-        let out = rest(&mut child);
-        seen.push((out, wait_raw(pid, 0)));
-    }
-    assert_eq!(seen[0].0, "usr1\nusr1\nend\n");
-    assert_eq!(seen[1], seen[0]);
+    });
 }
 
 #[test]
 fn a_signal_to_the_shells_pid_reaches_the_command_once() {
-    let data = tempfile::tempdir().unwrap();
-    let mut seen = Vec::new();
-    for side in SIDES {
-        let mut cmd = command(
-            side,
-            &[
-                "-c",
-                "trap 'echo usr1' USR1; echo ready; for i in 1 2 3 4 5 6; do sleep 0.1; done; echo end",
-            ],
-            data.path(),
-        );
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
-        assert_eq!(read_line(&mut child), "ready\n");
-        unsafe { libc::kill(child.id() as i32, libc::SIGUSR1) };
-        let out = rest(&mut child);
-        seen.push((out, wait_raw(child.id() as i32, 0)));
-    }
-    assert_eq!(seen[0].0, "usr1\nend\n");
-    assert_eq!(seen[1], seen[0]);
+    let script =
+        "trap 'echo usr1' USR1; echo ready; for i in 1 2 3 4 5 6; do sleep 0.1; done; echo end";
+    same_on_both_sides(script, false, "usr1\nend\n", |_, pid| unsafe {
+        libc::kill(pid, libc::SIGUSR1);
+    });
 }
 
 /// Pids of the processes whose parent is `pid`.
@@ -268,47 +245,37 @@ fn state_of(pid: i32) -> Option<char> {
 fn sigint_while_the_shell_waits_matches_bash() {
     // bash that receives SIGINT while it waits for a foreground child waits for the child and,
     // the child not having died of SIGINT, goes on.
-    let data = tempfile::tempdir().unwrap();
-    let mut seen = Vec::new();
-    for side in SIDES {
-        let mut cmd = command(
-            side,
-            &["-c", "echo ready; sleep 1; echo after"],
-            data.path(),
-        );
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
-        let pid = child.id() as i32;
-        assert_eq!(read_line(&mut child), "ready\n");
-        // The real shell: bash itself, or maestro-sh's child that is not the sentinel.
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let candidates: Vec<i32> = match side {
-                Side::Bash => vec![pid],
-                Side::Governed => children_of(pid),
-            };
-            let waiting = candidates.into_iter().find(|&c| {
-                state_of(c) == Some('S')
-                    && children_of(c).iter().any(|&g| {
-                        std::fs::read_to_string(format!("/proc/{g}/comm"))
-                            .is_ok_and(|c| c == "sleep\n")
-                    })
-            });
-            if waiting.is_some() {
-                break;
+    same_on_both_sides(
+        "echo ready; sleep 1; echo after",
+        false,
+        "after\n",
+        |side, pid| {
+            // The real shell: bash itself, or maestro-sh's child that is not the sentinel.
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                let candidates: Vec<i32> = match side {
+                    Side::Bash => vec![pid],
+                    Side::Governed => children_of(pid),
+                };
+                let waiting = candidates.into_iter().find(|&c| {
+                    state_of(c) == Some('S')
+                        && children_of(c).iter().any(|&g| {
+                            std::fs::read_to_string(format!("/proc/{g}/comm"))
+                                .is_ok_and(|c| c == "sleep\n")
+                        })
+                });
+                if waiting.is_some() {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{side:?}: the shell never waited for sleep"
+                );
+                std::thread::sleep(Duration::from_millis(5));
             }
-            assert!(
-                Instant::now() < deadline,
-                "{side:?}: the shell never waited for sleep"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        unsafe { libc::kill(pid, libc::SIGINT) };
-        let out = rest(&mut child);
-        seen.push((out, wait_raw(pid, 0)));
-    }
-    assert_eq!(seen[0].0, "after\n");
-    assert_eq!(seen[1], seen[0]);
+            unsafe { libc::kill(pid, libc::SIGINT) };
+        },
+    );
 }
 
 #[test]
@@ -708,18 +675,10 @@ fn observe_killed_while_running_is_recorded_too() {
     }
 }
 
+/// Approvals expire in two minutes: long enough for any test here, short enough that a guardian
+/// still seeing an approval through (adopt.rs) is not left polling a stopped Platform for long.
 fn approval_platform() -> (DevPlatform, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy.json");
-    std::fs::write(
-        &policy,
-        // Two minutes: long enough for any test here, short enough that a guardian still seeing
-        // an approval through (adopt.rs) is not left polling a stopped Platform for long.
-        r#"{"default":"allow","approval_ttl_ms":120000,"rules":[{"action":"require_approval","command_prefixes":["echo approve-me"],"reason":"needs a human"}]}"#,
-    )
-    .unwrap();
-    let p = DevPlatform::start_with(&["--policy", policy.to_str().unwrap()]);
-    (p, dir)
+    approval_platform_with(&["--approval-ttl-ms", "120000"])
 }
 
 #[test]
@@ -758,20 +717,28 @@ fn killed_while_waiting_without_a_session_cancels_the_request() {
     assert!(!g.ran());
 }
 
-/// Wait (bounded) for the sidecar's approval_hit event of `g`.
-fn approval_hit(g: &Gov) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(e) = g
-            .events()
-            .into_iter()
-            .find(|e| e["type"] == "maestro.events.approval_hit")
-        {
-            return e["data"].clone();
-        }
-        assert!(Instant::now() < deadline, "no approval_hit event in time");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// A Maestro-like run of `command` (which appends to `$RUNS`, `data/runs`) in session `session`
+/// as tool call `step_id`, with `data` as its data dir: one try of an agent that retries.
+fn retrying(
+    p: &DevPlatform,
+    session: &str,
+    command: &str,
+    step_id: &str,
+    data: &std::path::Path,
+) -> (Gov, Child) {
+    let mut g = Gov::new(Some(&p.url), "governed", command)
+        .env("MAESTRO_TOOL_CALL_ID", step_id)
+        .env("MAESTRO_SESSION_ID", session)
+        // The retry claims the record before the approval, so the window only bounds how
+        // long the first guardian lingers once the test's Platform is gone.
+        .env("MAESTRO_SH_ADOPT_WINDOW_MS", "5000")
+        // A slow answer to the retry's check must not turn into a second request.
+        .env("TOOL_EXECUTION_SERVICE_TIMEOUT_MS", "15000")
+        .env("MAESTRO_SH_STATUS", "always")
+        .env("MAESTRO_SH_DATA_DIR", data)
+        .env("RUNS", data.join("runs"));
+    let child = maestro_spawn(&mut g);
+    (g, child)
 }
 
 #[test]
@@ -780,48 +747,25 @@ fn killed_while_waiting_the_retry_adopts_the_request_and_runs_once() {
     let data = tempfile::tempdir().unwrap();
     let runs = data.path().join("runs");
     let command = "echo approve-me; echo ran >> \"$RUNS\"";
-    let start = |step_id: &str| {
-        let mut g = Gov::new(Some(&p.url), "governed", command)
-            .env("MAESTRO_TOOL_CALL_ID", step_id)
-            .env("MAESTRO_SESSION_ID", "sess-adopt")
-            // The retry claims the record before the approval, so the window only bounds how
-            // long the first guardian lingers once the test's Platform is gone.
-            .env("MAESTRO_SH_ADOPT_WINDOW_MS", "5000")
-            // A slow answer to the retry's check must not turn into a second request.
-            .env("TOOL_EXECUTION_SERVICE_TIMEOUT_MS", "15000")
-            .env("MAESTRO_SH_STATUS", "always")
-            .env("MAESTRO_SH_DATA_DIR", data.path())
-            .env("RUNS", &runs);
-        let child = maestro_spawn(&mut g);
-        (g, child)
-    };
+    let start = |step_id: &str| retrying(&p, "sess-adopt", command, step_id, data.path());
     // The first try waits for a human longer than the caller's timeout.
-    let (first, child) = start(&step("adopt-1"));
-    let approval_id = approval_hit(&first)["approval_request_id"]
+    let (first, mut child) = start(&step("adopt-1"));
+    let approval_id = approval_hit(&first, &mut child)["approval_request_id"]
         .as_str()
         .unwrap()
         .to_string();
     let (out, _) = maestro_timeout(child);
     assert_eq!(out.status.signal(), Some(libc::SIGKILL));
     // The guardian leaves it open (not cancelled) for the retry: wait for its record.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while records(&data.path().join("adopt")).is_empty() {
-        assert!(Instant::now() < deadline, "no adoption record written");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for("an adoption record", || {
+        !records(&data.path().join("adopt")).is_empty()
+    });
     assert!(p.pending().iter().any(|r| r["id"] == approval_id.as_str()));
     // The agent retries the same command in the same session: no second request.
-    let (retry, child) = start(&step("adopt-2"));
-    let hit = approval_hit(&retry);
+    let (retry, mut child) = start(&step("adopt-2"));
+    let hit = approval_hit(&retry, &mut child);
     assert_eq!(hit["approval_request_id"], approval_id.as_str());
-    let approve = Command::new(crate::support::platform::platform_bin())
-        .args(["approve", &approval_id, "--url", &p.url, "--by", "hank"])
-        .env("MAESTRO_PLATFORM_DEV_TOKEN", TOKEN)
-        .env("MAESTRO_PLATFORM_DEV_REVIEWER_TOKEN", REVIEWER_TOKEN)
-        .env("MAESTRO_PLATFORM_DEV_ORG", ORG)
-        .output()
-        .unwrap();
-    assert!(approve.status.success(), "{}", stderr(&approve));
+    review(&p, "approve", &approval_id, "hank", "");
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(out.stdout, b"approve-me\n");
@@ -842,18 +786,6 @@ fn killed_while_waiting_the_retry_adopts_the_request_and_runs_once() {
     assert_eq!(resumes[0]["body"]["approved"], true);
 }
 
-/// A reviewer's decision through the dev Platform's CLI (reviewer credential).
-fn review(p: &DevPlatform, verb: &str, approval_id: &str) {
-    let out = Command::new(crate::support::platform::platform_bin())
-        .args([verb, approval_id, "--url", &p.url, "--by", "hank"])
-        .env("MAESTRO_PLATFORM_DEV_TOKEN", TOKEN)
-        .env("MAESTRO_PLATFORM_DEV_REVIEWER_TOKEN", REVIEWER_TOKEN)
-        .env("MAESTRO_PLATFORM_DEV_ORG", ORG)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{verb}: {}", stderr(&out));
-}
-
 /// Every run of 64 lowercase hex digits in `text`: the shape of the dev Platform's resume
 /// tokens (`random_hex(32)` in its store), which it never shows after the ExecuteTool answer.
 fn hex64(text: &str) -> Vec<String> {
@@ -870,24 +802,6 @@ fn hex64(text: &str) -> Vec<String> {
         }
     }
     found
-}
-
-/// Files under `dir`, recursively, with their contents (unreadable ones as empty).
-fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for e in entries.flatten() {
-        let path = e.path();
-        if path.is_dir() {
-            out.extend(files_under(&path));
-        } else {
-            let bytes = std::fs::read(&path).unwrap_or_default();
-            out.push((path, String::from_utf8_lossy(&bytes).into_owned()));
-        }
-    }
-    out
 }
 
 /// The adoption records in `adopt_dir` (not a half-written `.…tmp` or a `.…claimed` file).
@@ -946,21 +860,7 @@ fn a_killed_wait_leaves_no_resume_token_anywhere() {
     let data = tempfile::tempdir().unwrap();
     let runs = data.path().join("runs");
     let command = "echo approve-me secretless; echo ran >> \"$RUNS\"";
-    let start = |step_id: &str| {
-        let mut g = Gov::new(Some(&p.url), "governed", command)
-            .env("MAESTRO_TOOL_CALL_ID", step_id)
-            .env("MAESTRO_SESSION_ID", "sess-kill-twice")
-            // The retry claims the record before the approval, so the window only bounds how
-            // long the first guardian lingers once the test's Platform is gone.
-            .env("MAESTRO_SH_ADOPT_WINDOW_MS", "5000")
-            // A slow answer to the retry's check must not turn into a second request.
-            .env("TOOL_EXECUTION_SERVICE_TIMEOUT_MS", "15000")
-            .env("MAESTRO_SH_STATUS", "always")
-            .env("MAESTRO_SH_DATA_DIR", data.path())
-            .env("RUNS", &runs);
-        let child = maestro_spawn(&mut g);
-        (g, child)
-    };
+    let start = |step_id: &str| retrying(&p, "sess-kill-twice", command, step_id, data.path());
     // The checker itself can fail: a token-shaped value Platform never showed is caught.
     let planted = data.path().join("planted");
     std::fs::write(&planted, "ab".repeat(32)).unwrap();
@@ -971,8 +871,8 @@ fn a_killed_wait_leaves_no_resume_token_anywhere() {
     );
     std::fs::remove_file(&planted).unwrap();
 
-    let (first, child) = start(&step("token-1"));
-    let approval_id = approval_hit(&first)["approval_request_id"]
+    let (first, mut child) = start(&step("token-1"));
+    let approval_id = approval_hit(&first, &mut child)["approval_request_id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -997,17 +897,15 @@ fn a_killed_wait_leaves_no_resume_token_anywhere() {
         record[0].1
     );
     // A retry adopts it and is killed too: its guardian puts the record back, still no token.
-    let (second, child) = start(&step("token-2"));
+    let (second, mut child) = start(&step("token-2"));
     assert_eq!(
-        approval_hit(&second)["approval_request_id"],
+        approval_hit(&second, &mut child)["approval_request_id"],
         approval_id.as_str()
     );
     let (out2, _) = maestro_timeout(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while records(&adopt_dir).is_empty() {
-        assert!(Instant::now() < deadline, "the record was not put back");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for("the record to be put back", || {
+        !records(&adopt_dir).is_empty()
+    });
     let extra = [
         (
             "first events",
@@ -1022,9 +920,9 @@ fn a_killed_wait_leaves_no_resume_token_anywhere() {
     ];
     assert_no_token(&p, data.path(), &extra);
     // Only the guardian could resume it: still approved once, run once, by a third try.
-    let (third, child) = start(&step("token-3"));
-    approval_hit(&third);
-    review(&p, "approve", &approval_id);
+    let (third, mut child) = start(&step("token-3"));
+    approval_hit(&third, &mut child);
+    review(&p, "approve", &approval_id, "hank", "");
     let out3 = child.wait_with_output().unwrap();
     assert_eq!(out3.status.code(), Some(0), "{}", stderr(&out3));
     assert_eq!(std::fs::read_to_string(&runs).unwrap(), "ran\n", "ran once");
@@ -1057,27 +955,53 @@ fn settled(p: &DevPlatform, id: &str) -> Value {
     }
 }
 
+/// `command` (needing approval, touching the marker if it runs) started Maestro-like as a new
+/// step of `session` with data dir `data` (and `env`), killed by the caller's timeout while it
+/// waits; then a reviewer decides `verb` (approve or deny). The run and the execution id.
+fn killed_waiting_then_reviewed(
+    p: &DevPlatform,
+    data: &std::path::Path,
+    session: &str,
+    command: &str,
+    env: &[(&str, &str)],
+    verb: &str,
+) -> (Gov, String) {
+    // The policy's prefix must come first: the marker after it.
+    let command = format!("{command}; touch \"$MARKER\"");
+    let mut g = Gov::new(Some(&p.url), "governed", &command)
+        .env("MAESTRO_TOOL_CALL_ID", step(session))
+        .env("MAESTRO_SESSION_ID", session)
+        .env("MAESTRO_SH_DATA_DIR", data);
+    for (k, v) in env {
+        g = g.env(k, v);
+    }
+    let mut child = maestro_spawn(&mut g);
+    let hit = approval_hit(&g, &mut child);
+    let (out, _) = maestro_timeout(child);
+    assert_eq!(out.status.signal(), Some(libc::SIGKILL));
+    std::thread::sleep(Duration::from_millis(300));
+    review(
+        p,
+        verb,
+        hit["approval_request_id"].as_str().unwrap(),
+        "hank",
+        "",
+    );
+    (g, hit["tool_execution_id"].as_str().unwrap().to_string())
+}
+
 #[test]
 fn an_approved_execution_nobody_adopts_is_closed_not_run() {
     let (p, _policy) = approval_platform();
     let data = tempfile::tempdir().unwrap();
-    let mut g = Gov::new(
-        Some(&p.url),
-        "governed",
-        "echo approve-me unadopted; touch \"$MARKER\"",
-    )
-    .env("MAESTRO_TOOL_CALL_ID", step("unadopted"))
-    .env("MAESTRO_SESSION_ID", "sess-unadopted")
-    .env("MAESTRO_SH_DATA_DIR", data.path())
-    .env("MAESTRO_SH_ADOPT_WINDOW_MS", "1500");
-    let child = maestro_spawn(&mut g);
-    let hit = approval_hit(&g);
-    let approval_id = hit["approval_request_id"].as_str().unwrap().to_string();
-    let exec_id = hit["tool_execution_id"].as_str().unwrap().to_string();
-    let (out, _) = maestro_timeout(child);
-    assert_eq!(out.status.signal(), Some(libc::SIGKILL));
-    std::thread::sleep(Duration::from_millis(300));
-    review(&p, "approve", &approval_id);
+    let (g, exec_id) = killed_waiting_then_reviewed(
+        &p,
+        data.path(),
+        "sess-unadopted",
+        "echo approve-me unadopted",
+        &[("MAESTRO_SH_ADOPT_WINDOW_MS", "1500")],
+        "approve",
+    );
     // The guardian resumes it on the reviewer's approval, then, nobody adopting it within the
     // window, records it closed without running it.
     let e = settled(&p, &exec_id);
@@ -1101,31 +1025,19 @@ fn an_approved_execution_nobody_adopts_is_closed_not_run() {
 fn a_denial_after_the_kill_is_passed_on_and_nothing_is_left_to_adopt() {
     let (p, _policy) = approval_platform();
     let data = tempfile::tempdir().unwrap();
-    let mut g = Gov::new(
-        Some(&p.url),
-        "governed",
-        "echo approve-me denied; touch \"$MARKER\"",
-    )
-    .env("MAESTRO_TOOL_CALL_ID", step("denied"))
-    .env("MAESTRO_SESSION_ID", "sess-denied")
-    .env("MAESTRO_SH_DATA_DIR", data.path());
-    let child = maestro_spawn(&mut g);
-    let hit = approval_hit(&g);
-    let approval_id = hit["approval_request_id"].as_str().unwrap().to_string();
-    let exec_id = hit["tool_execution_id"].as_str().unwrap().to_string();
-    maestro_timeout(child);
-    std::thread::sleep(Duration::from_millis(300));
-    review(&p, "deny", &approval_id);
+    let (g, exec_id) = killed_waiting_then_reviewed(
+        &p,
+        data.path(),
+        "sess-denied",
+        "echo approve-me denied",
+        &[],
+        "deny",
+    );
     let e = settled(&p, &exec_id);
     assert_eq!(e["state"], "TOOL_EXECUTION_STATE_DENIED", "{e}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !files_under(&data.path().join("adopt")).is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "a record was left after the denial"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for("no record left after the denial", || {
+        files_under(&data.path().join("adopt")).is_empty()
+    });
     assert!(p
         .requests_for("ResumeToolExecution")
         .iter()
@@ -1147,36 +1059,28 @@ fn an_adopting_retry_is_refused_when_the_reviewer_denies() {
         .env("MAESTRO_SESSION_ID", "sess-adopt-denied")
         .env("MAESTRO_SH_ADOPT_WINDOW_MS", "5000")
         .env("TOOL_EXECUTION_SERVICE_TIMEOUT_MS", "15000")
-        .env("MAESTRO_SH_DATA_DIR", data.path());
+        .env("MAESTRO_SH_DATA_DIR", data.path())
+        .expect_refused("denied");
         let child = maestro_spawn(&mut g);
         (g, child)
     };
-    let (first, child) = start(&step("adopt-denied-1"));
-    let approval_id = approval_hit(&first)["approval_request_id"]
+    let (first, mut child) = start(&step("adopt-denied-1"));
+    let approval_id = approval_hit(&first, &mut child)["approval_request_id"]
         .as_str()
         .unwrap()
         .to_string();
     maestro_timeout(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while records(&data.path().join("adopt")).is_empty() {
-        assert!(Instant::now() < deadline, "no adoption record written");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let (retry, child) = start(&step("adopt-denied-2"));
+    wait_for("an adoption record", || {
+        !records(&data.path().join("adopt")).is_empty()
+    });
+    let (retry, mut child) = start(&step("adopt-denied-2"));
     assert_eq!(
-        approval_hit(&retry)["approval_request_id"],
+        approval_hit(&retry, &mut child)["approval_request_id"],
         approval_id.as_str()
     );
-    review(&p, "deny", &approval_id);
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(126), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("maestro-sh: denied: "),
-        "{}",
-        stderr(&out)
-    );
-    assert_eq!(retry.completed()["governed_outcome"], "denied");
-    assert!(!first.ran() && !retry.ran(), "the command ran");
+    review(&p, "deny", &approval_id, "hank", "");
+    retry.check(&child.wait_with_output().unwrap());
+    assert!(!first.ran(), "the first try ran the command");
     assert_eq!(p.requests_for("ExecuteTool").len(), 1);
 }
 
@@ -1192,12 +1096,12 @@ fn a_retry_with_another_command_does_not_adopt() {
         let child = maestro_spawn(&mut g);
         (g, child)
     };
-    let (first, child) = start(&step("other-1"), "echo approve-me one");
-    let first_id = approval_hit(&first)["approval_request_id"].clone();
+    let (first, mut child) = start(&step("other-1"), "echo approve-me one");
+    let first_id = approval_hit(&first, &mut child)["approval_request_id"].clone();
     maestro_timeout(child);
     std::thread::sleep(Duration::from_millis(500));
-    let (retry, child) = start(&step("other-2"), "echo approve-me two");
-    let hit = approval_hit(&retry);
+    let (retry, mut child) = start(&step("other-2"), "echo approve-me two");
+    let hit = approval_hit(&retry, &mut child);
     assert_ne!(hit["approval_request_id"], first_id);
     maestro_timeout(child);
     assert_eq!(p.requests_for("ExecuteTool").len(), 2);
@@ -1216,13 +1120,12 @@ fn invalid_settings_refuse_before_anything_is_sent() {
     ] {
         let mut g = Gov::marked(Some(&p.url), "governed", "echo hi")
             .env("MAESTRO_TOOL_CALL_ID", step("bad-settings"))
-            .env(var, value);
+            .env(var, value)
+            .case(format!("{var}={value}"))
+            .expect_refused("misconfigured")
+            .expect_stderr_contains(var);
         let child = maestro_spawn(&mut g);
-        let out = child.wait_with_output().unwrap();
-        assert_eq!(out.status.code(), Some(126), "{var}={value}");
-        assert!(stderr(&out).contains(var), "{var}: {}", stderr(&out));
-        assert!(!g.ran(), "{var}={value}: the command ran");
-        assert_eq!(g.completed()["governed_outcome"], "misconfigured");
+        g.check(&child.wait_with_output().unwrap());
     }
     assert!(
         p.requests_for("ExecuteTool").is_empty(),

@@ -356,15 +356,11 @@ fn password_forms_never_reach_platform_or_sidecar() {
 fn messages_keep_their_words() {
     let p = DevPlatform::start();
     let mut g = Gov::marked(Some(&p.url), "governed", "true")
-        .env("TOOL_EXECUTION_SERVICE_TOKEN", "wrong-token");
-    let out = g.run();
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(out.status.code(), Some(126));
-    assert!(
-        err.contains("unauthenticated: missing or invalid bearer token"),
-        "{err}"
-    );
-    assert!(!err.contains("[REDACTED"), "{err}");
+        .env("TOOL_EXECUTION_SERVICE_TOKEN", "wrong-token")
+        .expect_refused("misconfigured")
+        .expect_stderr_contains("unauthenticated: missing or invalid bearer token")
+        .expect_stderr_lacks("[REDACTED");
+    g.run_checked();
     assert!(!g.completed()["error_message"]
         .to_string()
         .contains("[REDACTED"));

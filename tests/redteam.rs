@@ -2,11 +2,12 @@
 //! Every test here is a door that was found open and closed, or (ignored) one that only the
 //! operating system can close; SECURITY.md says which.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::{json, Value};
 
 use crate::support::platform::{flags_file, stderr, DevPlatform, Gov, ORG, WORKSPACE};
+use crate::support::protected::{am_root, chmod, protected_install, run_as_nobody};
 
 fn outbox_files(data: &Path) -> Vec<std::path::PathBuf> {
     std::fs::read_dir(data.join("outbox"))
@@ -135,17 +136,12 @@ fn an_execution_the_agent_opened_under_another_capability_is_not_adopted() {
     );
 
     // The agent's next Bash call (Maestro exports no tool call id with its bridge on).
+    // Ran, or not refused: the agent's own execution was adopted.
     let mut g = Gov::new(Some(&p.url), "governed", command)
         .env("MAESTRO_SH_APPROVAL_TIMEOUT_MS", "1000")
-        .env("MAESTRO_SH_ATTACH", "on");
-    let out = g.run();
-    assert!(
-        !g.ran(),
-        "the agent's own execution was adopted: {}",
-        stderr(&out)
-    );
-    assert_eq!(out.status.code(), Some(126), "{}", stderr(&out));
-    assert_eq!(g.completed()["governed_outcome"], "approval_timeout");
+        .env("MAESTRO_SH_ATTACH", "on")
+        .expect_refused("approval_timeout");
+    g.run_checked();
     assert!(g.completed()["attached_to"].is_null());
 }
 
@@ -153,62 +149,6 @@ fn an_execution_the_agent_opened_under_another_capability_is_not_adopted() {
 
 const BRIDGE_FLAG: &str = "maestro.platform_runtime.tool_execution_bridge";
 const KILL_SWITCH: &str = "platform.kill_switches.maestro.platform_runtime_bridge";
-const NOBODY: u32 = 65534;
-const PROTECTED_GID: u32 = 4243;
-
-fn am_root() -> bool {
-    // SAFETY: plain id getter.
-    unsafe { libc::geteuid() == 0 }
-}
-
-fn chmod(path: &Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-}
-
-/// A protected install under a temp prefix (as tests/boundary.rs and install.sh --protect).
-fn protected_install(config: &Value) -> (tempfile::TempDir, PathBuf) {
-    use std::os::unix::fs::chown;
-    let prefix = tempfile::tempdir().unwrap();
-    chmod(prefix.path(), 0o755);
-    let bin = prefix.path().join("bin");
-    let etc = prefix.path().join("etc/maestro-sh");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::fs::create_dir_all(&etc).unwrap();
-    let sh = bin.join("maestro-sh");
-    std::fs::copy(env!("CARGO_BIN_EXE_maestro-sh"), &sh).unwrap();
-    chown(&sh, Some(0), Some(PROTECTED_GID)).unwrap();
-    chmod(&sh, 0o2755);
-    let cfg = etc.join("platform.json");
-    std::fs::write(&cfg, config.to_string()).unwrap();
-    chown(&cfg, Some(0), Some(PROTECTED_GID)).unwrap();
-    chmod(&cfg, 0o640);
-    (prefix, sh)
-}
-
-/// `g`'s command line and environment, run by `sh` as `nobody` (through an `exec`, as
-/// tests/boundary.rs explains).
-fn run_as_nobody(sh: &Path, g: &mut Gov) -> std::process::Output {
-    use std::os::unix::process::CommandExt;
-    chmod(g.dir.path(), 0o777);
-    let mut run = std::process::Command::new("/bin/sh");
-    run.arg("-c")
-        .arg("exec \"$0\" \"$@\"")
-        .arg(sh)
-        .args(g.command().get_args().collect::<Vec<_>>())
-        .env_clear();
-    for (k, v) in g.command().get_envs() {
-        if let Some(v) = v {
-            run.env(k, v);
-        }
-    }
-    run.current_dir(g.dir.path())
-        .uid(NOBODY)
-        .gid(NOBODY)
-        .stdin(std::process::Stdio::null());
-    run.output().unwrap()
-}
-
 /// Maestro's flags snapshot is a file of the user's: an allowed command can write the kill
 /// switch into it (or drop the governance flag), and every later call then runs ungoverned.
 /// Without protected mode only the OS can stop that (SECURITY.md: keep the snapshot where the
@@ -231,33 +171,25 @@ fn protected_mode_a_governance_floor_survives_a_kill_switch_the_agent_wrote() {
         if let Some(f) = floor {
             config["governance"] = f.into();
         }
-        let (_prefix, sh) = protected_install(&config);
-        let mut g = Gov::new(None, "off", command)
+        let (_prefix, sh, _) = protected_install(&config);
+        let g = Gov::new(None, "off", command)
             .env_remove("MAESTRO_SH_MODE")
             .env("MAESTRO_SH_APPROVAL_TIMEOUT_MS", "1000")
             .env("MAESTRO_TOOL_CALL_ID", step);
+        let mut g = match floor {
+            // Documented: with no floor the kill switch wins, nothing is asked.
+            None => g.expect_ran(true),
+            // Ran, or not refused: the kill switch lowered the floor.
+            Some(_) => g.expect_refused("approval_timeout"),
+        };
         // The agent's earlier, allowed call rewrote the snapshot Maestro points at.
         let flags = flags_file(g.dir.path(), &[BRIDGE_FLAG, KILL_SWITCH]);
         chmod(&flags, 0o666);
         g = g.env("EVALOPS_FEATURE_FLAGS_PATH", &flags);
         let out = run_as_nobody(&sh, &mut g);
-        match floor {
-            // Documented: with no floor the kill switch wins, nothing is asked.
-            None => {
-                assert!(g.ran(), "{}", stderr(&out));
-                assert!(p.timeline(json!({"stepId": step})).is_empty());
-            }
-            Some(_) => {
-                assert!(
-                    !g.ran(),
-                    "the kill switch lowered the floor: {}",
-                    stderr(&out)
-                );
-                assert_eq!(out.status.code(), Some(126), "{}", stderr(&out));
-                assert_eq!(g.completed()["governed_outcome"], "approval_timeout");
-                assert_eq!(p.timeline(json!({"stepId": step})).len(), 1);
-            }
-        }
+        g.check(&out);
+        let asked = p.timeline(json!({"stepId": step})).len();
+        assert_eq!(asked, usize::from(floor.is_some()), "{floor:?}");
     }
 }
 
@@ -277,11 +209,13 @@ fn protected_mode_plain_http_to_loopback_needs_the_explicit_opt_in() {
     let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", squatter.local_addr().unwrap());
     squatter.set_nonblocking(true).unwrap();
-    let (_prefix, sh) = protected_install(&json!({"url": url,
+    let (_prefix, sh, _) = protected_install(&json!({"url": url,
         "token": crate::support::platform::TOKEN, "organization_id": ORG,
         "workspace_id": WORKSPACE}));
-    let mut g =
-        Gov::marked(None, "governed", "true").env("TOOL_EXECUTION_SERVICE_TIMEOUT_MS", "1000");
+    let mut g = Gov::marked(None, "governed", "true")
+        .env("TOOL_EXECUTION_SERVICE_TIMEOUT_MS", "1000")
+        .expect_refused("misconfigured")
+        .expect_stderr_contains("allow_insecure_http");
     let out = run_as_nobody(&sh, &mut g);
     let mut heard = Vec::new();
     while let Ok((mut s, _)) = squatter.accept() {
@@ -297,14 +231,7 @@ fn protected_mode_plain_http_to_loopback_needs_the_explicit_opt_in() {
         !heard.contains(crate::support::platform::TOKEN),
         "the token went to a listener on the loopback port: {heard}"
     );
-    assert!(!g.ran(), "{}", stderr(&out));
-    assert_eq!(out.status.code(), Some(126), "{}", stderr(&out));
-    assert_eq!(g.completed()["governed_outcome"], "misconfigured");
-    assert!(
-        stderr(&out).contains("allow_insecure_http"),
-        "{}",
-        stderr(&out)
-    );
+    g.check(&out);
 }
 
 // ---- Classification: code bash runs from text the parser saw as data -----------------------
@@ -351,9 +278,8 @@ fn substitutions_hidden_in_subscripts_and_arithmetic_are_governed() {
             stderr(&out)
         );
         let risk = g
-            .events()
-            .iter()
-            .find(|e| e["type"] == "maestro.events.tool_call.attempted")
+            .events_of("tool_call.attempted")
+            .first()
             .map(|e| e["data"]["risk_level"].clone())
             .unwrap_or_default();
         if command.contains("rm -rf") {

@@ -1,12 +1,15 @@
 //! A real `maestro-platform-dev` on 127.0.0.1:0 per test, and a builder for governed
 //! maestro-sh runs against it.
 
-use std::io::{BufRead, BufReader};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 
 use serde_json::{json, Value};
+
+use super::expect::{Expect, Seen};
 
 pub const TOKEN: &str = "dev-token-for-tests";
 /// The reviewer credential (ResolveApproval, ListPending); the agent never holds it.
@@ -90,7 +93,8 @@ impl DevPlatform {
 
     /// Start with extra `serve` arguments (e.g. `--policy FILE`).
     pub fn start_with(args: &[&str]) -> DevPlatform {
-        let mut child = Command::new(platform_bin())
+        let mut serve = Command::new(platform_bin());
+        serve
             .args([
                 "serve",
                 "--addr",
@@ -102,20 +106,8 @@ impl DevPlatform {
                 "--org",
                 ORG,
             ])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start maestro-platform-dev");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .expect("read URL");
-        let url = line.trim().to_string();
-        assert!(
-            url.starts_with("http://127.0.0.1:"),
-            "unexpected first line {line:?}"
-        );
+            .args(args);
+        let (child, url) = super::serve::start(&mut serve);
         DevPlatform { url, child }
     }
 
@@ -202,9 +194,18 @@ impl Drop for DevPlatform {
 }
 
 /// One maestro-sh invocation under governance, with its own data dir, sidecar file and marker.
+///
+/// Expectations are declared on the builder (`.expect_refused("denied")`, `.expect_status(0)`,
+/// `.expect_stderr_contains(…)`) and checked together by [`Gov::run_checked`] (or
+/// [`Gov::check`] for a spawned run), with one message naming everything that failed.
 pub struct Gov {
     pub dir: tempfile::TempDir,
     cmd: Command,
+    /// The command text after `-c`, for failure messages.
+    text: String,
+    expect: Expect,
+    /// Fds the child inherits (e.g. a decisions pipe's read end); closed here once it runs.
+    handed_over: Vec<OwnedFd>,
 }
 
 impl Gov {
@@ -230,7 +231,13 @@ impl Gov {
                 .env("TOOL_EXECUTION_SERVICE_WORKSPACE_ID", WORKSPACE)
                 .env("TOOL_EXECUTION_SERVICE_TIMEOUT_MS", "1500");
         }
-        Gov { dir, cmd }
+        Gov {
+            dir,
+            cmd,
+            text: command.to_string(),
+            expect: Expect::default(),
+            handed_over: Vec::new(),
+        }
     }
 
     /// `touch $MARKER` then `rest`: the marker proves whether the command ran.
@@ -253,19 +260,140 @@ impl Gov {
     }
 
     pub fn run(&mut self) -> Output {
-        self.cmd
+        let out = self
+            .cmd
             .stdin(Stdio::null())
             .output()
-            .expect("run maestro-sh")
+            .expect("run maestro-sh");
+        self.handed_over.clear();
+        out
     }
 
     pub fn spawn(&mut self) -> Child {
-        self.cmd
+        let child = self
+            .cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("spawn maestro-sh")
+            .expect("spawn maestro-sh");
+        self.handed_over.clear();
+        child
+    }
+
+    /// Run once and assert every declared expectation; the output, for further checks.
+    #[track_caller]
+    pub fn run_checked(&mut self) -> Output {
+        let out = self.run();
+        self.check(&out);
+        out
+    }
+
+    /// Assert every declared expectation against `out`, a run of this invocation (spawned,
+    /// or run another way, e.g. as another user).
+    #[track_caller]
+    pub fn check(&self, out: &Output) {
+        assert!(
+            !self.expect.is_empty(),
+            "no expectations declared: nothing to check"
+        );
+        self.expect.assert(&Seen {
+            command: format!("maestro-sh -c {:?}", self.text),
+            out,
+            outcome: self.completed()["governed_outcome"]
+                .as_str()
+                .map(str::to_string),
+            ran: self.ran(),
+            marked: self.text.contains("MARKER"),
+        });
+    }
+
+    /// Names the case in failure messages (for tables of cases).
+    pub fn case(mut self, name: impl std::fmt::Display) -> Gov {
+        self.expect.case = Some(name.to_string());
+        self
+    }
+
+    pub fn expect_status(mut self, code: i32) -> Gov {
+        self.expect.status = Some(code);
+        self
+    }
+
+    /// Death by signal `sig` (no exit status).
+    pub fn expect_signal(mut self, sig: i32) -> Gov {
+        self.expect.signal = Some(sig);
+        self
+    }
+
+    /// The sidecar's last `tool_call.completed` event says `governed_outcome: outcome`.
+    pub fn expect_outcome(mut self, outcome: &str) -> Gov {
+        self.expect.outcome = Some(outcome.to_string());
+        self
+    }
+
+    /// Whether the command ran: the marker file exists. The command must touch `$MARKER`.
+    pub fn expect_ran(mut self, ran: bool) -> Gov {
+        self.expect.ran = Some(ran);
+        self
+    }
+
+    pub fn expect_stdout(mut self, stdout: impl AsRef<[u8]>) -> Gov {
+        self.expect.stdout = Some(stdout.as_ref().to_vec());
+        self
+    }
+
+    /// Exactly this on stderr.
+    pub fn expect_stderr(mut self, stderr: &str) -> Gov {
+        self.expect.stderr = Some(stderr.to_string());
+        self
+    }
+
+    pub fn expect_stderr_starts_with(mut self, prefix: &str) -> Gov {
+        self.expect.stderr_starts_with = Some(prefix.to_string());
+        self
+    }
+
+    pub fn expect_stderr_contains(mut self, needle: impl std::fmt::Display) -> Gov {
+        self.expect.stderr_contains.push(needle.to_string());
+        self
+    }
+
+    pub fn expect_stderr_lacks(mut self, needle: impl std::fmt::Display) -> Gov {
+        self.expect.stderr_lacks.push(needle.to_string());
+        self
+    }
+
+    /// Exactly `n` lines on stderr (a refusal is one line unless the wait printed status).
+    pub fn expect_stderr_lines(mut self, n: usize) -> Gov {
+        self.expect.stderr_lines = Some(n);
+        self
+    }
+
+    /// A refusal: exit 126, nothing on stdout, the refusal line `maestro-sh: OUTCOME: …` on
+    /// stderr, the sidecar's outcome `outcome`, and the command did not run.
+    pub fn expect_refused(self, outcome: &str) -> Gov {
+        self.expect_status(126)
+            .expect_stdout("")
+            .expect_stderr_contains(format_args!("maestro-sh: {outcome}: "))
+            .expect_outcome(outcome)
+            .expect_ran(false)
+    }
+
+    /// Hand the child a pipe's read end as fd `fd` (Maestro's decisions fd); the write end.
+    pub fn decisions_pipe(&mut self, fd: i32) -> OwnedFd {
+        let (read, write) = nix::unistd::pipe().expect("pipe");
+        let raw = read.as_raw_fd();
+        // SAFETY: dup2 is async-signal-safe; `raw` stays open until the child has run.
+        unsafe {
+            self.cmd.pre_exec(move || {
+                if libc::dup2(raw, fd) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        self.handed_over.push(read);
+        write
     }
 
     pub fn ran(&self) -> bool {
@@ -281,14 +409,33 @@ impl Gov {
         read_events(&self.dir.path().join("events.jsonl"))
     }
 
-    /// The last `tool_call.completed` event's data.
-    pub fn completed(&self) -> Value {
+    /// Sidecar events of type `maestro.events.KIND`, in order.
+    pub fn events_of(&self, kind: &str) -> Vec<Value> {
+        let kind = format!("maestro.events.{kind}");
         self.events()
             .into_iter()
-            .rev()
-            .find(|e| e["type"] == "maestro.events.tool_call.completed")
-            .map(|e| e["data"].clone())
-            .unwrap_or(Value::Null)
+            .filter(|e| e["type"] == kind.as_str())
+            .collect()
+    }
+
+    /// The last `tool_call.completed` event's data.
+    pub fn completed(&self) -> Value {
+        self.events_of("tool_call.completed")
+            .pop()
+            .map_or(Value::Null, |mut e| e["data"].take())
+    }
+}
+
+/// Wait (bounded: 30 s) until `cond` holds; `what` names it in the failure.
+#[track_caller]
+pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 

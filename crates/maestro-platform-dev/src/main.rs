@@ -41,29 +41,12 @@ enum Command {
     Serve {
         #[arg(long, default_value = "127.0.0.1:0")]
         addr: String,
-        /// Bearer token clients must send.
-        #[arg(
-            long,
-            env = "MAESTRO_PLATFORM_DEV_TOKEN",
-            default_value = "dev-token",
-            hide_env_values = true
-        )]
-        token: String,
-        /// Bearer token of reviewers (ResolveApproval, ListPending); must differ from --token.
-        #[arg(
-            long,
-            env = "MAESTRO_PLATFORM_DEV_REVIEWER_TOKEN",
-            default_value = "dev-reviewer-token",
-            hide_env_values = true
-        )]
-        reviewer_token: String,
+        #[command(flatten)]
+        creds: Credentials,
         /// Let ResumeToolExecution(approved) with the agent token approve a pending request by
         /// itself (Maestro's own approval UI as the human). Off: only a reviewer approves.
         #[arg(long)]
         trust_agent_approvals: bool,
-        /// Organization id clients must send in X-Organization-ID.
-        #[arg(long, env = "MAESTRO_PLATFORM_DEV_ORG", default_value = "org-dev")]
-        org: String,
         /// Policy file (JSON); default: CRITICAL needs approval, the rest is allowed.
         #[arg(long)]
         policy: Option<PathBuf>,
@@ -93,11 +76,11 @@ enum Command {
     },
 }
 
+/// The two credentials and the organization: what `serve` accepts, and what the client
+/// commands send (the agent token for timeline, the reviewer token for approve, deny, pending).
 #[derive(Args)]
-struct Conn {
-    /// The Platform's base URL, as printed by `serve`.
-    #[arg(long, env = "MAESTRO_PLATFORM_DEV_URL")]
-    url: String,
+struct Credentials {
+    /// The agent's bearer token (what maestro-sh holds).
     #[arg(
         long,
         env = "MAESTRO_PLATFORM_DEV_TOKEN",
@@ -105,7 +88,7 @@ struct Conn {
         hide_env_values = true
     )]
     token: String,
-    /// The reviewer credential, sent by approve, deny and pending.
+    /// The reviewers' bearer token (ResolveApproval, ListPending); must differ from --token.
     #[arg(
         long,
         env = "MAESTRO_PLATFORM_DEV_REVIEWER_TOKEN",
@@ -113,8 +96,18 @@ struct Conn {
         hide_env_values = true
     )]
     reviewer_token: String,
+    /// Organization id, sent and required in X-Organization-ID.
     #[arg(long, env = "MAESTRO_PLATFORM_DEV_ORG", default_value = "org-dev")]
     org: String,
+}
+
+#[derive(Args)]
+struct Conn {
+    /// The Platform's base URL, as printed by `serve`.
+    #[arg(long, env = "MAESTRO_PLATFORM_DEV_URL")]
+    url: String,
+    #[command(flatten)]
+    creds: Credentials,
 }
 
 #[derive(Args)]
@@ -140,19 +133,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve {
             addr,
-            token,
-            reviewer_token,
+            creds,
             trust_agent_approvals,
-            org,
             policy,
             approval_ttl_ms,
         } => {
-            if token == reviewer_token {
+            if creds.token == creds.reviewer_token {
                 bail!("--reviewer-token must differ from --token (the agent must not hold it)");
             }
             let store =
                 store::Store::new(load_policy(policy, approval_ttl_ms)?, trust_agent_approvals);
-            serve(&addr, store, token, reviewer_token, org)
+            serve(&addr, store, creds)
         }
         Command::Approve(r) => resolve(r, "DECISION_TYPE_APPROVED"),
         Command::Deny(r) => resolve(r, "DECISION_TYPE_DENIED"),
@@ -178,13 +169,12 @@ fn load_policy(policy: Option<PathBuf>, ttl: Option<u64>) -> anyhow::Result<poli
     Ok(policy)
 }
 
-fn serve(
-    addr: &str,
-    store: store::Store,
-    token: String,
-    reviewer_token: String,
-    org: String,
-) -> anyhow::Result<()> {
+fn serve(addr: &str, store: store::Store, creds: Credentials) -> anyhow::Result<()> {
+    let Credentials {
+        token,
+        reviewer_token,
+        org,
+    } = creds;
     let listener =
         std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
     // Accepted sockets inherit TCP_NODELAY from the listener on Linux. tiny_http writes a
@@ -224,12 +214,12 @@ fn set_nodelay(listener: &std::net::TcpListener) {
 
 /// One call to the local Platform; a non-2xx answer becomes an error with its message.
 fn call(conn: &Conn, path: &str, body: Value) -> anyhow::Result<Value> {
-    call_as(conn, &conn.token, path, body)
+    call_as(conn, &conn.creds.token, path, body)
 }
 
 /// As the reviewer (approve, deny, pending).
 fn call_reviewer(conn: &Conn, path: &str, body: Value) -> anyhow::Result<Value> {
-    call_as(conn, &conn.reviewer_token, path, body)
+    call_as(conn, &conn.creds.reviewer_token, path, body)
 }
 
 fn call_as(conn: &Conn, token: &str, path: &str, body: Value) -> anyhow::Result<Value> {
@@ -237,7 +227,7 @@ fn call_as(conn: &Conn, token: &str, path: &str, body: Value) -> anyhow::Result<
     let resp = ureq::post(&url)
         .set("Authorization", &format!("Bearer {token}"))
         .set("Content-Type", "application/json")
-        .set("X-Organization-ID", &conn.org)
+        .set("X-Organization-ID", &conn.creds.org)
         .set("Connect-Protocol-Version", "1")
         .send_string(&body.to_string());
     match resp {

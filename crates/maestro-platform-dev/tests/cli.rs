@@ -2,26 +2,23 @@
 //! there; a bad flag is refused. (maestro-sh's integration tests drive it in depth; having an
 //! integration test here also makes `cargo test` build the binary before any test runs.)
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
+
+// The root package's helper for starting `serve` and reading its URL (std only).
+#[path = "../../../tests/support/serve.rs"]
+mod serve;
 
 const BIN: &str = env!("CARGO_BIN_EXE_maestro-platform-dev");
 
 #[test]
 fn serve_prints_its_url_and_refuses_a_missing_token() {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--addr", "127.0.0.1:0", "--token", "t-agent"])
-        .args(["--reviewer-token", "t-reviewer", "--org", "org-cli"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start maestro-platform-dev");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .expect("read the URL line");
-    let url = line.trim().to_string();
+    let (mut child, url) = serve::start(
+        Command::new(BIN)
+            .args(["serve", "--addr", "127.0.0.1:0", "--token", "t-agent"])
+            .args(["--reviewer-token", "t-reviewer", "--org", "org-cli"]),
+    );
     let addr = url.strip_prefix("http://").unwrap_or_default().to_string();
     let answer = (|| {
         let mut s = TcpStream::connect(&addr).ok()?;
@@ -41,7 +38,6 @@ fn serve_prints_its_url_and_refuses_a_missing_token() {
     })();
     let _ = child.kill();
     let _ = child.wait();
-    assert!(url.starts_with("http://127.0.0.1:"), "first line {line:?}");
     let answer = answer.expect("the URL it printed accepts a request");
     assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
     assert!(answer.contains("unauthenticated"), "{answer}");
