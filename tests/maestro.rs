@@ -428,25 +428,38 @@ fn a_call_that_ends_only_by_the_timeout_reads_the_same() {
     // keeps the output open, or a shell that stops itself, ends only by the group SIGKILL.
     let p = DevPlatform::start();
     let s = Session::new();
+    // Long enough for a governed run to reach `echo` on a loaded machine.
     let quick = |mut t: BashTool| {
-        t.timeout = Duration::from_millis(1500);
+        t.timeout = Duration::from_millis(4500);
         t
     };
     for (cmd, want) in [
         (
             "sleep 4321 & echo started",
-            "started\n\n\n⏱️ Command timed out after 1.5s",
+            "started\n\n\n⏱️ Command timed out after 4.5s",
         ),
         (
             "kill -STOP $$; echo resumed",
-            "⏱️ Command timed out after 1.5s",
+            "⏱️ Command timed out after 4.5s",
         ),
     ] {
-        let bash = quick(s.bash()).run(cmd);
-        assert_eq!(bash.text, want, "bash: {cmd}");
-        for mode in ["observe", "governed"] {
-            let got = quick(s.maestro_sh(Some(&p), mode)).run(cmd);
-            assert_eq!(got.text, want, "{mode}: {cmd}");
+        // The three shells side by side: each call lasts the whole timeout.
+        let texts: Vec<(String, String)> = std::thread::scope(|scope| {
+            let runs: Vec<_> = [
+                ("bash", s.bash()),
+                ("observe", s.maestro_sh(Some(&p), "observe")),
+                ("governed", s.maestro_sh(Some(&p), "governed")),
+            ]
+            .into_iter()
+            .map(|(name, t)| {
+                let t = quick(t);
+                scope.spawn(move || (name.to_string(), t.run(cmd).text))
+            })
+            .collect();
+            runs.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        for (name, text) in texts {
+            assert_eq!(text, want, "{name}: {cmd}");
         }
     }
     // The group kill reached the background job under every shell.
