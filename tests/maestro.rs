@@ -620,6 +620,83 @@ fn known_gap_a_late_execute_tool_answer_leaves_nothing_open() {
     }
 }
 
+/// With the bridge flag on (the production setup), the attach lookup (ListToolExecutions) runs
+/// before ExecuteTool. It used to leave a pooled keep-alive connection in the Platform client
+/// that the guardian, a fork that closes every fd but its pipe, then reused: a debug build
+/// aborted right after writing the adoption record, so the reviewer's approval was never
+/// resumed and the retry waited until killed too (Platform: WAITING_APPROVAL under an APPROVED
+/// request). Seen only under the real tool's setup; `MAESTRO_SH_MODE=governed` makes no call
+/// before the guardian starts.
+#[test]
+fn bridge_flag_guardian_sees_a_killed_wait_through() {
+    let p = DevPlatform::start();
+    let s = Session::new();
+    let command = "rm -rf ./build && touch \"$MARKER\" && echo removed";
+    let mut first = bridge_session(&s, &p)
+        .env("MAESTRO_SESSION_ID", "sess-bridge-guardian")
+        .env("MAESTRO_SH_APPROVAL_TIMEOUT_MS", "600000");
+    first.timeout = Duration::from_secs(10);
+    assert_eq!(first.run(command).text, "⏱️ Command timed out after 10s");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let adopt_dir = s.state.path().join("data").join("adopt");
+    while std::fs::read_dir(&adopt_dir).map_or(true, |mut d| d.next().is_none()) {
+        assert!(Instant::now() < deadline, "no adoption record written");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pending = p.pending();
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    let (status, v) = p.call_as(
+        REVIEWER_TOKEN,
+        "/approvals.v1.ApprovalService/ResolveApproval",
+        json!({"approvalRequestId": pending[0]["id"], "decision": "DECISION_TYPE_APPROVED",
+               "decidedBy": "user", "reason": "ok"}),
+    );
+    assert_eq!(status, 200, "{v}");
+    // The first run's guardian (the only holder of the resume token) resumes it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while p.executions()[0]["state"] != "TOOL_EXECUTION_STATE_RUNNING" {
+        assert!(
+            Instant::now() < deadline,
+            "approved, never resumed: {:?}",
+            p.executions()[0]["state"]
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The retry adopts it and runs once.
+    let retry = bridge_session(&s, &p)
+        .env("MAESTRO_SESSION_ID", "sess-bridge-guardian")
+        .run(command);
+    assert_eq!(retry.text, "removed");
+    assert!(s.marker().exists());
+    assert_eq!(p.requests_for("ExecuteTool").len(), 1);
+}
+
+/// The same setup, killed while the command runs: the guardian records the kill, so nothing
+/// is left RUNNING (it was, before the lookup got a client of its own).
+#[test]
+fn bridge_flag_guardian_records_a_kill_while_running() {
+    let p = DevPlatform::start();
+    let s = Session::new();
+    let command = "touch \"$MARKER\"; sleep 30";
+    let mut sh = bridge_session(&s, &p);
+    sh.timeout = Duration::from_secs(8);
+    assert_eq!(sh.run(command).text, "⏱️ Command timed out after 8s");
+    assert!(s.marker().exists(), "it ran before the kill");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let e = &p.executions()[0];
+        if e["state"] == "TOOL_EXECUTION_STATE_FAILED" {
+            assert_eq!(
+                e["output"]["safeOutput"]["summary"], "killed by SIGKILL",
+                "{e}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "not recorded: {e}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Maestro's bridge, in process, governs a Bash call before spawning the shell: ExecuteTool
 /// with its own tool call id and metadata (Maestro's keys only, no `maestro_sh_*`).
 fn bridge_execute(p: &DevPlatform, tool_call_id: &str, command: &str, risk: &str) -> Value {
