@@ -21,6 +21,9 @@ cat > "$S/policy.json" <<'JSON'
  {"action":"require_approval","command_prefixes":["touch approved"],"reason":"a human must look"}]}
 JSON
 printf 'agent-tok' > "$S/cred" && chmod 600 "$S/cred"
+# The production setup: Maestro's bridge flag in the snapshot (mutating commands governed,
+# read-only ones observed, Maestro's own execution looked up first).
+echo '{"schema_version":1,"flags":[{"key":"maestro.platform_runtime.tool_execution_bridge","enabled":true}]}' > "$S/flags.json"
 "$dev" serve --addr 127.0.0.1:0 --token agent-tok --reviewer-token rev-tok --org org-dev \
   --policy "$S/policy.json" > "$S/url" 2>/dev/null &
 plat=$!
@@ -39,6 +42,7 @@ tool() {
     pass) sh=(SHELL=$msh) ;;
     observe) sh=(SHELL=$msh MAESTRO_SH_MODE=observe) ;;
     governed) sh=(SHELL=$msh MAESTRO_SH_MODE=governed) ;;
+    bridge) sh=(SHELL=$msh EVALOPS_FEATURE_FLAGS_PATH=$S/flags.json) ;;
   esac
   # The same variables under every shell (the *TOKEN* one is stripped by Maestro anyway).
   (cd "$S/work" && env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$S/home" LC_ALL=C USER="$(id -un)" \
@@ -63,7 +67,7 @@ echo "== tool results, bash vs maestro-sh (its path shown as /bin/bash)"
 while IFS= read -r cmd; do
   [ -z "$cmd" ] && continue
   ref=$(tool bash --timeout 5 -- "$cmd"; echo x); ref=${ref%x}
-  for m in pass observe governed; do
+  for m in pass observe governed bridge; do
     got=$(tool $m --timeout 5 -- "$cmd"; echo x); got=${got%x}
     check "$m: $cmd" "${got//$msh//bin/bash}" "$ref"
   done
@@ -78,20 +82,23 @@ for _ in $(seq 100); do id=$(pending_id approved-1); [ -n "$id" ] && break; slee
 "$dev" approve "$id" > /dev/null; wait $!
 check "approved by a reviewer reads as bash" "$(cat "$S/approved.out")" "$(tool bash -- "$c")"
 
-echo "== Maestro's timeout kills an approval wait; the retry adopts"
-c='touch approved-2 && echo made2'
-check "killed wait reads as a timeout" "$(tool governed --timeout 3 -- "$c")" "⏱️ Command timed out after 3s"
-check "left open for the retry (README: adoption window)" "$(state "$c")" TOOL_EXECUTION_STATE_WAITING_APPROVAL
-for _ in $(seq 100); do [ -n "$(ls "$S/data/adopt" 2>/dev/null)" ] && break; sleep 0.2; done
-tool governed --timeout 60 -- "$c" > "$S/retry.out" &
-sleep 1; "$dev" approve "$(pending_id approved-2)" > /dev/null; wait $!
-check "the retry runs once and reads as bash" "$(cat "$S/retry.out")" "made2"
-check "one execution, succeeded" "$(state "$c")" TOOL_EXECUTION_STATE_SUCCEEDED
-check "nothing pending" "$("$dev" pending)" "no pending approval requests"
+for m in governed bridge; do
+  echo "== $m: Maestro's timeout kills an approval wait; the retry adopts"
+  c="touch approved-$m && echo made-$m"
+  n0=$(ls "$S/data/adopt" 2>/dev/null | wc -l)
+  check "killed wait reads as a timeout" "$(tool $m --timeout 3 -- "$c")" "⏱️ Command timed out after 3s"
+  check "left open for the retry (README: adoption window)" "$(state "$c")" TOOL_EXECUTION_STATE_WAITING_APPROVAL
+  for _ in $(seq 100); do [ "$(ls "$S/data/adopt" 2>/dev/null | wc -l)" -gt "$n0" ] && break; sleep 0.2; done
+  tool $m --timeout 60 -- "$c" > "$S/retry.out" &
+  sleep 1; "$dev" approve "$(pending_id "approved-$m")" > /dev/null; wait $!
+  check "the retry runs once and reads as bash" "$(cat "$S/retry.out")" "made-$m"
+  check "one execution, succeeded" "$(state "$c")" TOOL_EXECUTION_STATE_SUCCEEDED
+  check "nothing pending" "$("$dev" pending)" "no pending approval requests"
+done
 
 echo "== Maestro's timeout kills a running command"
-for m in governed observe; do
-  c="echo $m-start; sleep 30"
+for m in governed observe bridge; do
+  c="echo $m-start; touch $m-file; sleep 30"
   check "$m: reads as a timeout" "$(tool $m --timeout 2 -- "$c")" "$m-start"$'\n\n\n'"⏱️ Command timed out after 2s"
   for _ in $(seq 100); do [ "$(state "$c")" == TOOL_EXECUTION_STATE_FAILED ] && break; sleep 0.2; done
   check "$m: the kill is recorded" "$(state "$c")" TOOL_EXECUTION_STATE_FAILED
