@@ -54,7 +54,10 @@ impl Outcome {
     fn advice(self) -> &'static str {
         match self {
             Outcome::Denied => "the command was not run; do not retry it unchanged: take another approach, or ask the user",
-            Outcome::ApprovalTimeout => "the command was not run; nobody decided in time: ask the user to approve it in EvalOps Platform, then run it again",
+            // Not "approve it, then run it again": after our own timeout the request is
+            // withdrawn, and after an expiry it is closed, so there is nothing left to approve
+            // until the retry asks (or adopts a request a killed run left open).
+            Outcome::ApprovalTimeout => "the command was not run; nobody approved it in time: tell the user it needs their approval in EvalOps Platform, then run it again (the retry waits for that approval)",
             Outcome::PlatformUnavailable => "the command was not run; retry later, or tell the user that Platform is unreachable (maestro-sh --doctor)",
             Outcome::PlatformMalformed => "the command was not run; Platform's answer could not be trusted: tell the user (maestro-sh --doctor)",
             Outcome::Misconfigured => "the command was not run; retrying will not help: tell the user to fix the configuration (maestro-sh --doctor)",
@@ -239,6 +242,20 @@ mod tests {
             "maestro-sh: denied: policy says no really; the command was not run; do not retry it unchanged: take another approach, or ask the user (tool_execution_id=te_1, approval_request_id=none)"
         );
         assert!(!Outcome::Denied.runs() && Outcome::Approved.runs());
+    }
+
+    #[test]
+    fn approval_timeout_advice_does_not_send_the_user_to_a_withdrawn_request() {
+        // Seen under Maestro's real bash tool: after MAESTRO_SH_APPROVAL_TIMEOUT_MS the request
+        // is cancelled on Platform, so "approve it, then run it again" pointed the user at a
+        // request that was no longer pending. The advice must hold whether the request was
+        // withdrawn, expired or left open for a retry: the retry is what waits for the approval.
+        let line = Refusal::new(Outcome::ApprovalTimeout, "no decision within 2s").line();
+        assert!(!line.contains("approve it in"), "{line}");
+        assert!(
+            line.contains("then run it again (the retry waits for that approval)"),
+            "{line}"
+        );
     }
 
     #[test]

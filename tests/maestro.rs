@@ -7,6 +7,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -82,9 +84,13 @@ impl BashTool {
                 cmd.env(k, v);
             }
         }
+        // Node (libuv) gives a `pipe` stdio slot as one end of a Unix socketpair, not a pipe:
+        // seen under the real tool (`/proc/$$/fd/1 -> socket:[…]`).
+        let (out_ours, out_theirs) = UnixStream::pair().expect("socketpair for stdout");
+        let (err_ours, err_theirs) = UnixStream::pair().expect("socketpair for stderr");
         cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stdout(Stdio::from(OwnedFd::from(out_theirs)))
+            .stderr(Stdio::from(OwnedFd::from(err_theirs)));
         unsafe {
             cmd.pre_exec(|| {
                 // Node's `detached: true`: a new session, so a new process group.
@@ -99,8 +105,11 @@ impl BashTool {
             });
         }
         let mut child = cmd.spawn().expect("spawn the shell");
+        // The command holds the shell's ends until dropped: they must close here, or the
+        // readers never see end of file.
+        drop(cmd);
         let pid = child.id() as i32;
-        let read = |mut r: Box<dyn Read + Send>| {
+        let read = |mut r: UnixStream| {
             std::thread::spawn(move || {
                 // Node appends a chunk while the buffer is under the limit.
                 let mut buf = Vec::new();
@@ -116,21 +125,28 @@ impl BashTool {
                 (String::from_utf8_lossy(&buf).into_owned(), truncated)
             })
         };
-        let out = read(Box::new(child.stdout.take().unwrap()));
-        let err = read(Box::new(child.stderr.take().unwrap()));
+        let out = read(out_ours);
+        let err = read(err_ours);
+        // Node's `close` event: the shell has exited *and* both streams are at end of file. The
+        // timeout runs until then, so a background job still holding the output (`sleep 100 &`)
+        // times the call out, as under Maestro; the kill goes to the group even when its
+        // leader has already exited.
         let deadline = Instant::now() + self.timeout;
         let mut timed_out = false;
-        let status = loop {
-            if let Some(s) = child.try_wait().expect("wait") {
-                break s;
+        loop {
+            // Once reaped, `try_wait` answers the kept status again.
+            let exited = child.try_wait().expect("wait").is_some();
+            if exited && out.is_finished() && err.is_finished() {
+                break;
             }
             if Instant::now() >= deadline {
                 timed_out = true;
                 unsafe { libc::kill(-pid, libc::SIGKILL) };
-                break child.wait().expect("wait");
+                break;
             }
             std::thread::sleep(Duration::from_millis(5));
-        };
+        }
+        let status = child.wait().expect("wait");
         let (stdout, out_cut) = out.join().unwrap();
         let (stderr, err_cut) = err.join().unwrap();
         let code = status.code();
@@ -156,9 +172,10 @@ impl BashTool {
             ));
         }
         if timed_out {
+            // `${effectiveTimeout}s`, a JavaScript number of seconds: 90, 0.5.
             output.push_str(&format!(
                 "\n\n⏱️ Command timed out after {}s",
-                self.timeout.as_secs()
+                self.timeout.as_secs_f64()
             ));
         } else if code != Some(0) {
             output.push_str(&format!(
@@ -284,6 +301,18 @@ const ORDINARY: &[&str] = &[
     "printf '\\xff\\xfe bytes'",
     "nonexistent-command-xyz",
     "echo 'unterminated",
+    // Found worth pinning under Maestro's real bash tool (scripts/maestro-bash-tool):
+    "kill -SEGV $$",
+    "cat; echo \"cat rc=$?\"",
+    "wc -c",
+    "trap 'echo got-TERM' TERM; kill -TERM 0; echo after-group",
+    "trap 'echo got-HUP' HUP; kill -HUP $$; echo after-self",
+    "sleep 5 >/dev/null 2>&1 & echo bg-started",
+    "set -m; sleep 0.1 & wait; echo rc=$?",
+    "exit 300",
+    "echo -n",
+    "head -c 30000 /dev/zero | tr '\\0' a",
+    "test -S /dev/stdout && test -S /dev/stderr && echo both-sockets",
 ];
 
 #[test]
@@ -378,13 +407,294 @@ fn the_harness_behaves_like_maestro() {
         "the shell is its session's leader: {}",
         r.text
     );
+    // stdout and stderr are sockets, as libuv makes them.
+    assert_eq!(
+        b.run("test -S /dev/stdout && test -S /dev/stderr && echo sockets")
+            .text,
+        "sockets"
+    );
     let mut quick = s.bash();
     quick.timeout = Duration::from_millis(500);
     let started = Instant::now();
     let r = quick.run("sleep 30 & sleep 30; echo never");
     assert!(started.elapsed() < Duration::from_secs(20));
     assert_eq!(r.code, None);
-    assert_eq!(r.text, "⏱️ Command timed out after 0s");
+    assert_eq!(r.text, "⏱️ Command timed out after 0.5s");
+}
+
+#[test]
+fn a_call_that_ends_only_by_the_timeout_reads_the_same() {
+    // Maestro waits for `close` (exit and end of file on both streams): a background job that
+    // keeps the output open, or a shell that stops itself, ends only by the group SIGKILL.
+    let p = DevPlatform::start();
+    let s = Session::new();
+    // Long enough for a governed run to reach `echo` on a loaded machine.
+    let quick = |mut t: BashTool| {
+        t.timeout = Duration::from_millis(4500);
+        t
+    };
+    for (cmd, want) in [
+        (
+            "sleep 4321 & echo started",
+            "started\n\n\n⏱️ Command timed out after 4.5s",
+        ),
+        (
+            "kill -STOP $$; echo resumed",
+            "⏱️ Command timed out after 4.5s",
+        ),
+    ] {
+        // The three shells side by side: each call lasts the whole timeout.
+        let texts: Vec<(String, String)> = std::thread::scope(|scope| {
+            let runs: Vec<_> = [
+                ("bash", s.bash()),
+                ("observe", s.maestro_sh(Some(&p), "observe")),
+                ("governed", s.maestro_sh(Some(&p), "governed")),
+            ]
+            .into_iter()
+            .map(|(name, t)| {
+                let t = quick(t);
+                scope.spawn(move || (name.to_string(), t.run(cmd).text))
+            })
+            .collect();
+            runs.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        for (name, text) in texts {
+            assert_eq!(text, want, "{name}: {cmd}");
+        }
+    }
+    // The group kill reached the background job under every shell.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Command::new("pgrep")
+        .args(["-f", "^sleep 4321$"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "a `sleep 4321` outlived the kill"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Platform's view: the governed shell itself exited 0 before the kill (the job held the
+    // output, not the shell), so that call is SUCCEEDED; the stopped shell was killed while
+    // running, which the guardian records.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let governed: Vec<(String, String)> = p
+            .executions()
+            .iter()
+            .filter(|e| e["metadata"]["maestro_bridge_mode"] == "governed")
+            .map(|e| {
+                (
+                    e["arguments"]["command"].as_str().unwrap_or("").to_string(),
+                    e["state"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        let state = |c: &str| {
+            governed
+                .iter()
+                .find(|(x, _)| x == c)
+                .map(|(_, s)| s.clone())
+        };
+        if state("kill -STOP $$; echo resumed").as_deref() == Some("TOOL_EXECUTION_STATE_FAILED") {
+            assert_eq!(
+                state("sleep 4321 & echo started").as_deref(),
+                Some("TOOL_EXECUTION_STATE_SUCCEEDED"),
+                "{governed:?}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "{governed:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn an_approval_wait_killed_by_the_timeout_reads_as_a_timeout_and_the_retry_as_bash() {
+    // Under the real tool with the default MAESTRO_SH_STATUS: the killed wait prints nothing of
+    // ours (the model reads only Maestro's timeout line); the request stays open, and the
+    // retry of the same command in the same session adopts it and reads exactly as bash.
+    let p = DevPlatform::start();
+    let s = Session::new();
+    let command = "rm -rf ./build && touch \"$MARKER\" && echo removed";
+    let sh = |timeout: Duration| {
+        let mut t = s
+            .maestro_sh(Some(&p), "governed")
+            .env("MAESTRO_SESSION_ID", "sess-maestro-timeout");
+        t.timeout = timeout;
+        t
+    };
+    let first = sh(Duration::from_secs(10)).run(command);
+    assert_eq!(first.text, "⏱️ Command timed out after 10s");
+    assert!(!s.marker().exists());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let adopt_dir = s.state.path().join("data").join("adopt");
+    while std::fs::read_dir(&adopt_dir).map_or(true, |mut d| d.next().is_none()) {
+        assert!(Instant::now() < deadline, "no adoption record written");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pending = p.pending();
+    assert_eq!(pending.len(), 1, "left open for the retry: {pending:?}");
+    let (status, v) = p.call_as(
+        REVIEWER_TOKEN,
+        "/approvals.v1.ApprovalService/ResolveApproval",
+        json!({"approvalRequestId": pending[0]["id"], "decision": "DECISION_TYPE_APPROVED",
+               "decidedBy": "user", "reason": "ok"}),
+    );
+    assert_eq!(status, 200, "{v}");
+    let retry = sh(Duration::from_secs(90)).run(command);
+    let want = s
+        .bash()
+        .env(
+            "MARKER",
+            s.state.path().join("bash-ran").display().to_string(),
+        )
+        .run(command);
+    assert_eq!(retry, want);
+    assert!(s.marker().exists(), "ran once, after the approval");
+    assert_eq!(want.text, "removed");
+    assert_eq!(p.requests_for("ExecuteTool").len(), 1, "one approval");
+    assert_eq!(p.executions().len(), 1);
+    assert!(p.pending().is_empty());
+}
+
+/// Known difference, kept as a reproduction for the process model (src/supervise.rs): under
+/// observe and governed the shell is maestro-sh's child, so `$$` leads neither the process
+/// group nor the session Maestro made, and `kill -- -$$` (a script killing its own group) fails
+/// with "No such process"; the background job then keeps the output open and the call ends
+/// only by Maestro's timeout. Run with `--ignored` to see it.
+#[test]
+#[ignore = "known difference: $$ is not the process-group leader under supervision"]
+fn known_difference_kill_own_group_by_dollar_dollar() {
+    let p = DevPlatform::start();
+    let s = Session::new();
+    let cmd = "sleep 30 & kill -- -$$; echo after";
+    let mut bash = s.bash();
+    bash.timeout = Duration::from_secs(5);
+    let want = bash.run(cmd);
+    assert_eq!(want.text, "Exit code: null");
+    let mut sh = s.maestro_sh(Some(&p), "governed");
+    sh.timeout = Duration::from_secs(5);
+    assert_eq!(sh.run(cmd), want);
+}
+
+/// Known gap, kept as a reproduction for the guardian/entry owners: when ExecuteTool's answer
+/// does not arrive within the per-attempt timeout, maestro-sh refuses (platform_unavailable,
+/// not run) and tells its guardian "done", so nobody closes out the execution Platform made
+/// for the late request: it stays RUNNING (or WAITING_APPROVAL, a pending request nobody will
+/// use). Run with `--ignored` to see it.
+#[test]
+#[ignore = "known gap: a late ExecuteTool answer leaves the execution RUNNING"]
+fn known_gap_a_late_execute_tool_answer_leaves_nothing_open() {
+    let p = DevPlatform::start();
+    let s = Session::new();
+    p.set_faults(json!([{"method": "ExecuteTool", "kind": "delay", "delayMs": 3000}]));
+    let r = s
+        .maestro_sh(Some(&p), "governed")
+        .env("TOOL_EXECUTION_SERVICE_TIMEOUT_MS", "500")
+        .env("TOOL_EXECUTION_SERVICE_MAX_ATTEMPTS", "1")
+        .run("touch \"$MARKER\"");
+    assert!(
+        r.text.starts_with("maestro-sh: platform_unavailable: "),
+        "{}",
+        r.text
+    );
+    assert!(!s.marker().exists());
+    p.set_faults(json!([]));
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let open: Vec<Value> = p
+            .executions()
+            .into_iter()
+            .filter(|e| {
+                e["state"] == "TOOL_EXECUTION_STATE_RUNNING"
+                    || e["state"] == "TOOL_EXECUTION_STATE_WAITING_APPROVAL"
+            })
+            .collect();
+        if open.is_empty() && !p.executions().is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "left open: {open:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// With the bridge flag on (the production setup), the attach lookup (ListToolExecutions) runs
+/// before ExecuteTool. It used to leave a pooled keep-alive connection in the Platform client
+/// that the guardian, a fork that closes every fd but its pipe, then reused: a debug build
+/// aborted right after writing the adoption record, so the reviewer's approval was never
+/// resumed and the retry waited until killed too (Platform: WAITING_APPROVAL under an APPROVED
+/// request). Seen only under the real tool's setup; `MAESTRO_SH_MODE=governed` makes no call
+/// before the guardian starts.
+#[test]
+fn bridge_flag_guardian_sees_a_killed_wait_through() {
+    let p = DevPlatform::start();
+    let s = Session::new();
+    let command = "rm -rf ./build && touch \"$MARKER\" && echo removed";
+    let mut first = bridge_session(&s, &p)
+        .env("MAESTRO_SESSION_ID", "sess-bridge-guardian")
+        .env("MAESTRO_SH_APPROVAL_TIMEOUT_MS", "600000");
+    first.timeout = Duration::from_secs(10);
+    assert_eq!(first.run(command).text, "⏱️ Command timed out after 10s");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let adopt_dir = s.state.path().join("data").join("adopt");
+    while std::fs::read_dir(&adopt_dir).map_or(true, |mut d| d.next().is_none()) {
+        assert!(Instant::now() < deadline, "no adoption record written");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pending = p.pending();
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    let (status, v) = p.call_as(
+        REVIEWER_TOKEN,
+        "/approvals.v1.ApprovalService/ResolveApproval",
+        json!({"approvalRequestId": pending[0]["id"], "decision": "DECISION_TYPE_APPROVED",
+               "decidedBy": "user", "reason": "ok"}),
+    );
+    assert_eq!(status, 200, "{v}");
+    // The first run's guardian (the only holder of the resume token) resumes it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while p.executions()[0]["state"] != "TOOL_EXECUTION_STATE_RUNNING" {
+        assert!(
+            Instant::now() < deadline,
+            "approved, never resumed: {:?}",
+            p.executions()[0]["state"]
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The retry adopts it and runs once.
+    let retry = bridge_session(&s, &p)
+        .env("MAESTRO_SESSION_ID", "sess-bridge-guardian")
+        .run(command);
+    assert_eq!(retry.text, "removed");
+    assert!(s.marker().exists());
+    assert_eq!(p.requests_for("ExecuteTool").len(), 1);
+}
+
+/// The same setup, killed while the command runs: the guardian records the kill, so nothing
+/// is left RUNNING (it was, before the lookup got a client of its own).
+#[test]
+fn bridge_flag_guardian_records_a_kill_while_running() {
+    let p = DevPlatform::start();
+    let s = Session::new();
+    let command = "touch \"$MARKER\"; sleep 30";
+    let mut sh = bridge_session(&s, &p);
+    sh.timeout = Duration::from_secs(8);
+    assert_eq!(sh.run(command).text, "⏱️ Command timed out after 8s");
+    assert!(s.marker().exists(), "it ran before the kill");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let e = &p.executions()[0];
+        if e["state"] == "TOOL_EXECUTION_STATE_FAILED" {
+            assert_eq!(
+                e["output"]["safeOutput"]["summary"], "killed by SIGKILL",
+                "{e}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "not recorded: {e}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Maestro's bridge, in process, governs a Bash call before spawning the shell: ExecuteTool
@@ -773,7 +1083,10 @@ fn status_lines_per_setting() {
                 .lines()
                 .find(|l| l.starts_with("maestro-sh: approval_timeout: "))
                 .unwrap_or_else(|| panic!("{setting:?}: {}", r.text));
-            assert!(line.contains("ask the user to approve it"), "{line}");
+            assert!(
+                line.contains("tell the user it needs their approval"),
+                "{line}"
+            );
             assert!(line.contains("tool_execution_id=te_"), "{line}");
             assert_eq!(
                 r.text
