@@ -355,7 +355,8 @@ fn finish(
     status: &mut StatusLine,
 ) -> Result<Allowed, Refusal> {
     let platform = d.platform.as_ref();
-    let timeout_secs = d.wait.timeout.as_secs();
+    // As Maestro writes durations: 1500 ms is "1.5s", not "1s".
+    let timeout = crate::events::duration_string(d.wait.timeout.as_millis() as u64);
     match (resolution, &request.holder) {
         (
             Resolution::Decided {
@@ -433,7 +434,7 @@ fn finish(
             let left = give_up(d, request, holder, "approval timed out");
             Err(request.refuse(
                 Outcome::ApprovalTimeout,
-                format!("no decision within {timeout_secs}s ({APPROVAL_TIMEOUT_VAR}){left}"),
+                format!("no decision within {timeout} ({APPROVAL_TIMEOUT_VAR}){left}"),
             ))
         }
         (Resolution::Cancelled(signo), holder) => {
