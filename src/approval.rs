@@ -900,6 +900,7 @@ fn spawn_watcher(
     deadline: Instant,
 ) {
     std::thread::spawn(move || {
+        crate::supervise::block_signals_on_this_thread();
         let send = |r: Report| {
             let ok = tx.send(r).is_ok();
             let _ = nix::unistd::write(&wake, b"!");

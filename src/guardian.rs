@@ -2,9 +2,11 @@
 //!
 //! Maestro ends a tool call that outlives its timeout by SIGKILLing the whole process group;
 //! nothing in that group can then record anything. So a governed (or recorded observe) execution
-//! has a guardian from ExecuteTool to the final record: forked once, in a new session
-//! (`setsid`), so it is outside the caller's process group and session and survives the group
-//! kill (when maestro-sh exits first, the guardian is re-parented like any orphan). maestro-sh
+//! has a guardian from ExecuteTool to the final record: forked, put in a process group of its
+//! own by maestro-sh at once (`setpgid`, so a group kill an instant later already misses it),
+//! then in a new session (`setsid`; it forks once more for that on its own time, a group
+//! leader cannot), so it is outside the caller's process group and session and survives the
+//! group kill (re-parented like any orphan when maestro-sh exits). maestro-sh
 //! tells it, over a private pipe, what stage it is in; the guardian sleeps until the pipe's end
 //! of file (it is not woken for each stage), then reads them all. End of file without a "done"
 //! means maestro-sh died without recording:
@@ -42,6 +44,8 @@ use crate::wire;
 
 /// The write end of the pipe to the guardian, when there is one.
 static PIPE: Mutex<Option<std::fs::File>> = Mutex::new(None);
+/// Our child: the guardian, or the intermediate that forked it (reaped once we are done).
+static CHILD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
 
 /// What the guardian needs to record in maestro-sh's stead.
 pub struct Job<'a> {
@@ -62,19 +66,33 @@ pub fn spawn(job: Job<'_>) {
     let Ok((read, write)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else {
         return;
     };
-    // One fork, not two: a child is never a process group leader, so `setsid` succeeds in it,
-    // and nothing needs it to be orphaned at once (it outlives us and is re-parented then; it
-    // exits only after our end of the pipe closes, so it is never our zombie). Each fork of
-    // this multi-megabyte process costs a page-table copy and copy-on-write faults after.
-    // SAFETY: single-threaded here (before the approval watcher starts).
+    // SAFETY: single-threaded here (before the approval watcher starts); the child only detaches
+    // (setsid, and fork when needed) before running the guardian.
     match unsafe { libc::fork() } {
         0 => unsafe {
             drop(write);
-            libc::setsid();
+            // Out of the caller's session too. We fail when maestro-sh has already made us a
+            // process group leader (below); our own child is not one, and takes over.
+            if libc::setsid() < 0 {
+                match libc::fork() {
+                    0 => {
+                        libc::setsid();
+                    }
+                    pid if pid > 0 => libc::_exit(0),
+                    // Stay: in a process group of our own, in the caller's session.
+                    _ => {}
+                }
+            }
             guard(read, job);
             libc::_exit(0)
         },
         pid if pid > 0 => {
+            // Out of the caller's process group at once, before anything needs a guardian: on a
+            // busy machine the child may not run for milliseconds, and a group SIGKILL meanwhile
+            // would take it too. (Fails harmlessly if it has already left by `setsid`.) This is
+            // why one fork from here is enough: the child detaches on its own time.
+            unsafe { libc::setpgid(pid, pid) };
+            CHILD.store(pid, std::sync::atomic::Ordering::SeqCst);
             drop(read);
             crate::supervise::sentinel_closes(write.as_raw_fd());
             if let Ok(mut slot) = PIPE.lock() {
@@ -152,6 +170,12 @@ pub fn running() {
 /// The final record is done: nothing left to do in our stead.
 pub fn done() {
     send("D\n");
+    // The intermediate, if the guardian needed one, has exited by now; never waited for.
+    let child = CHILD.swap(0, std::sync::atomic::Ordering::SeqCst);
+    if child > 0 {
+        let mut status = 0;
+        unsafe { libc::waitpid(child, &mut status, libc::WNOHANG) };
+    }
 }
 
 /// Remove `dir` once we have exited (our own core file, written there to spare the child's):

@@ -64,6 +64,7 @@ fn bounded(text: &str, f: impl FnOnce(&str) -> Classification + Send + 'static) 
         // The main thread's stack size: the parser recurses on nesting.
         .stack_size(8 << 20)
         .spawn(move || {
+            crate::supervise::block_signals_on_this_thread();
             let _ = tx.send(f(&owned));
         });
     if spawned.is_err() {

@@ -94,6 +94,19 @@ fn restore_caller_sigpipe() {
     }
 }
 
+/// Block every signal on the calling thread; call first thing on each helper thread (the
+/// classifier, the approval watcher, the record sender). A signal sent to our pid goes to a
+/// thread that does not block it; while [`run`] starts the shell, the main thread blocks the
+/// relayed ones (until the shell's pid is known), and a helper thread that took one then would
+/// drop it. With every helper blocking everything, such a signal waits for the main thread.
+pub fn block_signals_on_this_thread() {
+    let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
+    unsafe {
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
+    }
+}
+
 /// Tell the sentinel (forked later) to close `fd`.
 pub fn sentinel_closes(fd: i32) {
     SENTINEL_CLOSES.store(fd, Ordering::SeqCst);
