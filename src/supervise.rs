@@ -63,6 +63,8 @@ static SELF_PID: AtomicI32 = AtomicI32::new(0);
 static SENTINEL_DIRTY: AtomicBool = AtomicBool::new(false);
 /// An fd the sentinel must not keep open (the guardian's pipe: its EOF means we died).
 static SENTINEL_CLOSES: AtomicI32 = AtomicI32::new(-1);
+/// The sentinel's parent (us), for it to check it has not already outlived us.
+static SENTINEL_PARENT: AtomicI32 = AtomicI32::new(0);
 
 /// The caller's SIGPIPE disposition while [`shield_sigpipe`] is in force (0: default, 1: ignored).
 static CALLER_SIGPIPE_IGNORED: AtomicI32 = AtomicI32::new(-1);
@@ -463,10 +465,8 @@ static SENTINEL_STACK: CloneStack<{ 16 * 1024 }> = CloneStack::new();
 /// needs no memory of its own, and sharing ours costs no page-table copy and no copy-on-write
 /// faults. It runs raw system calls only (no libc state, no errno), on its own stack.
 fn spawn_sentinel() {
-    let parent = std::process::id() as i32;
-    let closes = SENTINEL_CLOSES.load(Ordering::SeqCst);
-    // Both in the argument itself: nothing of ours is read once we have moved on.
-    let arg = (u64::from(parent as u32) << 32 | u64::from(closes as u32)) as usize;
+    // Read by the sentinel as it starts; changed only once it is reaped (a replacement).
+    SENTINEL_PARENT.store(std::process::id() as i32, Ordering::SeqCst);
     // Everything blocked across the clone: the sentinel must never run our relay handler.
     let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
     let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
@@ -480,7 +480,7 @@ fn spawn_sentinel() {
             sentinel_main,
             SENTINEL_STACK.top(),
             libc::CLONE_VM | libc::SIGCHLD,
-            arg as *mut libc::c_void,
+            std::ptr::null_mut(),
         )
     };
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
@@ -490,10 +490,9 @@ fn spawn_sentinel() {
 /// The sentinel: dies with us, drops the guardian's pipe, then sleeps with every signal
 /// blocked (inherited) until killed. Raw `syscall`s: errno is touched only on failure, and
 /// none of these fail.
-extern "C" fn sentinel_main(arg: *mut libc::c_void) -> libc::c_int {
-    let arg = arg as usize as u64;
-    let parent = (arg >> 32) as u32 as libc::c_long;
-    let closes = arg as u32 as i32;
+extern "C" fn sentinel_main(_: *mut libc::c_void) -> libc::c_int {
+    let parent = libc::c_long::from(SENTINEL_PARENT.load(Ordering::SeqCst));
+    let closes = SENTINEL_CLOSES.load(Ordering::SeqCst);
     unsafe {
         let pdeathsig = (
             libc::PR_SET_PDEATHSIG as libc::c_long,
