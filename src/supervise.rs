@@ -337,13 +337,23 @@ pub fn run(plan: &ExecPlan) -> nix::Result<Outcome> {
     // SAFETY: `child_main` runs on its own stack, calls only async-signal-safe functions,
     // allocates nothing, and ends in execve or a return (the exit system call); `args` outlives
     // it, since CLONE_VFORK suspends us until then.
+    let arg = &args as *const ChildArgs as *mut libc::c_void;
     let pid = unsafe {
         libc::clone(
             child_main,
             CHILD_STACK.top(),
             libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
-            &args as *const ChildArgs as *mut libc::c_void,
+            arg,
         )
+    };
+    // A sandbox that refuses such a clone still lets us fork (a copy: the same steps apply).
+    let pid = if pid < 0 && refused(nix::Error::last()) {
+        match unsafe { libc::fork() } {
+            0 => unsafe { libc::_exit(child_main(arg)) },
+            pid => pid,
+        }
+    } else {
+        pid
     };
     if pid < 0 {
         let e = nix::Error::last();
@@ -383,6 +393,15 @@ impl<const N: usize> CloneStack<N> {
         // SAFETY: one past the end of the array.
         unsafe { self.0.get().cast::<u8>().add(N).cast() }
     }
+}
+
+/// Did a `clone` fail because it is not allowed here (a seccomp filter, an emulated kernel),
+/// rather than for lack of resources? Then `fork` is tried instead.
+fn refused(e: nix::Error) -> bool {
+    matches!(
+        e,
+        nix::Error::EPERM | nix::Error::ENOSYS | nix::Error::EINVAL
+    )
 }
 
 /// The shell's process runs on it from `clone` to `execve` (we are suspended meanwhile).
@@ -482,6 +501,14 @@ fn spawn_sentinel() {
             libc::CLONE_VM | libc::SIGCHLD,
             std::ptr::null_mut(),
         )
+    };
+    let pid = if pid < 0 && refused(nix::Error::last()) {
+        match unsafe { libc::fork() } {
+            0 => unsafe { libc::_exit(sentinel_main(std::ptr::null_mut())) },
+            pid => pid,
+        }
+    } else {
+        pid
     };
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
     SENTINEL.store(pid.max(0), Ordering::SeqCst);
