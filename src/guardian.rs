@@ -2,10 +2,14 @@
 //!
 //! Maestro ends a tool call that outlives its timeout by SIGKILLing the whole process group;
 //! nothing in that group can then record anything. So a governed (or recorded observe) execution
-//! has a guardian from ExecuteTool to the final record: forked twice and in a new session
-//! (`setsid`), so it is outside the caller's process group and session and survives the group
-//! kill. maestro-sh tells it, over a private pipe, what stage it is in; the pipe's end of file
-//! without a "done" means maestro-sh died without recording:
+//! has a guardian from ExecuteTool to the final record: forked, put in a process group of its
+//! own by maestro-sh at once (`setpgid`, so a group kill an instant later already misses it),
+//! then in a new session (`setsid`; it forks once more for that on its own time, a group
+//! leader cannot), so it is outside the caller's process group and session and survives the
+//! group kill (re-parented like any orphan when maestro-sh exits). maestro-sh
+//! tells it, over a private pipe, what stage it is in; the guardian sleeps until the pipe's end
+//! of file (it is not woken for each stage), then reads them all. End of file without a "done"
+//! means maestro-sh died without recording:
 //!
 //! - while the command ran: the guardian records the outcome (killed by SIGKILL, the duration
 //!   so far), or spools it to the outbox when Platform does not take it;
@@ -27,7 +31,7 @@
 //! non-dumpable (no core, no ptrace attach by the user's other processes) and prints nothing.
 //! It is never started on the pass-through path.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -40,9 +44,8 @@ use crate::wire;
 
 /// The write end of the pipe to the guardian, when there is one.
 static PIPE: Mutex<Option<std::fs::File>> = Mutex::new(None);
-/// The short-lived intermediate process, reaped once we are done (not waited for at start: the
-/// guardian's cost stays off the path to ExecuteTool).
-static MIDDLE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+/// Our child: the guardian, or the intermediate that forked it (reaped once we are done).
+static CHILD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
 
 /// What the guardian needs to record in maestro-sh's stead.
 pub struct Job<'a> {
@@ -63,23 +66,34 @@ pub fn spawn(job: Job<'_>) {
     let Ok((read, write)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else {
         return;
     };
-    // SAFETY: single-threaded here (before the approval watcher starts); the intermediate child
-    // only calls setsid, fork and _exit.
+    // SAFETY: single-threaded here (before the approval watcher starts); the child only detaches
+    // (setsid, and fork when needed) before running the guardian.
     match unsafe { libc::fork() } {
         0 => unsafe {
             drop(write);
-            libc::setsid();
-            match libc::fork() {
-                0 => {
-                    guard(read, job);
-                    libc::_exit(0)
+            // Out of the caller's session too. We fail when maestro-sh has already made us a
+            // process group leader (below); our own child is not one, and takes over.
+            if libc::setsid() < 0 {
+                match libc::fork() {
+                    0 => {
+                        libc::setsid();
+                    }
+                    pid if pid > 0 => libc::_exit(0),
+                    // Stay: in a process group of our own, in the caller's session.
+                    _ => {}
                 }
-                _ => libc::_exit(0),
             }
+            guard(read, job);
+            libc::_exit(0)
         },
         pid if pid > 0 => {
+            // Out of the caller's process group at once, before anything needs a guardian: on a
+            // busy machine the child may not run for milliseconds, and a group SIGKILL meanwhile
+            // would take it too. (Fails harmlessly if it has already left by `setsid`.) This is
+            // why one fork from here is enough: the child detaches on its own time.
+            unsafe { libc::setpgid(pid, pid) };
+            CHILD.store(pid, std::sync::atomic::Ordering::SeqCst);
             drop(read);
-            MIDDLE.store(pid, std::sync::atomic::Ordering::SeqCst);
             crate::supervise::sentinel_closes(write.as_raw_fd());
             if let Ok(mut slot) = PIPE.lock() {
                 *slot = Some(std::fs::File::from(write));
@@ -156,10 +170,11 @@ pub fn running() {
 /// The final record is done: nothing left to do in our stead.
 pub fn done() {
     send("D\n");
-    let middle = MIDDLE.swap(0, std::sync::atomic::Ordering::SeqCst);
-    if middle > 0 {
+    // The intermediate, if the guardian needed one, has exited by now; never waited for.
+    let child = CHILD.swap(0, std::sync::atomic::Ordering::SeqCst);
+    if child > 0 {
         let mut status = 0;
-        unsafe { libc::waitpid(middle, &mut status, 0) };
+        unsafe { libc::waitpid(child, &mut status, libc::WNOHANG) };
     }
 }
 
@@ -266,16 +281,13 @@ fn guard(read: OwnedFd, job: Job<'_>) {
             libc::signal(sig, libc::SIG_IGN);
         }
     }
-    let mut stage = Stage::default();
-    let mut reader = BufReader::new(std::fs::File::from(read));
-    let mut line = String::new();
-    loop {
-        line.clear();
-        match reader.read_line(&mut line) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => stage.apply(&line),
-        }
-    }
+    // A client of our own: the one we were forked with may hold pooled connections whose
+    // sockets `close_from` just closed (and whose fd numbers anything we open next may reuse).
+    let job = Job {
+        client: Arc::new(Client::new(job.cfg)),
+        ..job
+    };
+    let stage = read_stages(read);
     // End of file: maestro-sh has exited (its core, if any, is written by now).
     for dir in &stage.cleanup {
         let _ = std::fs::remove_dir_all(dir);
@@ -306,6 +318,48 @@ fn guard(read: OwnedFd, job: Job<'_>) {
         // Killed while ExecuteTool was in flight: the same request (same idempotency key)
         // finds the execution Platform made, if it made one, which we then close out.
         closed_out_unanswered(&job);
+    }
+}
+
+/// Read maestro-sh's stages until its end of the pipe closes. The guardian is not woken for
+/// each stage (`poll` asks for no event: only the hang-up wakes it), so a short run costs it no
+/// wake-up at all; once a second it takes what is there, so a writer never waits on a full
+/// pipe however many stages a long run writes.
+fn read_stages(read: OwnedFd) -> Stage {
+    let fd = read.as_raw_fd();
+    unsafe { libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK) };
+    let mut file = std::fs::File::from(read);
+    let mut stage = Stage::default();
+    let mut pending: Vec<u8> = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let mut hangup = libc::pollfd {
+            fd,
+            events: 0,
+            revents: 0,
+        };
+        unsafe { libc::poll(&mut hangup, 1, 1000) };
+        loop {
+            match std::io::Read::read(&mut file, &mut buf) {
+                Ok(0) => {
+                    // A last line without its newline still counts.
+                    if !pending.is_empty() {
+                        stage.apply(&String::from_utf8_lossy(&pending));
+                    }
+                    return stage;
+                }
+                Ok(n) => {
+                    pending.extend_from_slice(&buf[..n]);
+                    while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+                        let line: Vec<u8> = pending.drain(..=end).collect();
+                        stage.apply(&String::from_utf8_lossy(&line));
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(_) => return stage,
+            }
+        }
     }
 }
 

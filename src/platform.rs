@@ -4,7 +4,11 @@
 //! ureq (blocking, no async runtime, no threads) keeps a governed run small: one connection,
 //! reused across the calls of one invocation; TLS (rustls) is set up only for https URLs.
 
+use std::collections::HashMap;
 use std::io::Read;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
@@ -65,6 +69,41 @@ pub struct Client {
     organization_id: String,
     attempts: u32,
     timeout: Duration,
+    /// No attempt runs, and no pause lasts, past this instant ([`Client::until`]).
+    deadline: Option<Instant>,
+    /// The agent's name resolutions (shared with it).
+    resolutions: Arc<Resolutions>,
+    /// No proxy, and the URL's host is an IP address: connecting resolves no name.
+    no_name_to_resolve: bool,
+}
+
+/// The host names this process has resolved. ureq resolves before its deadline starts
+/// counting, and a system resolver can stall for seconds; a call that must end by a deadline
+/// therefore reuses what an earlier call resolved instead of asking again.
+#[derive(Default)]
+struct Resolutions {
+    known: Mutex<HashMap<String, Vec<SocketAddr>>>,
+    /// Answer a known name from `known` (set once a deadline-bound client exists).
+    reuse: AtomicBool,
+}
+
+impl Resolutions {
+    fn resolve(&self, netloc: &str) -> std::io::Result<Vec<SocketAddr>> {
+        if self.reuse.load(Ordering::SeqCst) {
+            if let Some(known) = self.known.lock().ok().and_then(|k| k.get(netloc).cloned()) {
+                return Ok(known);
+            }
+        }
+        let found: Vec<SocketAddr> = netloc.to_socket_addrs()?.collect();
+        if let Ok(mut known) = self.known.lock() {
+            known.insert(netloc.to_string(), found.clone());
+        }
+        Ok(found)
+    }
+
+    fn any_known(&self) -> bool {
+        self.known.lock().is_ok_and(|k| !k.is_empty())
+    }
 }
 
 impl Client {
@@ -73,7 +112,10 @@ impl Client {
     /// built-in roots plus `cfg.ca_file`, set up only for https URLs.
     pub fn new(cfg: &PlatformConfig) -> Client {
         let mut setup_error = None;
+        let resolutions = Arc::new(Resolutions::default());
+        let resolver = resolutions.clone();
         let mut builder = ureq::AgentBuilder::new()
+            .resolver(move |netloc: &str| resolver.resolve(netloc))
             .timeout_connect(cfg.timeout)
             .timeout(cfg.timeout)
             .redirects(0)
@@ -91,6 +133,8 @@ impl Client {
                 Err(e) => setup_error = Some(e),
             }
         }
+        let ip_host = url::Url::parse(&cfg.base_url)
+            .is_ok_and(|u| matches!(u.host(), Some(url::Host::Ipv4(_) | url::Host::Ipv6(_))));
         Client {
             agent: builder.build(),
             setup_error,
@@ -99,7 +143,41 @@ impl Client {
             organization_id: cfg.organization_id.clone(),
             attempts: cfg.attempts,
             timeout: cfg.timeout,
+            deadline: None,
+            resolutions,
+            no_name_to_resolve: ip_host && cfg.proxy.is_none(),
         }
+    }
+
+    /// This client, bound to end every call by `deadline`: each attempt's timeout (connect,
+    /// send, answer and body: ureq's deadline) is cut to what is left, and no retry starts or
+    /// pause lasts past it. `None` when a call could still block past it: resolving a host name
+    /// has no timeout, so only a URL whose host is an address (and no proxy), or a name this
+    /// process has already resolved (then reused), qualifies. Shares the connection pool.
+    pub fn until(&self, deadline: Instant) -> Option<Client> {
+        if self.setup_error.is_some() || !(self.no_name_to_resolve || self.resolutions.any_known())
+        {
+            return None;
+        }
+        self.resolutions.reuse.store(true, Ordering::SeqCst);
+        Some(Client {
+            agent: self.agent.clone(),
+            setup_error: None,
+            base_url: self.base_url.clone(),
+            authorization: self.authorization.clone(),
+            organization_id: self.organization_id.clone(),
+            attempts: self.attempts,
+            timeout: self.timeout,
+            deadline: Some(deadline),
+            resolutions: self.resolutions.clone(),
+            no_name_to_resolve: self.no_name_to_resolve,
+        })
+    }
+
+    /// Time left before the deadline, if bound to one ([`Client::until`]).
+    fn left(&self) -> Option<Duration> {
+        self.deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
     }
 
     /// A key only a holder of the Platform token has (the authorization header's bytes): what
@@ -132,11 +210,18 @@ impl Client {
         let url = format!("{}{}", self.base_url, path);
         let mut last = CallError::Unavailable("no attempt made".into());
         for attempt in 1..=self.attempts {
+            let mut timeout = self.timeout + extra_wait;
+            if let Some(left) = self.left() {
+                if left.is_zero() {
+                    break;
+                }
+                timeout = timeout.min(left);
+            }
             let started = Instant::now();
             let result = self
                 .agent
                 .post(&url)
-                .timeout(self.timeout + extra_wait)
+                .timeout(timeout)
                 .set("Authorization", &self.authorization)
                 .set("Content-Type", "application/json")
                 .set("X-Organization-ID", &self.organization_id)
@@ -201,9 +286,12 @@ impl Client {
             if attempt < self.attempts {
                 // The server's delay is used as given (capped); our own backoff gets a little
                 // jitter on top.
-                std::thread::sleep(
-                    retry_after.unwrap_or_else(|| backoff(attempt) + jitter(RETRY_DELAY / 2)),
-                );
+                let pause =
+                    retry_after.unwrap_or_else(|| backoff(attempt) + jitter(RETRY_DELAY / 2));
+                if self.left().is_some_and(|left| left <= pause) {
+                    break;
+                }
+                std::thread::sleep(pause);
             }
         }
         Err(last)
@@ -430,6 +518,44 @@ pub fn jitter(max: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn config(url: &str) -> PlatformConfig {
+        let env = crate::env::MapEnv::from_pairs([
+            ("MAESTRO_PLATFORM_BASE_URL", url),
+            ("EVALOPS_TOKEN", "tok"),
+            ("EVALOPS_ORGANIZATION_ID", "org"),
+            ("EVALOPS_WORKSPACE_ID", "ws"),
+            ("TOOL_EXECUTION_SERVICE_TIMEOUT_MS", "10000"),
+        ]);
+        PlatformConfig::load(&env).unwrap()
+    }
+
+    #[test]
+    fn a_deadline_bound_call_ends_by_its_deadline() {
+        // A Platform that accepts the connection and never answers.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let held = std::thread::spawn(move || listener.accept().map(|(s, _)| s));
+        let client = Client::new(&config(&url));
+        let bound = client
+            .until(Instant::now() + Duration::from_millis(150))
+            .expect("an address needs no name resolution");
+        let started = Instant::now();
+        let got = bound.get_approval(&wire::GetApprovalRequest::default());
+        let took = started.elapsed();
+        assert!(matches!(got, Err(CallError::Unavailable(_))), "{got:?}");
+        // Not the 10 s per attempt timeout, nor the retries: the deadline (generous slack).
+        assert!(took < Duration::from_secs(3), "{took:?}");
+        drop(held);
+    }
+
+    #[test]
+    fn a_host_name_not_yet_resolved_is_not_deadline_bound() {
+        let client = Client::new(&config("https://platform.invalid:8080"));
+        assert!(client.until(Instant::now()).is_none());
+        let client = Client::new(&config("http://[::1]:9"));
+        assert!(client.until(Instant::now()).is_some());
+    }
 
     #[test]
     fn retry_delays_follow_maestro() {

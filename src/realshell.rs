@@ -116,6 +116,33 @@ struct Candidate {
     script: bool,
 }
 
+/// [`ExecPlan::raw`]: what `execve` needs, ready, so exec'ing allocates nothing.
+pub struct RawExec<'a> {
+    plan: &'a ExecPlan,
+    argv: Vec<*const libc::c_char>,
+    envp: Option<Vec<*const libc::c_char>>,
+}
+
+impl RawExec<'_> {
+    /// [`ExecPlan::exec`] without allocating (async-signal-safe); returns the error.
+    pub fn exec(&self) -> nix::Error {
+        extern "C" {
+            static environ: *const *const libc::c_char;
+        }
+        if self.plan.mark_wrapper {
+            wrapper_loop::mark();
+        }
+        let envp = match &self.envp {
+            Some(e) => e.as_ptr(),
+            // SAFETY: the process environment, read (never changed) here.
+            None => unsafe { environ },
+        };
+        // SAFETY: NUL-terminated strings owned by the plan, NULL-terminated pointer arrays.
+        unsafe { libc::execve(self.plan.path.as_ptr(), self.argv.as_ptr(), envp) };
+        nix::Error::last()
+    }
+}
+
 /// Telling a wrapper script that execs maestro-sh again from one that does not, without a
 /// visible trace: before exec'ing a `#!` candidate we set this process's timer slack (which
 /// survives `execve` and which nothing observable depends on: 50 µs by default) to an odd
@@ -376,6 +403,21 @@ impl ExecPlan {
         match err {
             Ok(never) => match never {},
             Err(e) => e,
+        }
+    }
+
+    /// The plan as the pointer arrays `execve` takes, built before a `vfork`-style spawn
+    /// (crate::supervise) so that the child, which shares our memory, allocates nothing.
+    pub fn raw(&self) -> RawExec<'_> {
+        let pointers = |v: &[CString]| {
+            let mut p: Vec<*const libc::c_char> = v.iter().map(|s| s.as_ptr()).collect();
+            p.push(std::ptr::null());
+            p
+        };
+        RawExec {
+            plan: self,
+            argv: pointers(&self.argv),
+            envp: self.envp.as_deref().map(pointers),
         }
     }
 

@@ -2,8 +2,11 @@
 //! caller"; issue 12, "Observe records as Maestro sends them").
 //!
 //! Once the command has finished, maestro-sh waits at most [`record_wait`] (default
-//! [`DEFAULT_RECORD_WAIT`]) for Platform to take the record; the sending happens on a thread,
-//! so no slow header, slow body or stalled call can stretch that. What is not delivered by then
+//! [`DEFAULT_RECORD_WAIT`]) for Platform to take the record, and no slow header, slow body or
+//! stalled call can stretch that: the record is sent on this thread by a client bound to the
+//! deadline (every attempt's timeout cut to what is left, `Client::until`) when nothing can
+//! block past it, else on a thread of its own that is given up on at the deadline (a host name
+//! not resolved yet: resolving has no timeout). What is not delivered by then
 //! is spooled to the outbox and handed to a **detached sender**: `maestro-sh --flush-outbox`,
 //! started in its own session (outside the caller's process group, so a timeout that kills the
 //! group does not kill it), stdio on `/dev/null` and no other descriptor inherited (nobody
@@ -74,11 +77,24 @@ pub fn deliver(
 ) -> Recorded {
     let deadline = Instant::now() + wait;
     let entry = spool_entry(&execute, &record);
+    if let Some(bound) = client.until(deadline) {
+        return deliver_here(
+            &bound,
+            outbox,
+            &execute,
+            record,
+            execution_id,
+            deadline,
+            entry,
+            warn,
+        );
+    }
     let (tx, rx) = mpsc::channel();
     let outbox_for_sender = outbox.clone();
     let sender = std::thread::Builder::new()
         .name("record".into())
         .spawn(move || {
+            crate::supervise::block_signals_on_this_thread();
             let (id, d) = send_record(&client, &execute, record, execution_id.as_deref());
             let ok = d == Delivery::Delivered;
             let _ = tx.send(Msg::Own(id, d));
@@ -129,10 +145,7 @@ pub fn deliver(
         }
         Ok(Msg::Own(id, Delivery::Rejected(why))) => {
             recorded.execution_id = id;
-            eprintln!(
-                "maestro-sh: warning: Platform rejected the record for good and it will not be retried: {}; fix the configuration (maestro-sh --doctor)",
-                crate::redact::redact_message(&crate::outcome::inert(&why)).text
-            );
+            rejected(&why);
         }
         Ok(Msg::Flushed(_)) | Err(_) => {
             // Platform is slow: spool and let a detached sender finish the job.
@@ -143,6 +156,55 @@ pub fn deliver(
         }
     }
     recorded
+}
+
+/// [`deliver`] on this thread, with a client that cannot outlast `deadline`
+/// ([`Client::until`]): no thread to start and no wake-up to wait for (the usual case: the
+/// Platform's address is known by now). What the thread's answer told apart, the clock does:
+/// an unavailable Platform that answered before the deadline is down (spool; the next
+/// invocation delivers), one that made us wait for it is slow (spool and a detached sender).
+#[allow(clippy::too_many_arguments)]
+fn deliver_here(
+    client: &Client,
+    outbox: Option<Outbox>,
+    execute: &wire::ExecuteToolRequest,
+    record: wire::RecordToolExecutionOutputRequest,
+    execution_id: Option<String>,
+    deadline: Instant,
+    entry: Option<Entry>,
+    warn: &mut dyn FnMut(Warning),
+) -> Recorded {
+    let (id, delivery) = send_record(client, execute, record, execution_id.as_deref());
+    let recorded = Recorded { execution_id: id };
+    match delivery {
+        Delivery::Delivered => {
+            if let Some(ob) = &outbox {
+                let left = deadline.saturating_duration_since(Instant::now());
+                ob.flush(INLINE_MAX, left, |e| deliver_spooled(client, e), warn);
+                // Spooled records left over: a sender takes them.
+                if !ob.is_empty() {
+                    spawn_sender();
+                }
+            }
+        }
+        Delivery::Retry => {
+            if let Some(ob) = &outbox {
+                push(ob, entry.as_ref(), warn);
+                if Instant::now() >= deadline {
+                    spawn_sender();
+                }
+            }
+        }
+        Delivery::Rejected(why) => rejected(&why),
+    }
+    recorded
+}
+
+fn rejected(why: &str) {
+    eprintln!(
+        "maestro-sh: warning: Platform rejected the record for good and it will not be retried: {}; fix the configuration (maestro-sh --doctor)",
+        crate::redact::redact_message(&crate::outcome::inert(why)).text
+    );
 }
 
 fn spool_entry(

@@ -620,23 +620,32 @@ struct Hay<'a> {
     text: &'a str,
     lower: String,
     made: String,
-    /// A run of 32 or more token characters (the high-entropy rule's minimum).
+    /// A run of 32 or more token characters (the high-entropy rule's minimum) holding an
+    /// uppercase letter, a lowercase letter and a digit: the rule matches whole runs, and keeps
+    /// any match without all three (`worth_redacting`), so without such a run it cannot redact
+    /// and is not compiled (a hex digest or a lowercase id in the metadata used to compile it).
     long_run: bool,
 }
 
 impl<'a> Hay<'a> {
     fn new(text: &'a str) -> Self {
-        let mut run = 0usize;
+        let (mut run, mut classes) = (0usize, 0u8);
         let mut long_run = false;
-        for b in text.bytes() {
+        for b in text.bytes().chain(std::iter::once(b' ')) {
             if b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'_' | b'-') {
                 run += 1;
-                if run >= 32 {
+                classes |= match b {
+                    b'A'..=b'Z' => 1,
+                    b'a'..=b'z' => 2,
+                    b'0'..=b'9' => 4,
+                    _ => 0,
+                };
+            } else {
+                if run >= 32 && classes == 7 {
                     long_run = true;
                     break;
                 }
-            } else {
-                run = 0;
+                (run, classes) = (0, 0);
             }
         }
         Hay {
@@ -1119,6 +1128,27 @@ mod tests {
         for (rule, slot) in EXTRA.iter().zip(&EXTRA_RE) {
             compiled(slot, rule);
         }
+    }
+
+    #[test]
+    fn the_entropy_rule_is_gated_by_a_run_it_could_redact() {
+        let digest = "0123456789abcdef".repeat(4);
+        let mixed = "Zx9Qw3Er5Ty7Ui1Op2As4Df6Gh8Jk0LmN";
+        // Too uniform for the rule to keep: the gate stays shut (nothing compiled).
+        assert!(!Hay::new(&digest).long_run);
+        assert!(!Hay::new(&format!("x={digest} {}", digest.to_uppercase())).long_run);
+        // Mixed classes across two runs are not one run.
+        assert!(!Hay::new(&format!("{} {}", "a1".repeat(16), "B".repeat(32))).long_run);
+        // A run it could redact, wherever it is (the last one included).
+        assert!(Hay::new(mixed).long_run);
+        assert!(Hay::new(&format!("{digest} --key={mixed}")).long_run);
+        assert!(redact(&format!("curl -H x:{mixed}"))
+            .text
+            .contains("[REDACTED:"));
+        assert_eq!(
+            redact(&format!("sha {digest}")).text,
+            format!("sha {digest}")
+        );
     }
 
     #[test]

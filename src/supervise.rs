@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use nix::sys::resource::{setrlimit, Resource};
 use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::{fork, ForkResult, Pid};
+use nix::unistd::Pid;
 
 use crate::realshell::ExecPlan;
 
@@ -66,6 +66,8 @@ static SELF_PID: AtomicI32 = AtomicI32::new(0);
 static SENTINEL_DIRTY: AtomicBool = AtomicBool::new(false);
 /// An fd the sentinel must not keep open (the guardian's pipe: its EOF means we died).
 static SENTINEL_CLOSES: AtomicI32 = AtomicI32::new(-1);
+/// The sentinel's parent (us), for it to check it has not already outlived us.
+static SENTINEL_PARENT: AtomicI32 = AtomicI32::new(0);
 
 /// How often the sentinel looks whether we were stopped by a SIGSTOP sent to our pid alone.
 pub const STOP_WATCH: Duration = Duration::from_millis(20);
@@ -134,6 +136,19 @@ fn restore_caller_sigpipe() {
     if CALLER_SIGPIPE_IGNORED.load(Ordering::SeqCst) == 0 {
         let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
         let _ = unsafe { signal::sigaction(Signal::SIGPIPE, &default) };
+    }
+}
+
+/// Block every signal on the calling thread; call first thing on each helper thread (the
+/// classifier, the approval watcher, the record sender). A signal sent to our pid goes to a
+/// thread that does not block it; while [`run`] starts the shell, the main thread blocks the
+/// relayed ones (until the shell's pid is known), and a helper thread that took one then would
+/// drop it. With every helper blocking everything, such a signal waits for the main thread.
+pub fn block_signals_on_this_thread() {
+    let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
+    unsafe {
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
     }
 }
 
@@ -248,12 +263,27 @@ fn sent_to_group(sig: i32) -> bool {
 }
 
 extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
+    let me = SELF_PID.load(Ordering::SeqCst);
+    // Running in the shell's process between its creation and its `execve` (it shares our
+    // memory and, until the exec resets them, our handlers; see [`run`]): act as the default
+    // disposition, which is what the shell starts with (a relayed signal is never one our
+    // caller ignores: those are left ignored). Nothing shared is touched.
+    let pid = unsafe { libc::getpid() };
+    if pid != me {
+        unsafe {
+            let mut default: libc::sigaction = std::mem::zeroed();
+            default.sa_sigaction = libc::SIG_DFL;
+            libc::sigaction(sig, &default, std::ptr::null_mut());
+            // Pending until this handler returns, then acted on by default.
+            libc::kill(pid, sig);
+        }
+        return;
+    }
     let (code, sender) = if info.is_null() {
         (libc::SI_USER, 0)
     } else {
         unsafe { ((*info).si_code, (*info).si_pid()) }
     };
-    let me = SELF_PID.load(Ordering::SeqCst);
     let child = CHILD.load(Ordering::SeqCst);
     // Sent to the group (or to every process), by a process or by the terminal: the shell has
     // its own copy already. (Checked first, so a terminal's Ctrl-C also marks the sentinel for
@@ -316,11 +346,16 @@ fn relayed_numbers() -> Vec<i32> {
     v
 }
 
-/// Fork, exec `plan` in the child, relay signals and stops while it runs, and wait for it.
+/// Start the shell (`plan`) as our child, relay signals and stops while it runs, and wait for it.
 ///
 /// The child starts with the signal mask and dispositions we inherited from our caller (our
-/// handlers are reset by `execve`). Errors only when `fork` fails; an exec failure in the child
-/// becomes exit status 126/127, as a shell reports it.
+/// handlers are reset by `execve`). Errors only when the child cannot be created; an exec
+/// failure in the child becomes exit status 126/127, as a shell reports it.
+///
+/// The child is created `vfork`-style (`CLONE_VM | CLONE_VFORK`, as `posix_spawn` does): it
+/// borrows our memory until its `execve`, so no page table is copied and nothing is copied on
+/// write afterwards, and we are suspended until it has exec'd. Until then it runs only
+/// async-signal-safe calls that allocate nothing, on a stack of its own.
 pub fn run(plan: &ExecPlan) -> nix::Result<Outcome> {
     SELF_PID.store(std::process::id() as i32, Ordering::SeqCst);
     let numbers = relayed_numbers();
@@ -337,48 +372,116 @@ pub fn run(plan: &ExecPlan) -> nix::Result<Outcome> {
     let shared = shared();
     spawn_sentinel();
     let start = Instant::now();
-    let parent = std::process::id() as i32;
-    // SAFETY: the child only calls async-signal-safe functions (sigaction, sigprocmask, prctl,
-    // execve, _exit); the plan's strings were allocated before the fork.
-    match unsafe { fork() } {
-        Err(e) => {
-            restore(&previous);
-            stop_sentinel(true);
-            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &raw_old, std::ptr::null_mut()) };
-            Err(e)
+    let exec = plan.raw();
+    let args = ChildArgs {
+        exec: &exec,
+        mask: raw_old,
+        parent: std::process::id() as i32,
+    };
+    // SAFETY: `child_main` runs on its own stack, calls only async-signal-safe functions,
+    // allocates nothing, and ends in execve or a return (the exit system call); `args` outlives
+    // it, since CLONE_VFORK suspends us until then.
+    let arg = &args as *const ChildArgs as *mut libc::c_void;
+    let pid = unsafe {
+        libc::clone(
+            child_main,
+            CHILD_STACK.top(),
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            arg,
+        )
+    };
+    // A sandbox that refuses such a clone still lets us fork (a copy: the same steps apply).
+    let pid = if pid < 0 && refused(nix::Error::last()) {
+        match unsafe { libc::fork() } {
+            0 => unsafe { libc::_exit(child_main(arg)) },
+            pid => pid,
         }
-        Ok(ForkResult::Child) => {
-            restore(&previous);
-            restore_caller_sigpipe();
-            // Our death (SIGKILL of our pid) is the shell's death, as if the caller had killed
-            // the real shell; its own children live on.
-            unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
-            if unsafe { libc::getppid() } != parent {
-                unsafe { libc::_exit(128 + libc::SIGKILL) };
-            }
-            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &raw_old, std::ptr::null_mut()) };
-            let err = plan.exec();
-            unsafe { libc::_exit(ExecPlan::failure_status(err)) }
-        }
-        Ok(ForkResult::Parent { child }) => {
-            CHILD.store(child.as_raw(), Ordering::SeqCst);
-            if let Some(sh) = shared {
-                sh.child.store(child.as_raw(), Ordering::SeqCst);
-            }
-            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &raw_old, std::ptr::null_mut()) };
-            let exit = wait_for(child);
-            CHILD.store(0, Ordering::SeqCst);
-            if let Some(sh) = shared {
-                sh.child.store(0, Ordering::SeqCst);
-            }
-            restore(&previous);
-            stop_sentinel(false);
-            Ok(Outcome {
-                exit,
-                duration: start.elapsed(),
-            })
-        }
+    } else {
+        pid
+    };
+    if pid < 0 {
+        let e = nix::Error::last();
+        restore(&previous);
+        stop_sentinel(true);
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &raw_old, std::ptr::null_mut()) };
+        return Err(e);
     }
+    let child = Pid::from_raw(pid);
+    CHILD.store(pid, Ordering::SeqCst);
+    if let Some(sh) = shared {
+        sh.child.store(pid, Ordering::SeqCst);
+    }
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &raw_old, std::ptr::null_mut()) };
+    let exit = wait_for(child);
+    CHILD.store(0, Ordering::SeqCst);
+    if let Some(sh) = shared {
+        sh.child.store(0, Ordering::SeqCst);
+    }
+    restore(&previous);
+    stop_sentinel(false);
+    Ok(Outcome {
+        exit,
+        duration: start.elapsed(),
+    })
+}
+
+/// A stack for a process that shares our memory (`CLONE_VM`): the shell's process until its
+/// `execve`, or the sentinel. Never used by two processes at once (see the users).
+#[repr(C, align(64))]
+struct CloneStack<const N: usize>(std::cell::UnsafeCell<[u8; N]>);
+
+// SAFETY: only ever handed to one process at a time, which alone touches it.
+unsafe impl<const N: usize> Sync for CloneStack<N> {}
+
+impl<const N: usize> CloneStack<N> {
+    const fn new() -> Self {
+        CloneStack(std::cell::UnsafeCell::new([0; N]))
+    }
+
+    /// The highest address, 64-byte aligned (stacks grow down).
+    fn top(&self) -> *mut libc::c_void {
+        // SAFETY: one past the end of the array.
+        unsafe { self.0.get().cast::<u8>().add(N).cast() }
+    }
+}
+
+/// Did a `clone` fail because it is not allowed here (a seccomp filter, an emulated kernel),
+/// rather than for lack of resources? Then `fork` is tried instead.
+fn refused(e: nix::Error) -> bool {
+    matches!(
+        e,
+        nix::Error::EPERM | nix::Error::ENOSYS | nix::Error::EINVAL
+    )
+}
+
+/// The shell's process runs on it from `clone` to `execve` (we are suspended meanwhile).
+static CHILD_STACK: CloneStack<{ 64 * 1024 }> = CloneStack::new();
+
+/// What the shell's process needs before its `execve`, prepared by us.
+struct ChildArgs<'a> {
+    exec: &'a crate::realshell::RawExec<'a>,
+    /// The signal mask to exec with (our caller's).
+    mask: libc::sigset_t,
+    parent: i32,
+}
+
+/// The shell's process, from `clone` to `execve`: shares our memory, so only async-signal-safe
+/// calls, no allocation, and a return (the exit system call) instead of `exit`.
+extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `run` passes a `ChildArgs` that outlives this process's use of it.
+    let args = unsafe { &*(arg as *const ChildArgs) };
+    // Our relay handlers need no resetting: `execve` resets them to the default, and a signal
+    // that arrives before it is acted on by default (see `on_signal`). SIGPIPE we ignore for
+    // ourselves; the shell gets the caller's setting.
+    restore_caller_sigpipe();
+    // Our death (SIGKILL of our pid) is the shell's death, as if the caller had killed the
+    // real shell; its own children live on.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    if unsafe { libc::getppid() } != args.parent {
+        return 128 + libc::SIGKILL;
+    }
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &args.mask, std::ptr::null_mut()) };
+    ExecPlan::failure_status(args.exec.exec())
 }
 
 fn install_handlers(numbers: &[i32]) -> Vec<(i32, libc::sigaction)> {
@@ -421,70 +524,139 @@ fn restore(previous: &[(i32, libc::sigaction)]) {
     }
 }
 
-/// Fork the sentinel: same process group, every signal blocked, dies with us.
+/// The sentinel's stack (it shares our memory). One sentinel at a time: a replaced one is
+/// reaped before the next starts.
+static SENTINEL_STACK: CloneStack<{ 16 * 1024 }> = CloneStack::new();
+
+/// Start the sentinel: same process group, every signal blocked, dies with us.
+///
+/// It is a process sharing our memory (`clone(CLONE_VM)`, not `fork`): it only sleeps, so it
+/// needs no memory of its own, and sharing ours costs no page-table copy and no copy-on-write
+/// faults. It runs raw system calls only (no libc state, no errno), on its own stack.
 fn spawn_sentinel() {
-    let parent = std::process::id() as i32;
-    let closes = SENTINEL_CLOSES.load(Ordering::SeqCst);
-    // Everything blocked across the fork: the sentinel must never run our relay handler.
+    // Read by the sentinel as it starts; changed only once it is reaped (a replacement).
+    SENTINEL_PARENT.store(std::process::id() as i32, Ordering::SeqCst);
+    // Everything blocked across the clone: the sentinel must never run our relay handler.
     let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
     let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
     unsafe {
         libc::sigfillset(&mut all);
         libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
     }
-    // SAFETY: the child calls only async-signal-safe functions and never returns.
-    let pid = unsafe { libc::fork() };
-    if pid != 0 {
-        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
-    }
-    match pid {
-        0 => unsafe {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
-            if libc::getppid() != parent {
-                libc::_exit(0);
+    // SAFETY: `sentinel_main` makes raw system calls only and never returns but by exiting.
+    let pid = unsafe {
+        libc::clone(
+            sentinel_main,
+            SENTINEL_STACK.top(),
+            libc::CLONE_VM | libc::SIGCHLD,
+            std::ptr::null_mut(),
+        )
+    };
+    let pid = if pid < 0 && refused(nix::Error::last()) {
+        match unsafe { libc::fork() } {
+            0 => unsafe { libc::_exit(sentinel_main(std::ptr::null_mut())) },
+            pid => pid,
+        }
+    } else {
+        pid
+    };
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    SENTINEL.store(pid.max(0), Ordering::SeqCst);
+}
+
+/// The sentinel: dies with us, drops the guardian's pipe, then sleeps with every signal
+/// blocked (inherited) until killed. Raw `syscall`s: errno is touched only on failure, and
+/// none of these fail.
+extern "C" fn sentinel_main(_: *mut libc::c_void) -> libc::c_int {
+    let parent = libc::c_long::from(SENTINEL_PARENT.load(Ordering::SeqCst));
+    let closes = SENTINEL_CLOSES.load(Ordering::SeqCst);
+    unsafe {
+        let pdeathsig = (
+            libc::PR_SET_PDEATHSIG as libc::c_long,
+            libc::SIGKILL as libc::c_long,
+        );
+        libc::syscall(libc::SYS_prctl, pdeathsig.0, pdeathsig.1, 0 as libc::c_long);
+        if libc::syscall(libc::SYS_getppid) != parent {
+            return 0;
+        }
+        if closes >= 0 {
+            libc::syscall(libc::SYS_close, closes as libc::c_long);
+        }
+        let nap = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: STOP_WATCH.as_nanos() as libc::c_long,
+        };
+        let shared = SHARED.load(Ordering::SeqCst);
+        loop {
+            // No descriptors, the (all-blocking) mask as is: sleeps until killed, looking every
+            // STOP_WATCH whether we were stopped (without the shared page: never).
+            // A fresh copy each time: ppoll writes the time left back into it.
+            let mut left = nap;
+            let timeout = if shared.is_null() {
+                std::ptr::null_mut()
+            } else {
+                &mut left as *mut libc::timespec
+            };
+            libc::syscall(
+                libc::SYS_ppoll,
+                std::ptr::null_mut::<libc::pollfd>(),
+                0 as libc::c_long,
+                timeout,
+                std::ptr::null::<libc::sigset_t>(),
+                0 as libc::c_long,
+            );
+            if !shared.is_null() {
+                // SAFETY: the page is never unmapped, and we die with our parent.
+                stop_the_shell_if_we_stopped(&*shared, parent as i32);
             }
-            if closes >= 0 {
-                libc::close(closes);
-            }
-            watch_for_stop(parent)
-        },
-        pid if pid > 0 => SENTINEL.store(pid, Ordering::SeqCst),
-        _ => SENTINEL.store(0, Ordering::SeqCst),
+        }
     }
 }
 
-/// The sentinel's loop: every [`STOP_WATCH`], when we are stopped and the shell is not, stop
-/// the shell (a SIGSTOP for our pid alone, which we cannot catch), and say so on the shared
-/// page. Async-signal-safe calls only (we are a fork of a threaded process).
-fn watch_for_stop(parent: i32) -> ! {
-    let nap = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: STOP_WATCH.as_nanos() as libc::c_long,
-    };
-    let shared = SHARED.load(Ordering::SeqCst);
-    loop {
-        if shared.is_null() {
-            unsafe { libc::pause() };
-            continue;
-        }
-        unsafe { libc::nanosleep(&nap, std::ptr::null_mut()) };
-        // SAFETY: the page outlives us (never unmapped; we die with our parent).
-        let sh = unsafe { &*shared };
-        let child = sh.child.load(Ordering::SeqCst);
-        if child <= 0 {
-            continue;
-        }
-        let we_stopped = stat_of(parent).is_some_and(|(_, state)| state == b'T');
-        if !we_stopped {
-            continue;
-        }
-        // Stopped by its own stop (which we mirror), or gone: nothing to do.
-        if stat_of(child).is_some_and(|(_, state)| state == b'R' || state == b'S' || state == b'D')
-        {
-            sh.stopped_child.store(true, Ordering::SeqCst);
-            unsafe { libc::kill(child, libc::SIGSTOP) };
-        }
+/// One look of the sentinel: when we (`parent`) are stopped and the shell is not, stop the
+/// shell (a SIGSTOP for our pid alone, which we cannot catch) and say so on the shared page.
+/// Raw system calls and no allocation or panic: the sentinel shares our memory.
+fn stop_the_shell_if_we_stopped(sh: &Shared, parent: i32) {
+    let child = sh.child.load(Ordering::SeqCst);
+    if child <= 0 || raw_state_of(parent) != Some(b'T') {
+        return;
     }
+    // Stopped by its own stop (which we mirror), or gone: nothing to do.
+    if matches!(raw_state_of(child), Some(b'R' | b'S' | b'D')) {
+        sh.stopped_child.store(true, Ordering::SeqCst);
+        unsafe {
+            libc::syscall(
+                libc::SYS_kill,
+                libc::c_long::from(child),
+                libc::c_long::from(libc::SIGSTOP),
+            )
+        };
+    }
+}
+
+/// The state letter of `pid` from `/proc/<pid>/stat`, read with raw system calls only (no
+/// libc state, no errno): safe in the sentinel, which shares our memory.
+fn raw_state_of(pid: i32) -> Option<u8> {
+    let mut path = [0u8; 48];
+    let path = proc_path(pid, b"stat", &mut path);
+    let mut buf = [0u8; 256];
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat,
+            libc::c_long::from(libc::AT_FDCWD),
+            path.as_ptr(),
+            libc::c_long::from(libc::O_RDONLY | libc::O_CLOEXEC),
+        )
+    };
+    if fd < 0 {
+        return None;
+    }
+    let n = unsafe { libc::syscall(libc::SYS_read, fd, buf.as_mut_ptr(), buf.len()) };
+    unsafe { libc::syscall(libc::SYS_close, fd) };
+    let buf = buf.get(..usize::try_from(n).ok()?)?;
+    // "pid (comm) S ...": the command name may hold anything, so cut at the last ')'.
+    let close = buf.iter().rposition(|&b| b == b')')?;
+    buf.get(close + 2).copied()
 }
 
 /// Kill the sentinel; `reap` waits for it (when replacing it mid-run, so no zombies pile up).

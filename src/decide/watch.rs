@@ -122,6 +122,7 @@ pub(super) fn spawn_watcher(
         deadline,
     } = watched;
     std::thread::spawn(move || {
+        crate::supervise::block_signals_on_this_thread();
         let send = |r: Report| {
             let ok = tx.send(r).is_ok();
             let _ = nix::unistd::write(&wake, b"!");
