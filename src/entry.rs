@@ -148,8 +148,19 @@ fn report_refusal(
     crate::status::line(crate::status::LineKind::Refusal, &r.line());
     let ms = started.map(|s| s.elapsed().as_millis() as u64);
     sidecar.emit_result(&Completed::refused(&ctx.step_id, r, ms));
-    // Nothing is left for the guardian (if any) to record: we reported the refusal ourselves.
-    guardian::done();
+    // Refused without Platform's answer to ExecuteTool: Platform may still have made the
+    // execution; the guardian (if any) closes it out as not run once we are gone. Otherwise
+    // nothing is left for it to record: we reported the refusal ourselves.
+    let unanswered = r.tool_execution_id.is_none()
+        && matches!(
+            r.outcome,
+            Outcome::PlatformUnavailable | Outcome::PlatformMalformed
+        );
+    if unanswered {
+        guardian::gave_up_asking();
+    } else {
+        guardian::done();
+    }
     if let Some(signo) = r.signal {
         supervise::die_by_signal(signo, false);
     }

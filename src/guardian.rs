@@ -122,6 +122,13 @@ pub fn asking() {
     send("A\n");
 }
 
+/// We refused without ExecuteTool's answer (it did not come in time, or could not be read):
+/// the guardian asks again once we are gone and closes out whatever Platform made of the
+/// request, as not run (instead of [`done`]).
+pub fn gave_up_asking() {
+    send("U\n");
+}
+
 /// Platform accepted the call as execution `id`.
 pub fn executed(id: &str) {
     send(&format!("E\t{}\n", clean(id)));
@@ -178,10 +185,15 @@ pub fn done() {
     }
 }
 
+/// True when a guardian is running for this invocation (it got the pipe's write end).
+pub fn present() -> bool {
+    PIPE.lock().map(|p| p.is_some()).unwrap_or(false)
+}
+
 /// Remove `dir` once we have exited (our own core file, written there to spare the child's):
 /// by the guardian when there is one, else by a small detached cleaner that waits for our end.
 pub fn remove_after_exit(dir: &Path) {
-    let has_guardian = PIPE.lock().map(|p| p.is_some()).unwrap_or(false);
+    let has_guardian = present();
     match dir.to_str() {
         Some(d) if has_guardian => send(&format!("C\t{}\n", clean(d))),
         _ => spawn_cleaner(dir),
@@ -226,6 +238,8 @@ fn spawn_cleaner(dir: &Path) {
 #[derive(Default)]
 struct Stage {
     asked: bool,
+    /// We refused before ExecuteTool's answer arrived: what Platform made was never run.
+    gave_up: bool,
     execution_id: Option<String>,
     /// Execution, approval, resume token, expiry.
     waiting: Option<(String, String, crate::config::Secret, Option<String>)>,
@@ -247,6 +261,7 @@ impl Stage {
         let mut parts = line.split('\t');
         match (parts.next(), parts.next(), parts.next(), parts.next()) {
             (Some("A"), ..) => self.asked = true,
+            (Some("U"), ..) => self.gave_up = true,
             (Some("E"), Some(id), _, _) => self.execution_id = Some(id.to_string()),
             (Some("W"), Some(e), Some(a), Some(t)) => {
                 let expires = parts.next().filter(|x| !x.is_empty()).map(str::to_string);
@@ -292,7 +307,9 @@ fn guard(read: OwnedFd, job: Job<'_>) {
     for dir in &stage.cleanup {
         let _ = std::fs::remove_dir_all(dir);
     }
-    if stage.done {
+    // A wait still open at the end was handed over to us (our own approval timeout, see
+    // decide::approval) or left by our death: see it through. Otherwise "done" means done.
+    if stage.done && stage.waiting.is_none() {
         return;
     }
     if let Some((exec_id, approval_id, token, expires)) = &stage.waiting {
@@ -315,9 +332,10 @@ fn guard(read: OwnedFd, job: Job<'_>) {
         // Allowed, killed before the command started.
         record_kill(&job, Some(id), Duration::ZERO);
     } else if stage.asked {
-        // Killed while ExecuteTool was in flight: the same request (same idempotency key)
-        // finds the execution Platform made, if it made one, which we then close out.
-        closed_out_unanswered(&job);
+        // Killed while ExecuteTool was in flight, or refused without its answer: the same
+        // request (same idempotency key) finds the execution Platform made, if it made one,
+        // which we then close out.
+        closed_out_unanswered(&job, stage.gave_up);
     }
 }
 
@@ -545,10 +563,16 @@ fn close_unadopted(job: &Job<'_>, exec_id: &str) {
         job.adopt_window.as_millis(),
         crate::adopt::WINDOW_VAR
     );
+    close_not_run(job, exec_id, "not_adopted", &why);
+}
+
+/// Record execution `exec_id` closed without running (FAILED, safe output status `not_run`,
+/// `maestro_not_run_reason` = `reason`, `why` as the summary), retrying for a few seconds.
+fn close_not_run(job: &Job<'_>, exec_id: &str, reason: &str, why: &str) {
     let mut metadata = job.execute.metadata.clone();
     metadata.insert("maestro_local_outcome".into(), "not_run".into());
     metadata.insert("maestro_tool_call_id".into(), job.ctx.step_id.clone());
-    metadata.insert("maestro_not_run_reason".into(), "not_adopted".into());
+    metadata.insert("maestro_not_run_reason".into(), reason.into());
     let req = wire::RecordToolExecutionOutputRequest {
         execution_id: exec_id.to_string(),
         output: wire::ToolOutput {
@@ -571,13 +595,31 @@ fn close_unadopted(job: &Job<'_>, exec_id: &str) {
     }
 }
 
-/// ExecuteTool was sent and its answer never read: ask again and close the execution out.
-fn closed_out_unanswered(job: &Job<'_>) {
-    let Ok(decision) = job.client.execute_tool(job.execute) else {
-        return;
+/// ExecuteTool was sent and its answer never read: ask again and close the execution out —
+/// as killed (we died), or as not run when we refused without the answer (`gave_up`).
+fn closed_out_unanswered(job: &Job<'_>, gave_up: bool) {
+    // Platform was slow or unreachable a moment ago: keep asking for a while (nobody waits
+    // for us), with the same backoff as the approval watcher.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut backoff = crate::decide::watch::Backoff::new();
+    let decision = loop {
+        match job.client.execute_tool(job.execute) {
+            Ok(decision) => break decision,
+            Err(crate::platform::CallError::Unavailable(_)) if Instant::now() < deadline => {
+                std::thread::sleep(backoff.pause(deadline));
+            }
+            Err(_) => return,
+        }
     };
     let execution = decision.execution;
     match execution.state {
+        wire::ExecutionState::Running if gave_up => close_not_run(
+            job,
+            &execution.id,
+            "unanswered",
+            "allowed, but not run: ExecuteTool's answer did not reach maestro-sh in time, so it \
+             refused the command (platform_unavailable)",
+        ),
         wire::ExecutionState::Running => {
             record_kill(job, Some(&execution.id), Duration::ZERO);
         }

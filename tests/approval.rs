@@ -180,7 +180,9 @@ fn denied_by_a_person_does_not_run() {
 #[test]
 fn no_decision_in_time_is_an_approval_timeout() {
     let (p, _policy) = approval_platform();
+    // No session: no retry could pick the request up (process.rs has the case with one).
     let mut g = waiting(&p, "call-timeout-1")
+        .env_remove("MAESTRO_SESSION_ID")
         .env("MAESTRO_SH_APPROVAL_TIMEOUT_MS", "800")
         .expect_refused("approval_timeout")
         .expect_stderr_contains("MAESTRO_SH_APPROVAL_TIMEOUT_MS");

@@ -579,14 +579,12 @@ fn known_difference_kill_own_group_by_dollar_dollar() {
     assert_eq!(sh.run(cmd), want);
 }
 
-/// Known gap, kept as a reproduction for the guardian/entry owners: when ExecuteTool's answer
-/// does not arrive within the per-attempt timeout, maestro-sh refuses (platform_unavailable,
-/// not run) and tells its guardian "done", so nobody closes out the execution Platform made
-/// for the late request: it stays RUNNING (or WAITING_APPROVAL, a pending request nobody will
-/// use). Run with `--ignored` to see it.
+/// When ExecuteTool's answer does not arrive within the per-attempt timeout, maestro-sh refuses
+/// (platform_unavailable, not run); the execution Platform made for the late request is then
+/// closed out by the guardian (asked again with the same idempotency key, recorded not run),
+/// so nothing stays RUNNING.
 #[test]
-#[ignore = "known gap: a late ExecuteTool answer leaves the execution RUNNING"]
-fn known_gap_a_late_execute_tool_answer_leaves_nothing_open() {
+fn a_late_execute_tool_answer_leaves_nothing_open() {
     let p = DevPlatform::start();
     let s = Session::new();
     p.set_faults(json!([{"method": "ExecuteTool", "kind": "delay", "delayMs": 3000}]));
@@ -618,6 +616,13 @@ fn known_gap_a_late_execute_tool_answer_leaves_nothing_open() {
         assert!(Instant::now() < deadline, "left open: {open:?}");
         std::thread::sleep(Duration::from_millis(200));
     }
+    // Closed as what it was: allowed, never run.
+    let executions = p.executions();
+    assert_eq!(executions.len(), 1, "{executions:?}");
+    assert_eq!(
+        executions[0]["output"]["safeOutput"]["status"], "not_run",
+        "{executions:?}"
+    );
 }
 
 /// With the bridge flag on (the production setup), the attach lookup (ListToolExecutions) runs

@@ -734,6 +734,18 @@ fn retrying(
     step_id: &str,
     data: &std::path::Path,
 ) -> (Gov, Child) {
+    retrying_with(p, session, command, step_id, data, &[])
+}
+
+/// [`retrying`] with `extra` variables.
+fn retrying_with(
+    p: &DevPlatform,
+    session: &str,
+    command: &str,
+    step_id: &str,
+    data: &std::path::Path,
+    extra: &[(&str, &str)],
+) -> (Gov, Child) {
     let mut g = Gov::new(Some(&p.url), "governed", command)
         .env("MAESTRO_TOOL_CALL_ID", step_id)
         .env("MAESTRO_SESSION_ID", session)
@@ -745,6 +757,9 @@ fn retrying(
         .env("MAESTRO_SH_STATUS", "always")
         .env("MAESTRO_SH_DATA_DIR", data)
         .env("RUNS", data.join("runs"));
+    for (k, v) in extra {
+        g = g.env(k, v);
+    }
     let child = maestro_spawn(&mut g);
     (g, child)
 }
@@ -792,6 +807,53 @@ fn killed_while_waiting_the_retry_adopts_the_request_and_runs_once() {
     let resumes = p.requests_for("ResumeToolExecution");
     assert_eq!(resumes.len(), 1, "{resumes:?}");
     assert_eq!(resumes[0]["body"]["approved"], true);
+}
+
+#[test]
+fn our_own_approval_timeout_leaves_the_request_for_the_retry_like_a_kill() {
+    let (p, _policy) = approval_platform();
+    let data = tempfile::tempdir().unwrap();
+    let runs = data.path().join("runs");
+    let command = "echo approve-me; echo ran >> \"$RUNS\"";
+    // Our own approval timeout is shorter than the caller's: we give up and exit 126.
+    let (mut first, child) = retrying_with(
+        &p,
+        "sess-own-timeout",
+        command,
+        &step("own-1"),
+        data.path(),
+        &[("MAESTRO_SH_APPROVAL_TIMEOUT_MS", "1500")],
+    );
+    let out = child.wait_with_output().unwrap();
+    first = first
+        .expect_status(126)
+        .expect_outcome("approval_timeout")
+        .expect_stderr_contains("the request stays open for a retry of this command");
+    first.check(&out);
+    assert!(!runs.exists(), "ran before the approval");
+    let approval_id = first.completed()["approval_request_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Not withdrawn: still pending, and the guardian left it for the retry.
+    wait_for("an adoption record", || {
+        !records(&data.path().join("adopt")).is_empty()
+    });
+    assert!(p.pending().iter().any(|r| r["id"] == approval_id.as_str()));
+    assert!(p.requests_for("ResumeToolExecution").is_empty());
+    // The reviewer approves; the agent's retry picks the decision up and runs once.
+    review(&p, "approve", &approval_id, "hank", "");
+    let (retry, child) = retrying(&p, "sess-own-timeout", command, &step("own-2"), data.path());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(out.stdout, b"approve-me\n");
+    assert_eq!(std::fs::read_to_string(&runs).unwrap(), "ran\n", "ran once");
+    assert_eq!(
+        p.requests_for("ExecuteTool").len(),
+        1,
+        "one approval request"
+    );
+    assert_eq!(retry.completed()["governed_outcome"], "approved");
 }
 
 /// Every run of 64 lowercase hex digits in `text`: the shape of the dev Platform's resume

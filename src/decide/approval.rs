@@ -203,7 +203,7 @@ fn wait(
     request: Request<'_>,
     sidecar: &mut Sidecar,
 ) -> Result<Allowed, Refusal> {
-    let _wait_over = WaitOver;
+    let wait_over = WaitOver::new();
     let adopted = matches!(request.holder, Holder::Adopted { .. });
     let reason = info.reason.clone().unwrap_or_default();
     let started = Instant::now();
@@ -226,7 +226,7 @@ fn wait(
     status.start();
 
     let resolution = watch_until_decided(d, &request, deadline, &mut status, sidecar, started);
-    finish(d, &request, resolution, deadline, &mut status)
+    finish(d, &request, resolution, deadline, &mut status, &wait_over)
 }
 
 fn watch_until_decided(
@@ -353,6 +353,7 @@ fn finish(
     resolution: Resolution,
     deadline: Instant,
     status: &mut StatusLine,
+    wait_over: &WaitOver,
 ) -> Result<Allowed, Refusal> {
     let platform = d.platform.as_ref();
     // As Maestro writes durations: 1500 ms is "1.5s", not "1s".
@@ -431,6 +432,19 @@ fn finish(
         }
         (Resolution::TimedOut, holder) => {
             status.finish("timed out");
+            // Our own timeout, like Maestro's kill: a human may still decide, and the agent's
+            // retry of this command in this session then picks the decision up (adopt.rs).
+            // The guardian keeps the request (it alone holds the token from here on).
+            if matches!(holder, Holder::Ours { .. }) && can_hand_over(d) {
+                wait_over.armed.set(false);
+                return Err(request.refuse(
+                    Outcome::ApprovalTimeout,
+                    format!(
+                        "no decision within {timeout} ({APPROVAL_TIMEOUT_VAR}); the request \
+                         stays open for a retry of this command in this session"
+                    ),
+                ));
+            }
             let left = give_up(d, request, holder, "approval timed out");
             Err(request.refuse(
                 Outcome::ApprovalTimeout,
@@ -462,6 +476,17 @@ fn finish(
                 .with_approval(Some(request.approval_id)))
         }
     }
+}
+
+/// Whether a wait we time out on can be left to the guardian: one is running, and a retry can
+/// find the request (a session to match it by, a data dir for the adoption record).
+fn can_hand_over(d: &Decider<'_>) -> bool {
+    crate::guardian::present()
+        && d.data_dir.is_some()
+        && d.ctx
+            .session_id
+            .as_deref()
+            .is_some_and(|s| !s.trim().is_empty())
 }
 
 /// We stop waiting without a decision. Our own request is abandoned on Platform (a denial
@@ -574,11 +599,24 @@ fn wait_ready(
 }
 
 /// Tells the guardian the wait is over, however it ends.
-struct WaitOver;
+/// Disarmed when the wait is handed over to the guardian, which then keeps it.
+struct WaitOver {
+    armed: std::cell::Cell<bool>,
+}
+
+impl WaitOver {
+    fn new() -> WaitOver {
+        WaitOver {
+            armed: std::cell::Cell::new(true),
+        }
+    }
+}
 
 impl Drop for WaitOver {
     fn drop(&mut self) {
-        crate::guardian::wait_over();
+        if self.armed.get() {
+            crate::guardian::wait_over();
+        }
     }
 }
 
