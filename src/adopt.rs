@@ -37,7 +37,7 @@ use crate::context::hex;
 use crate::config::PlatformConfig;
 use crate::context::Context;
 use crate::env::Env;
-use crate::platform::Checked;
+use crate::platform::Execution;
 use crate::wire::{self, ExecutionState};
 
 /// How long the guardian keeps an approved (RUNNING) execution for a retry to adopt before it
@@ -209,7 +209,7 @@ pub fn claim_exact(data_dir: &Path, key: &Key, execution_id: &str) -> bool {
 /// the same execution and approval, organization, workspace, session and command, still
 /// waiting for approval or already resumed (RUNNING: the guardian resumed it on a reviewer's
 /// approval). Nothing here comes from the record alone.
-pub fn verify(key: &Key, record: &Record, got: Checked) -> Option<Checked> {
+pub fn verify(key: &Key, record: &Record, got: Execution) -> Option<Execution> {
     let linkage = got.raw.linkage.as_ref()?;
     let metadata = got.raw.metadata.as_ref()?;
     let same = got.id == record.execution_id
@@ -258,11 +258,11 @@ mod tests {
         Record::new(&key(), "te_1", "apr_1", Some("2026-01-01T00:00:00Z"))
     }
 
-    fn execution(state: ExecutionState, session: &str, digest: &str) -> Checked {
+    fn execution(state: ExecutionState, session: &str, digest: &str) -> Execution {
         let mut metadata = std::collections::BTreeMap::new();
         metadata.insert("maestro_session_id".to_string(), session.to_string());
         metadata.insert(COMMAND_DIGEST_KEY.to_string(), digest.to_string());
-        Checked {
+        Execution {
             id: "te_1".into(),
             state,
             raw: ToolExecution {

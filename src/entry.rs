@@ -151,11 +151,7 @@ fn report_refusal(
     // Refused without Platform's answer to ExecuteTool: Platform may still have made the
     // execution; the guardian (if any) closes it out as not run once we are gone. Otherwise
     // nothing is left for it to record: we reported the refusal ourselves.
-    let unanswered = r.tool_execution_id.is_none()
-        && matches!(
-            r.outcome,
-            Outcome::PlatformUnavailable | Outcome::PlatformMalformed
-        );
+    let unanswered = r.tool_execution_id.is_none() && r.outcome == Outcome::PlatformUnavailable;
     if unanswered {
         guardian::gave_up_asking();
     } else {
@@ -489,7 +485,7 @@ fn adopt_open_request(
     cfg: &PlatformConfig,
     key: &adopt::Key,
     data_dir: Option<&std::path::Path>,
-) -> Option<(crate::platform::Checked, adopt::Record)> {
+) -> Option<(crate::platform::Execution, adopt::Record)> {
     let dir = data_dir?;
     let record = adopt::claim(dir, key)?;
     guardian::adopted_wait(&record);

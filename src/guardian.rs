@@ -122,7 +122,7 @@ pub fn asking() {
     send("A\n");
 }
 
-/// We refused without ExecuteTool's answer (it did not come in time, or could not be read):
+/// We refused without ExecuteTool's answer (it did not come in time: `platform_unavailable`):
 /// the guardian asks again once we are gone and closes out whatever Platform made of the
 /// request, as not run (instead of [`done`]).
 pub fn gave_up_asking() {

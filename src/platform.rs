@@ -297,14 +297,14 @@ impl Client {
         Err(last)
     }
 
-    pub fn execute_tool(&self, req: &wire::ExecuteToolRequest) -> Result<Decision, CallError> {
+    pub fn execute_tool(&self, req: &wire::ExecuteToolRequest) -> Result<Answer, CallError> {
         let resp: wire::ExecuteToolResponse =
             self.call("ExecuteTool", wire::EXECUTE_TOOL, req, Duration::ZERO)?;
         let replay = resp.idempotent_replay.unwrap_or(false);
         let execution = resp
             .execution
             .ok_or_else(|| CallError::Malformed("ExecuteTool answer has no execution".into()))?;
-        Ok(Decision {
+        Ok(Answer {
             execution: validate(execution, "ExecuteTool")?,
             idempotent_replay: replay,
         })
@@ -315,14 +315,14 @@ impl Client {
         &self,
         req: &wire::GetToolExecutionRequest,
         wait: Duration,
-    ) -> Result<Checked, CallError> {
+    ) -> Result<Execution, CallError> {
         let wait = wait.min(Duration::from_secs(30));
         let resp: wire::ExecutionEnvelope =
             self.call("GetToolExecution", wire::GET_TOOL_EXECUTION, req, wait)?;
         envelope(resp, "GetToolExecution")
     }
 
-    pub fn resume(&self, req: &wire::ResumeToolExecutionRequest) -> Result<Checked, CallError> {
+    pub fn resume(&self, req: &wire::ResumeToolExecutionRequest) -> Result<Execution, CallError> {
         let resp: wire::ExecutionEnvelope = self.call(
             "ResumeToolExecution",
             wire::RESUME_TOOL_EXECUTION,
@@ -335,7 +335,7 @@ impl Client {
     pub fn record_output(
         &self,
         req: &wire::RecordToolExecutionOutputRequest,
-    ) -> Result<Checked, CallError> {
+    ) -> Result<Execution, CallError> {
         let resp: wire::ExecutionEnvelope = self.call(
             "RecordToolExecutionOutput",
             wire::RECORD_TOOL_EXECUTION_OUTPUT,
@@ -408,20 +408,20 @@ fn leading_number(v: &str) -> Option<f64> {
 
 /// What ExecuteTool said.
 #[derive(Debug, Clone)]
-pub struct Decision {
-    pub execution: Checked,
+pub struct Answer {
+    pub execution: Execution,
     pub idempotent_replay: bool,
 }
 
 /// An execution whose id and state have been checked.
 #[derive(Debug, Clone)]
-pub struct Checked {
+pub struct Execution {
     pub id: String,
     pub state: ExecutionState,
     pub raw: ToolExecution,
 }
 
-fn envelope(resp: wire::ExecutionEnvelope, method: &str) -> Result<Checked, CallError> {
+fn envelope(resp: wire::ExecutionEnvelope, method: &str) -> Result<Execution, CallError> {
     let execution = resp
         .execution
         .ok_or_else(|| CallError::Malformed(format!("{method} answer has no execution")))?;
@@ -429,7 +429,7 @@ fn envelope(resp: wire::ExecutionEnvelope, method: &str) -> Result<Checked, Call
 }
 
 /// Require a non-empty id and a known state; nothing else is trusted.
-fn validate(execution: ToolExecution, method: &str) -> Result<Checked, CallError> {
+fn validate(execution: ToolExecution, method: &str) -> Result<Execution, CallError> {
     let id = execution.id.clone().filter(|id| !id.trim().is_empty());
     let id =
         id.ok_or_else(|| CallError::Malformed(format!("{method} answer has no execution id")))?;
@@ -440,7 +440,7 @@ fn validate(execution: ToolExecution, method: &str) -> Result<Checked, CallError
             truncate(&raw_state, 64)
         ))
     })?;
-    Ok(Checked {
+    Ok(Execution {
         id,
         state,
         raw: execution,
@@ -478,17 +478,32 @@ fn error_body(resp: ureq::Response) -> (String, String) {
 }
 
 fn transport_reason(t: &ureq::Transport) -> String {
-    let mut s = t.kind().to_string();
+    // The kind, the message and the cause chain (the TLS certificate error says what to fix),
+    // each part once: ureq's message often repeats its kind, and a cause its message.
+    let mut parts: Vec<String> = vec![t.kind().to_string()];
     if let Some(m) = t.message() {
-        s.push_str(": ");
-        s.push_str(m);
+        parts.push(m.to_string());
     }
-    // The cause (e.g. the TLS certificate error) says what to fix.
     let mut cause = std::error::Error::source(t);
     while let Some(c) = cause {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
+        parts.push(c.to_string());
         cause = c.source();
+    }
+    let mut s = String::new();
+    for part in parts {
+        let part = part.trim();
+        if part.is_empty() || s.contains(part) {
+            continue;
+        }
+        // A part that already says all we have (a message that starts with the kind).
+        if !s.is_empty() && part.contains(s.as_str()) {
+            s = part.to_string();
+            continue;
+        }
+        if !s.is_empty() {
+            s.push_str(": ");
+        }
+        s.push_str(part);
     }
     truncate(&s, 300)
 }

@@ -216,7 +216,7 @@ fn metadata(
         Some(if governed { "true" } else { "false" }),
     );
     // Our additions: how the command was read, for reviewers.
-    put("maestro_sh_invocation", Some(subject.kind));
+    put("maestro_sh_invocation", Some(subject.kind.as_str()));
     put(
         "maestro_sh_read_only",
         Some(if subject.classification.read_only {

@@ -155,10 +155,39 @@ fn classify_script(text: Option<&str>) -> Classification {
     }
 }
 
+/// What kind of thing will run, as Platform's reviewers see it (`maestro_sh_invocation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubjectKind {
+    /// `-c CMD`.
+    Command,
+    /// A script file operand.
+    ScriptFile,
+    /// Commands read from stdin.
+    StdinScript,
+    /// An interactive session.
+    Interactive,
+    /// An invocation bash itself will reject.
+    Invalid,
+}
+
+impl SubjectKind {
+    /// The wire name (`command`, `script_file`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubjectKind::Command => "command",
+            SubjectKind::ScriptFile => "script_file",
+            SubjectKind::StdinScript => "stdin_script",
+            SubjectKind::Interactive => "interactive",
+            SubjectKind::Invalid => "invalid",
+        }
+    }
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Subject {
     /// `command`, `script_file`, `stdin_script`, `interactive` or `invalid`.
-    pub kind: &'static str,
+    pub kind: SubjectKind,
     /// The command text (lossy UTF-8), or a shell-quoted description of the invocation.
     pub command: String,
     pub classification: Classification,
@@ -183,7 +212,7 @@ pub fn describe(inv: &Invocation, args: &[OsString]) -> Option<Subject> {
             };
             let classification = classify_command(&command, dialect);
             Subject {
-                kind: "command",
+                kind: SubjectKind::Command,
                 command,
                 classification,
                 script_path: None,
@@ -201,7 +230,7 @@ pub fn describe(inv: &Invocation, args: &[OsString]) -> Option<Subject> {
                     .map(|(f, _)| read_script(f, false));
             let (text, digest) = read.unwrap_or((None, None));
             Subject {
-                kind: "script_file",
+                kind: SubjectKind::ScriptFile,
                 command: format!("{name} {}", quoted()),
                 classification: classify_script(text.as_deref()),
                 script_path: Some(path.to_string_lossy().into_owned()),
@@ -211,7 +240,7 @@ pub fn describe(inv: &Invocation, args: &[OsString]) -> Option<Subject> {
         Kind::Stdin => {
             let (text, digest) = read_stdin_script();
             Subject {
-                kind: "stdin_script",
+                kind: SubjectKind::StdinScript,
                 command: format!("{name} {} <script on stdin>", quoted()).replace("  ", " "),
                 classification: classify_script(text.as_deref()),
                 script_path: None,
@@ -219,14 +248,14 @@ pub fn describe(inv: &Invocation, args: &[OsString]) -> Option<Subject> {
             }
         }
         Kind::Interactive => Subject {
-            kind: "interactive",
+            kind: SubjectKind::Interactive,
             command: format!("{name} {} (interactive session)", quoted()).replace("  ", " "),
             classification: classify_script(None),
             script_path: None,
             script_sha256: None,
         },
         Kind::Invalid { reason } => Subject {
-            kind: "invalid",
+            kind: SubjectKind::Invalid,
             command: format!("{name} {}", quoted()),
             classification: {
                 let mut c = classify_script(None);

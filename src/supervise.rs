@@ -332,9 +332,9 @@ impl Exit {
     }
 }
 
-/// Result of a supervised run.
+/// How a supervised run ended, and how long it took.
 #[derive(Debug, Clone, Copy)]
-pub struct Outcome {
+pub struct Ran {
     pub exit: Exit,
     pub duration: Duration,
 }
@@ -356,7 +356,7 @@ fn relayed_numbers() -> Vec<i32> {
 /// borrows our memory until its `execve`, so no page table is copied and nothing is copied on
 /// write afterwards, and we are suspended until it has exec'd. Until then it runs only
 /// async-signal-safe calls that allocate nothing, on a stack of its own.
-pub fn run(plan: &ExecPlan) -> nix::Result<Outcome> {
+pub fn run(plan: &ExecPlan) -> nix::Result<Ran> {
     SELF_PID.store(std::process::id() as i32, Ordering::SeqCst);
     let numbers = relayed_numbers();
     // Block what we relay until the child's pid is known, so nothing sent in between is lost
@@ -419,7 +419,7 @@ pub fn run(plan: &ExecPlan) -> nix::Result<Outcome> {
     }
     restore(&previous);
     stop_sentinel(false);
-    Ok(Outcome {
+    Ok(Ran {
         exit,
         duration: start.elapsed(),
     })

@@ -30,7 +30,7 @@ use crate::config::Secret;
 use crate::env::{millis_var, Env};
 use crate::events::{ApprovalHit, Heartbeat, Ids, Sidecar};
 use crate::outcome::{Outcome, Refusal};
-use crate::platform::Checked;
+use crate::platform::Execution;
 use crate::wire::{self, ExecutionState};
 
 pub const APPROVAL_TIMEOUT_VAR: &str = "MAESTRO_SH_APPROVAL_TIMEOUT_MS";
@@ -112,7 +112,7 @@ impl Request<'_> {
 pub(super) fn wait_fresh(
     d: &Decider<'_>,
     req: &wire::ExecuteToolRequest,
-    execution: &Checked,
+    execution: &Execution,
     sidecar: &mut Sidecar,
 ) -> Result<Allowed, Refusal> {
     let exec_id = execution.id.as_str();
@@ -160,7 +160,7 @@ pub(super) fn wait_fresh(
 pub(super) fn wait_adopted(
     d: &Decider<'_>,
     req: &wire::ExecuteToolRequest,
-    execution: &Checked,
+    execution: &Execution,
     record: &crate::adopt::Record,
     sidecar: &mut Sidecar,
 ) -> Result<Allowed, Refusal> {
@@ -198,7 +198,7 @@ enum Resolution {
 fn wait(
     d: &Decider<'_>,
     req: &wire::ExecuteToolRequest,
-    execution: &Checked,
+    execution: &Execution,
     info: &wire::ApprovalWait,
     request: Request<'_>,
     sidecar: &mut Sidecar,

@@ -20,7 +20,7 @@ use crate::config::PlatformConfig;
 use crate::context::Context;
 use crate::events::Sidecar;
 use crate::outcome::{Outcome, Refusal};
-use crate::platform::{CallError, Checked, Client};
+use crate::platform::{CallError, Client, Execution};
 use crate::request::Labels;
 use crate::wire::{self, ExecutionState};
 
@@ -34,20 +34,20 @@ pub trait ToolExecutions: Send + Sync {
     fn execute_tool(
         &self,
         req: &wire::ExecuteToolRequest,
-    ) -> Result<crate::platform::Decision, CallError>;
+    ) -> Result<crate::platform::Answer, CallError>;
     /// `GetToolExecution`, long-polling up to `wait`.
     fn get_tool_execution(
         &self,
         req: &wire::GetToolExecutionRequest,
         wait: Duration,
-    ) -> Result<Checked, CallError>;
+    ) -> Result<Execution, CallError>;
     /// `GetApproval`.
     fn get_approval(
         &self,
         req: &wire::GetApprovalRequest,
     ) -> Result<wire::GetApprovalResponse, CallError>;
     /// `ResumeToolExecution` with the resume token.
-    fn resume(&self, req: &wire::ResumeToolExecutionRequest) -> Result<Checked, CallError>;
+    fn resume(&self, req: &wire::ResumeToolExecutionRequest) -> Result<Execution, CallError>;
     /// The budget of one call.
     fn timeout(&self) -> Duration;
 }
@@ -56,14 +56,14 @@ impl ToolExecutions for Client {
     fn execute_tool(
         &self,
         req: &wire::ExecuteToolRequest,
-    ) -> Result<crate::platform::Decision, CallError> {
+    ) -> Result<crate::platform::Answer, CallError> {
         Client::execute_tool(self, req)
     }
     fn get_tool_execution(
         &self,
         req: &wire::GetToolExecutionRequest,
         wait: Duration,
-    ) -> Result<Checked, CallError> {
+    ) -> Result<Execution, CallError> {
         Client::get_tool_execution(self, req, wait)
     }
     fn get_approval(
@@ -72,7 +72,7 @@ impl ToolExecutions for Client {
     ) -> Result<wire::GetApprovalResponse, CallError> {
         Client::get_approval(self, req)
     }
-    fn resume(&self, req: &wire::ResumeToolExecutionRequest) -> Result<Checked, CallError> {
+    fn resume(&self, req: &wire::ResumeToolExecutionRequest) -> Result<Execution, CallError> {
         Client::resume(self, req)
     }
     fn timeout(&self) -> Duration {
@@ -219,7 +219,7 @@ impl Decider<'_> {
     pub fn wait_adopted(
         &self,
         req: &wire::ExecuteToolRequest,
-        execution: &Checked,
+        execution: &Execution,
         record: &crate::adopt::Record,
         sidecar: &mut Sidecar,
     ) -> Result<Allowed, Refusal> {
@@ -241,7 +241,7 @@ enum Attempt {
     Unknown,
 }
 
-fn attempt_of(req: &wire::ExecuteToolRequest, execution: &Checked) -> Attempt {
+fn attempt_of(req: &wire::ExecuteToolRequest, execution: &Execution) -> Attempt {
     let ours = req.metadata.get(INVOCATION_KEY);
     let theirs = execution
         .raw
@@ -258,7 +258,7 @@ fn attempt_of(req: &wire::ExecuteToolRequest, execution: &Checked) -> Attempt {
 /// Why a replayed execution does not let this invocation run: another command under the same
 /// step id (`step_id_reused`), a denial (`denied`), or an attempt that already started
 /// (`already_ran`, with what Platform recorded about it).
-pub fn replay_refusal(req: &wire::ExecuteToolRequest, replayed: &Checked) -> Refusal {
+pub fn replay_refusal(req: &wire::ExecuteToolRequest, replayed: &Execution) -> Refusal {
     let step = req.linkage.step_id.as_deref().unwrap_or("?");
     let id = Some(replayed.id.as_str());
     let approval = replayed
@@ -345,7 +345,7 @@ fn recorded_result(execution: &wire::ToolExecution) -> String {
 }
 
 /// A follow-up answer must be about the execution we asked about.
-pub fn same_execution(expected: &str, got: &Checked) -> Result<(), Refusal> {
+pub fn same_execution(expected: &str, got: &Execution) -> Result<(), Refusal> {
     if got.id != expected {
         return Err(Refusal::new(
             Outcome::PlatformMalformed,

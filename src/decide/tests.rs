@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::*;
 use crate::env::MapEnv;
-use crate::platform::Decision;
+use crate::platform::Answer;
 
 /// One wait at a time: the wait installs process-wide cancel handlers.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -53,7 +53,7 @@ impl Scripted {
         }
     }
 
-    fn execution(&self, state: &str) -> Checked {
+    fn execution(&self, state: &str) -> Execution {
         let raw = wire::ToolExecution {
             id: Some("te_1".into()),
             state: Some(state.into()),
@@ -66,7 +66,7 @@ impl Scripted {
             }),
             ..wire::ToolExecution::default()
         };
-        Checked {
+        Execution {
             id: "te_1".into(),
             state: ExecutionState::parse(state).unwrap(),
             raw,
@@ -79,9 +79,9 @@ impl Scripted {
 }
 
 impl ToolExecutions for Scripted {
-    fn execute_tool(&self, _: &wire::ExecuteToolRequest) -> Result<Decision, CallError> {
+    fn execute_tool(&self, _: &wire::ExecuteToolRequest) -> Result<Answer, CallError> {
         self.calls().state = Some(self.first_state);
-        Ok(Decision {
+        Ok(Answer {
             execution: self.execution(self.first_state),
             idempotent_replay: self.replay,
         })
@@ -91,7 +91,7 @@ impl ToolExecutions for Scripted {
         &self,
         _: &wire::GetToolExecutionRequest,
         wait: Duration,
-    ) -> Result<Checked, CallError> {
+    ) -> Result<Execution, CallError> {
         // A short stand-in for the long-poll.
         std::thread::sleep(wait.min(Duration::from_millis(10)));
         let mut c = self.calls();
@@ -120,7 +120,7 @@ impl ToolExecutions for Scripted {
         })
     }
 
-    fn resume(&self, req: &wire::ResumeToolExecutionRequest) -> Result<Checked, CallError> {
+    fn resume(&self, req: &wire::ResumeToolExecutionRequest) -> Result<Execution, CallError> {
         let mut c = self.calls();
         c.resumes.push(req.clone());
         let state = if req.approved {
@@ -332,7 +332,7 @@ fn a_replayed_execution_is_never_permission() {
 fn an_answer_without_a_resume_token_is_malformed() {
     struct NoToken(Scripted);
     impl ToolExecutions for NoToken {
-        fn execute_tool(&self, r: &wire::ExecuteToolRequest) -> Result<Decision, CallError> {
+        fn execute_tool(&self, r: &wire::ExecuteToolRequest) -> Result<Answer, CallError> {
             let mut d = self.0.execute_tool(r)?;
             if let Some(w) = d.execution.raw.approval_wait.as_mut() {
                 w.resume_token = None;
@@ -343,7 +343,7 @@ fn an_answer_without_a_resume_token_is_malformed() {
             &self,
             r: &wire::GetToolExecutionRequest,
             w: Duration,
-        ) -> Result<Checked, CallError> {
+        ) -> Result<Execution, CallError> {
             self.0.get_tool_execution(r, w)
         }
         fn get_approval(
@@ -352,7 +352,7 @@ fn an_answer_without_a_resume_token_is_malformed() {
         ) -> Result<wire::GetApprovalResponse, CallError> {
             self.0.get_approval(r)
         }
-        fn resume(&self, r: &wire::ResumeToolExecutionRequest) -> Result<Checked, CallError> {
+        fn resume(&self, r: &wire::ResumeToolExecutionRequest) -> Result<Execution, CallError> {
             self.0.resume(r)
         }
         fn timeout(&self) -> Duration {

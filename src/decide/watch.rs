@@ -10,7 +10,7 @@ use std::os::fd::OwnedFd;
 
 use super::{get_request, refusal_for, same_execution, Tenant, ToolExecutions};
 use crate::outcome::Refusal;
-use crate::platform::{jitter, CallError, Checked};
+use crate::platform::{jitter, CallError, Execution};
 use crate::wire::{self, ExecutionState};
 
 /// The longest approval wait, and the longest a guardian sees a request through.
@@ -81,7 +81,7 @@ pub fn resume_until(
     client: &(impl ToolExecutions + ?Sized),
     req: &wire::ResumeToolExecutionRequest,
     deadline: Instant,
-) -> Result<Checked, CallError> {
+) -> Result<Execution, CallError> {
     let mut backoff = Backoff::new();
     let mut round = 1;
     loop {
