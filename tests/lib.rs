@@ -4,6 +4,7 @@
 mod support;
 
 mod approval;
+mod bats_parity;
 mod boundary;
 mod classify;
 mod classify_kinds;
