@@ -402,7 +402,7 @@ pub fn run(plan: &ExecPlan) -> nix::Result<Ran> {
     if pid < 0 {
         let e = nix::Error::last();
         restore(&previous);
-        stop_sentinel(true);
+        stop_sentinel();
         unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &raw_old, std::ptr::null_mut()) };
         return Err(e);
     }
@@ -418,7 +418,9 @@ pub fn run(plan: &ExecPlan) -> nix::Result<Ran> {
         sh.child.store(0, Ordering::SeqCst);
     }
     restore(&previous);
-    stop_sentinel(false);
+    // Reaped, not only killed: once we exit, nothing of ours may be left in the caller's
+    // process group (a caller that waited for us checks the group is empty: bats' Ctrl-C test).
+    stop_sentinel();
     Ok(Ran {
         exit,
         duration: start.elapsed(),
@@ -659,22 +661,20 @@ fn raw_state_of(pid: i32) -> Option<u8> {
     buf.get(close + 2).copied()
 }
 
-/// Kill the sentinel; `reap` waits for it (when replacing it mid-run, so no zombies pile up).
-/// At the end of the run we do not wait: we exit right after, and the kernel reaps it then.
-fn stop_sentinel(reap: bool) {
+/// Kill and reap the sentinel: mid-run, so no zombies pile up; at the end of the run, so it has
+/// left the caller's process group before we exit.
+fn stop_sentinel() {
     let pid = SENTINEL.swap(0, Ordering::SeqCst);
     if pid > 0 {
         unsafe { libc::kill(pid, libc::SIGKILL) };
-        if reap {
-            let _ = waitpid(Pid::from_raw(pid), None);
-        }
+        let _ = waitpid(Pid::from_raw(pid), None);
     }
 }
 
 fn wait_for(child: Pid) -> Exit {
     loop {
         if SENTINEL_DIRTY.swap(false, Ordering::SeqCst) {
-            stop_sentinel(true);
+            stop_sentinel();
             spawn_sentinel();
         }
         match waitpid(child, Some(WaitPidFlag::WUNTRACED)) {
@@ -858,7 +858,7 @@ mod tests {
         assert!(sent_to_group(libc::SIGUSR1));
         assert!(!sent_to_group(libc::SIGUSR2));
         assert!(!sent_to_group(0) && !sent_to_group(65));
-        stop_sentinel(true);
+        stop_sentinel();
         assert!(!sent_to_group(libc::SIGUSR1));
     }
 

@@ -229,14 +229,10 @@ fn job_group_is_empty_once_waited_for_pass_through() {
     );
 }
 
-/// Fails today: a supervised maestro-sh kills its sentinel at the end of the run without
-/// reaping it (`supervise::run`, `stop_sentinel(false)`), so after maestro-sh exits the
-/// sentinel — alive for a moment, then a zombie until init reaps it — is still a member of the
-/// caller's process group, and `kill -0 -- -PGID` succeeds where bash's group is empty. This is
-/// bats-core's "Don't hang on CTRL-C (issue #353)" failing under observe mode. The fix belongs
-/// to `src/supervise.rs` (reap the sentinel before returning: `stop_sentinel(true)`).
+/// The same under governance and observe: maestro-sh reaps its sentinel before it exits, so
+/// nothing of it is left in the caller's process group (bats-core's "Don't hang on CTRL-C
+/// (issue #353)" failed under observe mode while the sentinel was only killed, not reaped).
 #[test]
-#[ignore = "needs the sentinel reaped in supervise::run (src/supervise.rs)"]
 fn job_group_is_empty_once_waited_for_supervised() {
     assert_like_bash(
         "job group",

@@ -416,9 +416,17 @@ fn sigstop_to_the_shells_pid_stops_the_command_until_sigcont() {
         // governance the sentinel needs a look or two (20 ms each, longer on a loaded machine),
         // but the command must stop well before it is done.
         let slack = if side == Side::Bash { 1 } else { 20 };
+        let family: Vec<(i32, Option<char>, String)> = children_of(pid)
+            .into_iter()
+            .map(|c| {
+                let cmd = std::fs::read_to_string(format!("/proc/{c}/cmdline")).unwrap_or_default();
+                (c, state_of(c), cmd.replace('\0', " "))
+            })
+            .collect();
         assert!(
             settled.len() <= slack,
-            "{side:?}: still running: {settled:?}"
+            "{side:?}: still running: {settled:?}; pid {pid} is {:?}, its children {family:?}",
+            state_of(pid)
         );
         let mut fds = [libc::pollfd {
             fd,
