@@ -38,13 +38,6 @@ enum Mode {
     Observe,
 }
 
-/// The local Platform every governed or observed shell here asks (default policy: only
-/// CRITICAL commands wait for a human; nothing here is CRITICAL).
-fn platform() -> &'static DevPlatform {
-    static P: OnceLock<DevPlatform> = OnceLock::new();
-    P.get_or_init(DevPlatform::start)
-}
-
 /// A private HOME holding the Platform credential file: no token variable reaches a command,
 /// so a nested observed shell finds its token where an installed one would.
 fn home() -> &'static Path {
@@ -66,8 +59,8 @@ fn home() -> &'static Path {
 }
 
 /// Run `case` (the outer shell's argv) in `mode`; the outer shell is started `outer` (the real
-/// bash, or the shim), nested ones through PATH.
-fn run(case: &Sh, mode: Mode, outer: Via) -> Output {
+/// bash, or the shim), nested ones through PATH; governed and observed shells ask `platform`.
+fn run(case: &Sh, mode: Mode, outer: Via, platform: &DevPlatform) -> Output {
     let case = case.clone().env("HOME", home());
     let case = match mode {
         Mode::Bash => case.env("PATH", SYSTEM_PATH),
@@ -82,7 +75,7 @@ fn run(case: &Sh, mode: Mode, outer: Via) -> Output {
                 },
             )
             .env("MAESTRO_SH_DATA_DIR", home().join("data"))
-            .env("TOOL_EXECUTION_SERVICE_URL", &platform().url)
+            .env("TOOL_EXECUTION_SERVICE_URL", &platform.url)
             .env("TOOL_EXECUTION_SERVICE_ORGANIZATION_ID", ORG)
             .env("TOOL_EXECUTION_SERVICE_WORKSPACE_ID", WORKSPACE)
             .env("TOOL_EXECUTION_SERVICE_TIMEOUT_MS", "5000")
@@ -95,11 +88,13 @@ fn run(case: &Sh, mode: Mode, outer: Via) -> Output {
     })
 }
 
-/// `case` in each of `modes` gives the real bash's wait status, stdout and stderr.
-fn assert_like_bash(what: &str, case: &Sh, outer: Via, modes: &[Mode]) {
-    let want = run(case, Mode::Bash, outer);
+/// `case` in each of `modes` gives the real bash's wait status, stdout and stderr. The local
+/// Platform (default policy: only CRITICAL commands wait for a human; nothing here is
+/// CRITICAL) is the caller's, one per test, so none outlives the test binary.
+fn assert_like_bash(what: &str, case: &Sh, outer: Via, modes: &[Mode], platform: &DevPlatform) {
+    let want = run(case, Mode::Bash, outer, platform);
     for &mode in modes {
-        let got = run(case, mode, outer);
+        let got = run(case, mode, outer, platform);
         assert_eq!(
             got.status.into_raw(),
             want.status.into_raw(),
@@ -179,13 +174,15 @@ exit 5
 fn bats_shaped_script_is_identical() {
     let main = scripts().join("main.bash");
     let case = Sh::new([main.as_os_str(), "a b".as_ref(), "".as_ref()]);
-    let asked = || platform().requests_for("ExecuteTool").len();
+    let platform = DevPlatform::start();
+    let asked = || platform.requests_for("ExecuteTool").len();
     let before = asked();
     assert_like_bash(
         "bats-shaped script",
         &case,
         Via::BashLink,
         &[Mode::Pass, Mode::Governed, Mode::Observe],
+        &platform,
     );
     // It really went through maestro-sh: governed asked once for the outer script, observe
     // once for it and once per nested shell (3 `bash -c`, the `#!` child, `sh -c`).
@@ -202,6 +199,7 @@ fn bats_shaped_script_is_identical() {
         &case,
         Via::BashLink,
         &[Mode::Pass, Mode::Governed, Mode::Observe],
+        &platform,
     );
 }
 
@@ -226,6 +224,7 @@ fn job_group_is_empty_once_waited_for_pass_through() {
         &Sh::c(GROUP_SCRIPT),
         Via::RealBash,
         &[Mode::Pass],
+        &DevPlatform::start(),
     );
 }
 
@@ -239,5 +238,6 @@ fn job_group_is_empty_once_waited_for_supervised() {
         &Sh::c(GROUP_SCRIPT),
         Via::RealBash,
         &[Mode::Governed, Mode::Observe],
+        &DevPlatform::start(),
     );
 }
