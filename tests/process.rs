@@ -385,6 +385,10 @@ fn sigstop_to_the_shells_pid_stops_the_command_until_sigcont() {
     for side in SIDES {
         let mut cmd = command(side, &["-c", script], data.path());
         cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+        // A process group of its own whose parent (this test) is outside it: the kernel sends
+        // SIGHUP and SIGCONT to an orphaned group with stopped members, which the suite's
+        // group may be (CI starts it with setsid), and other tests' group signals stay out.
+        cmd.process_group(0);
         let mut child = cmd.spawn().unwrap();
         let pid = child.id() as i32;
         // A failed assertion must not leave a stopped shell behind (holding our stderr).
