@@ -31,6 +31,7 @@ use std::time::{Duration, Instant, SystemTime};
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
+use subtle::ConstantTimeEq;
 
 use crate::fsread::{self, Follow};
 
@@ -69,12 +70,7 @@ impl Entry {
     /// True when the seal was made under `key` (constant-time compare).
     fn sealed_by(&self, key: &[u8]) -> bool {
         let want = self.seal_with(key);
-        want.len() == self.seal.len()
-            && want
-                .bytes()
-                .zip(self.seal.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
+        bool::from(want.as_bytes().ct_eq(self.seal.as_bytes()))
     }
 }
 

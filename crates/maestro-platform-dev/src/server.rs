@@ -507,10 +507,7 @@ fn raw(request: Request, method: &str, path: &str, started: Instant, status: u16
     );
 }
 
+/// Constant-time string compare (`subtle`; a length difference is not hidden).
 fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    bool::from(subtle::ConstantTimeEq::ct_eq(a.as_bytes(), b.as_bytes()))
 }
