@@ -296,12 +296,6 @@ fn guard(read: OwnedFd, job: Job<'_>) {
             libc::signal(sig, libc::SIG_IGN);
         }
     }
-    // A client of our own: the one we were forked with may hold pooled connections whose
-    // sockets `close_from` just closed (and whose fd numbers anything we open next may reuse).
-    let job = Job {
-        client: Arc::new(Client::new(job.cfg)),
-        ..job
-    };
     let stage = read_stages(read);
     // End of file: maestro-sh has exited (its core, if any, is written by now).
     for dir in &stage.cleanup {
@@ -312,6 +306,13 @@ fn guard(read: OwnedFd, job: Job<'_>) {
     if stage.done && stage.waiting.is_none() {
         return;
     }
+    // Work to do. A client of our own, built only now (off maestro-sh's path): the one we
+    // were forked with may hold pooled connections whose sockets `close_from` closed (and
+    // whose fd numbers anything we open may reuse).
+    let job = Job {
+        client: Arc::new(Client::new(job.cfg)),
+        ..job
+    };
     if let Some((exec_id, approval_id, token, expires)) = &stage.waiting {
         abandon_wait(
             &job,
