@@ -725,6 +725,17 @@ fn mirror_stop(child: Pid, sig: Signal) {
     }
 }
 
+/// Raise `sig` on ourselves with its default action, unblocked: the kernel's own death (or
+/// stop) by that signal, as the caller's wait status will show it.
+fn raise_by_default(sig: Signal) {
+    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    let _ = unsafe { signal::sigaction(sig, &default) };
+    let mut set = SigSet::empty();
+    set.add(sig);
+    let _ = set.thread_unblock();
+    let _ = signal::raise(sig);
+}
+
 /// Leave the process the way the child left: exit with its code, or die by its signal.
 pub fn exit_like(exit: Exit) -> ! {
     match exit {
@@ -749,12 +760,7 @@ pub fn die_by_signal(signo: i32, core_dumped: bool) -> ! {
             // none and is dumpable again: it dies by the signal in our place, same pid.
             reexec_to_dump_core(signo);
         }
-        let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
-        let _ = unsafe { signal::sigaction(sig, &default) };
-        let mut set = SigSet::empty();
-        set.add(sig);
-        let _ = set.thread_unblock();
-        let _ = signal::raise(sig);
+        raise_by_default(sig);
     }
     // Only signals whose default action is to continue or be ignored get here.
     std::process::exit(128 + signo)
@@ -804,12 +810,7 @@ pub fn dump_core_if_asked(argv: &[std::ffi::OsString]) {
     else {
         std::process::exit(1)
     };
-    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
-    let _ = unsafe { signal::sigaction(sig, &default) };
-    let mut set = SigSet::empty();
-    set.add(sig);
-    let _ = set.thread_unblock();
-    let _ = signal::raise(sig);
+    raise_by_default(sig);
     std::process::exit(128 + sig as i32)
 }
 

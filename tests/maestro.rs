@@ -528,21 +528,7 @@ fn an_approval_wait_killed_by_the_timeout_reads_as_a_timeout_and_the_retry_as_ba
     let first = sh(Duration::from_secs(10)).run(command);
     assert_eq!(first.text, "⏱️ Command timed out after 10s");
     assert!(!s.marker().exists());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let adopt_dir = s.state.path().join("data").join("adopt");
-    while std::fs::read_dir(&adopt_dir).map_or(true, |mut d| d.next().is_none()) {
-        assert!(Instant::now() < deadline, "no adoption record written");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let pending = p.pending();
-    assert_eq!(pending.len(), 1, "left open for the retry: {pending:?}");
-    let (status, v) = p.call_as(
-        REVIEWER_TOKEN,
-        "/approvals.v1.ApprovalService/ResolveApproval",
-        json!({"approvalRequestId": pending[0]["id"], "decision": "DECISION_TYPE_APPROVED",
-               "decidedBy": "user", "reason": "ok"}),
-    );
-    assert_eq!(status, 200, "{v}");
+    approve_what_the_killed_wait_left(&s, &p);
     let retry = sh(Duration::from_secs(90)).run(command);
     let want = s
         .bash()
@@ -642,21 +628,7 @@ fn bridge_flag_guardian_sees_a_killed_wait_through() {
         .env("MAESTRO_SH_APPROVAL_TIMEOUT_MS", "600000");
     first.timeout = Duration::from_secs(10);
     assert_eq!(first.run(command).text, "⏱️ Command timed out after 10s");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let adopt_dir = s.state.path().join("data").join("adopt");
-    while std::fs::read_dir(&adopt_dir).map_or(true, |mut d| d.next().is_none()) {
-        assert!(Instant::now() < deadline, "no adoption record written");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let pending = p.pending();
-    assert_eq!(pending.len(), 1, "{pending:?}");
-    let (status, v) = p.call_as(
-        REVIEWER_TOKEN,
-        "/approvals.v1.ApprovalService/ResolveApproval",
-        json!({"approvalRequestId": pending[0]["id"], "decision": "DECISION_TYPE_APPROVED",
-               "decidedBy": "user", "reason": "ok"}),
-    );
-    assert_eq!(status, 200, "{v}");
+    approve_what_the_killed_wait_left(&s, &p);
     // The first run's guardian (the only holder of the resume token) resumes it.
     let deadline = Instant::now() + Duration::from_secs(30);
     while p.executions()[0]["state"] != "TOOL_EXECUTION_STATE_RUNNING" {
@@ -1386,4 +1358,24 @@ fn a_flags_service_without_a_snapshot_is_said_loudly() {
         "{text}"
     );
     assert_eq!(out.status.code(), Some(1));
+}
+
+/// After a wait killed by the timeout: its guardian writes the adoption record and leaves the
+/// one approval request open for the retry; a reviewer then approves it.
+fn approve_what_the_killed_wait_left(s: &Session, p: &DevPlatform) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let adopt_dir = s.state.path().join("data").join("adopt");
+    while std::fs::read_dir(&adopt_dir).map_or(true, |mut d| d.next().is_none()) {
+        assert!(Instant::now() < deadline, "no adoption record written");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pending = p.pending();
+    assert_eq!(pending.len(), 1, "left open for the retry: {pending:?}");
+    let (status, v) = p.call_as(
+        REVIEWER_TOKEN,
+        "/approvals.v1.ApprovalService/ResolveApproval",
+        json!({"approvalRequestId": pending[0]["id"], "decision": "DECISION_TYPE_APPROVED",
+               "decidedBy": "user", "reason": "ok"}),
+    );
+    assert_eq!(status, 200, "{v}");
 }
