@@ -161,20 +161,12 @@ pub struct Lookup<'a> {
     pub claims: Option<&'a Path>,
 }
 
-/// For a governed command: decide whether to look, and look.
-///
-/// The lookup goes through a client of its own, dropped (its connection closed) before this
-/// returns, never through `_shared`: a keep-alive connection left in the shared client's pool
-/// is inherited by the guardian forked at ExecuteTool (guardian.rs), which closes every fd but
-/// its pipe and then reuses the pooled connection for its first request. A debug build aborts
-/// there ("IO Safety violation"), so a wait or run the caller's group SIGKILL cut short was
-/// left WAITING_APPROVAL / RUNNING on Platform — seen under Maestro's real bash tool with the
-/// bridge flag on (tests/maestro.rs, `bridge_flag_guardian_*`). The cost: ExecuteTool opens
-/// its own connection after a lookup that found nothing. Drop `_shared` once the guardian
-/// builds its own client.
+/// For a governed command: decide whether to look, and look, through `client` (the guardian
+/// forked later builds a client of its own, so a connection this lookup leaves pooled is
+/// ExecuteTool's to reuse, never the guardian's).
 pub fn for_command(
     lookup: &Lookup<'_>,
-    _shared: &Client,
+    client: &Client,
     cfg: &PlatformConfig,
     ctx: &Context,
     risk_level: &str,
@@ -196,8 +188,7 @@ pub fn for_command(
         mutates,
         window: lookup.window,
     };
-    let own = Client::new(cfg);
-    find(&own, cfg, &want, lookup.claims)
+    find(client, cfg, &want, lookup.claims)
 }
 
 /// Look for Maestro's bridge execution of this call and adopt it; `None` when none qualifies

@@ -57,12 +57,17 @@ impl ModeInputs {
     /// The first input that cannot be read, as the refusal it means: governance may be on and
     /// we cannot tell, so we fail closed.
     pub fn problem(&self) -> Option<Refusal> {
+        self.readable_policy().err()
+    }
+
+    /// The flags policy, once every mode input could be read.
+    fn readable_policy(&self) -> Result<&Policy, Refusal> {
         let message = match (&self.policy, &self.local) {
+            (Ok(policy), Ok(_)) => return Ok(policy),
             (Err(e), _) => e.to_string(),
             (_, Err(e)) => e.to_string(),
-            _ => return None,
         };
-        Some(Refusal::new(Outcome::Misconfigured, message))
+        Err(Refusal::new(Outcome::Misconfigured, message))
     }
 
     /// The strongest local policy rule matching `c`, if any.
@@ -73,9 +78,7 @@ impl ModeInputs {
     /// The mode for a command classified as `c`, or the refusal that stops it before anything
     /// is sent (an unreadable input, a local `deny` rule).
     pub fn mode_for(&self, c: &Classification) -> Result<Mode, Refusal> {
-        if let Some(r) = self.problem() {
-            return Err(r);
-        }
+        let policy = self.readable_policy()?;
         let verdict = self.local_verdict(c);
         if let Some(v) = verdict.as_ref().filter(|v| v.decision == Action::Deny) {
             return Err(Refusal::new(
@@ -83,14 +86,8 @@ impl ModeInputs {
                 format!("local policy rule \"{}\": {}", v.rule, v.reason),
             ));
         }
-        let policy = self.policy.as_ref().map_err(|_| unreachable_problem())?;
         Ok(policy.for_command(c.read_only, verdict.map(|v| v.decision)))
     }
-}
-
-/// `problem()` was checked first; kept as a value rather than a panic.
-fn unreachable_problem() -> Refusal {
-    Refusal::new(Outcome::Misconfigured, "the mode inputs cannot be read")
 }
 
 /// Everything an observed or governed run reads from its environment (stage 2).
